@@ -1,0 +1,2 @@
+// Package cache is databridge's in-process query-result cache.
+package cache

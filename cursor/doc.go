@@ -1,0 +1,2 @@
+// Package cursor streams MongoDB query results into Go structs.
+package cursor

@@ -1,0 +1,2 @@
+// Package decode is databridge's compiled BSON→struct decoder.
+package decode

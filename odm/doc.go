@@ -1,0 +1,2 @@
+// Package odm is databridge's small object-document mapper: typed writes.
+package odm

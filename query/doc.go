@@ -1,0 +1,2 @@
+// Package query is the typed read API of databridge.
+package query

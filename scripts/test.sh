@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The one test command (make test): on a fresh clone it downloads modules,
+# starts the embedded dev server on a free port unless MONGODB_URI is set,
+# checks gofmt and go mod tidy, and runs go vet and go test -race for both
+# modules against that server. The server is stopped on exit, also on failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+modules=(. bench)
+
+step() { printf '==> %s\n' "$*" >&2; }
+
+step "download modules"
+for m in "${modules[@]}"; do (cd "$m" && go mod download); done
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+step "go mod tidy"
+for m in "${modules[@]}"; do (cd "$m" && go mod tidy -diff) || { echo "go mod tidy changes $m/go.mod or go.sum" >&2; exit 1; }; done
+
+step "go vet"
+for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
+
+server_pid=""
+tmp=$(mktemp -d)
+cleanup() {
+	if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ -z "${MONGODB_URI:-}" ]; then
+	step "build and start the dev server (first build compiles SQLite: ~1-2 min)"
+	(cd bench && go build -o "$tmp/devserver" ./cmd/devserver)
+	mkfifo "$tmp/uri"
+	"$tmp/devserver" -addr 127.0.0.1:0 >"$tmp/uri" &
+	server_pid=$!
+	read -r -t 60 MONGODB_URI <"$tmp/uri" || { echo "dev server did not start" >&2; exit 1; }
+	export MONGODB_URI
+	export DATABRIDGE_DEVSERVER="$tmp/devserver"
+fi
+step "testing against $MONGODB_URI"
+
+step "go test -race"
+for m in "${modules[@]}"; do (cd "$m" && go test -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...); done
