@@ -1,0 +1,931 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Plan decodes BSON documents into values of type T. It is compiled once per
+// type (and cached process-wide), safe for concurrent use, and holds no
+// per-document state.
+type Plan[T any] struct {
+	plan     *typePlan
+	zeroCopy bool
+}
+
+// Option configures a Plan.
+type Option interface{ apply(*config) }
+
+type config struct{ zeroCopy bool }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// ZeroCopy makes decoded strings point into the source document instead of
+// copying it: decoding then allocates nothing for strings. The strings are
+// valid only while the source bytes are alive and unmodified; keep neither the
+// strings nor any value holding them past that point. Default: off (strings
+// are copied and the result owns its memory). Binary values are always copied.
+func ZeroCopy() Option { return optionFunc(func(c *config) { c.zeroCopy = true }) }
+
+// Compile returns the decoding plan for T. The plan is built on first use of
+// T and cached; later calls are cheap. It returns an error (wrapping
+// ErrUnsupportedType) when the driver could not describe T either, for
+// example a struct with two inline maps.
+func Compile[T any](opts ...Option) (*Plan[T], error) {
+	var c config
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	tp := planFor(reflect.TypeFor[T]())
+	if tp.op == opStruct && tp.st.err != nil {
+		return nil, &Error{GoType: tp.typ, Err: tp.st.err}
+	}
+	return &Plan[T]{plan: tp, zeroCopy: c.zeroCopy}, nil
+}
+
+// MustCompile is like Compile but panics on error; use it for package-level
+// plans of types known to be valid.
+func MustCompile[T any](opts ...Option) *Plan[T] {
+	p, err := Compile[T](opts...)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Unmarshal decodes doc into dst with T's cached plan: the drop-in
+// replacement for bson.Unmarshal(doc, dst).
+func Unmarshal[T any](doc []byte, dst *T, opts ...Option) error {
+	p, err := Compile[T](opts...)
+	if err != nil {
+		return err
+	}
+	return p.Decode(doc, dst)
+}
+
+// Decode decodes one BSON document into dst.
+//
+// The result is what bson.Unmarshal(doc, dst) gives for a zero *dst: dst is
+// reset first, so fields absent from doc end up zero even when dst held an
+// earlier value (the driver would keep them). Decode reuses the backing
+// arrays of slices already in dst, so decoding repeatedly into one value
+// allocates only for strings, maps, pointers and growth; do not keep slices
+// from an earlier value of dst across a Decode into it. Interface fields are
+// reset to nil (a pointer stored there to pick a concrete type is dropped).
+//
+// On error dst holds partial data. Errors are *Error values that name the
+// field path and wrap ErrMalformed, ErrTypeMismatch, ErrOverflow,
+// ErrTruncation, ErrTooDeep or the driver's error for delegated types.
+func (p *Plan[T]) Decode(doc []byte, dst *T) error {
+	if dst == nil {
+		return &Error{GoType: p.plan.typ, Err: errNoPlan}
+	}
+	return decodeTop(p.plan, doc, unsafe.Pointer(dst), p.zeroCopy)
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
+
+func decodeTop(tp *typePlan, doc []byte, p unsafe.Pointer, zeroCopy bool) error {
+	if len(doc) < 5 {
+		return finish(malformed("document of %d bytes is too short", len(doc)))
+	}
+	if l := int32(binary.LittleEndian.Uint32(doc)); int(l) != len(doc) {
+		return finish(malformed("document length %d does not match its %d bytes", l, len(doc)))
+	}
+	if tp.op == opDelegate {
+		typedClear(tp.typ, p)
+		if err := bson.Unmarshal(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
+			return finish(newErr(bson.TypeEmbeddedDocument, tp.typ, unwrapDriver(err)))
+		}
+		return nil
+	}
+	s := statePool.Get().(*state)
+	s.data, s.zeroCopy, s.depth = doc, zeroCopy, 0
+	mark := s.reset(tp, p)
+	next, err := s.value(tp, bson.TypeEmbeddedDocument, 0, p)
+	s.release(mark)
+	s.data = nil
+	statePool.Put(s)
+	if err == nil && next != len(doc) {
+		err = malformed("trailing bytes after document")
+	}
+	return finish(err)
+}
+
+// state is the per-call decoding state.
+type state struct {
+	data     []byte
+	zeroCopy bool
+	depth    int
+	saved    []saved
+}
+
+// saved is a slice backing array kept across a reset, for reuse by the field
+// at the same address.
+type saved struct {
+	field unsafe.Pointer
+	data  unsafe.Pointer
+	cap   int
+}
+
+type sliceHeader struct {
+	data unsafe.Pointer
+	len  int
+	cap  int
+}
+
+// zeroBase is where empty, non-nil slices point (as the runtime's zerobase).
+var zeroBase [1]byte
+
+func typedClear(t reflect.Type, p unsafe.Pointer) {
+	reflect.NewAt(t, p).Elem().SetZero()
+}
+
+// reset zeroes the value at p, remembering the backing arrays of its slice
+// fields so that the same fields can reuse them.
+func (s *state) reset(tp *typePlan, p unsafe.Pointer) int {
+	mark := len(s.saved)
+	for _, off := range tp.resets {
+		f := unsafe.Add(p, off)
+		h := (*sliceHeader)(f)
+		if h.data == nil || h.cap == 0 || h.data == unsafe.Pointer(&zeroBase) {
+			continue
+		}
+		if s.aliased(h.data, h.cap, tp) {
+			continue
+		}
+		s.saved = append(s.saved, saved{field: f, data: h.data, cap: h.cap})
+	}
+	typedClear(tp.typ, p)
+	return mark
+}
+
+// aliased reports whether a backing array overlaps one already saved, in
+// which case reusing both would let one field overwrite another.
+func (s *state) aliased(data unsafe.Pointer, capacity int, _ *typePlan) bool {
+	if len(s.saved) == 0 {
+		return false
+	}
+	lo := uintptr(data)
+	for _, sv := range s.saved {
+		if uintptr(sv.data) == lo {
+			return true
+		}
+	}
+	_ = capacity
+	return false
+}
+
+func (s *state) release(mark int) {
+	clear(s.saved[mark:])
+	s.saved = s.saved[:mark]
+}
+
+func (s *state) takeSaved(field unsafe.Pointer) (unsafe.Pointer, int) {
+	for i := len(s.saved) - 1; i >= 0; i-- {
+		if s.saved[i].field == field {
+			sv := s.saved[i]
+			s.saved[i].data = nil
+			s.saved[i].field = nil
+			return sv.data, sv.cap
+		}
+	}
+	return nil, 0
+}
+
+// value decodes the BSON value of type t at pos into p and returns the
+// position after it, as the driver's value reader would leave it.
+func (s *state) value(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
+	switch tp.op {
+	case opString:
+		switch t {
+		case bson.TypeString:
+			str, next, err := s.readString(pos)
+			if err != nil {
+				return 0, err
+			}
+			*(*string)(p) = str
+			return next, nil
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*string)(p) = ""
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opInt64:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		*(*int64)(p) = i
+		return next, nil
+	case opInt32:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < math.MinInt32 || i > math.MaxInt32 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*int32)(p) = int32(i)
+		return next, nil
+	case opInt16:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < math.MinInt16 || i > math.MaxInt16 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*int16)(p) = int16(i)
+		return next, nil
+	case opInt8:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < math.MinInt8 || i > math.MaxInt8 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*int8)(p) = int8(i)
+		return next, nil
+	case opUint64:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < 0 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*uint64)(p) = uint64(i)
+		return next, nil
+	case opUint32:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < 0 || i > math.MaxUint32 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*uint32)(p) = uint32(i)
+		return next, nil
+	case opUint16:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < 0 || i > math.MaxUint16 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*uint16)(p) = uint16(i)
+		return next, nil
+	case opUint8:
+		i, next, err := s.readInt(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if i < 0 || i > math.MaxUint8 {
+			return 0, overflow(t, tp, i)
+		}
+		*(*uint8)(p) = uint8(i)
+		return next, nil
+	case opFloat64:
+		f, next, err := s.readFloat(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		*(*float64)(p) = f
+		return next, nil
+	case opFloat32:
+		f, next, err := s.readFloat(t, pos, tp)
+		if err != nil {
+			return 0, err
+		}
+		if !tp.truncate && float64(float32(f)) != f {
+			return 0, newErr(t, tp.typ, ErrTruncation)
+		}
+		*(*float32)(p) = float32(f)
+		return next, nil
+	case opBool:
+		return s.readBool(t, pos, tp, p)
+	case opObjectID:
+		switch t {
+		case bson.TypeObjectID:
+			if pos+12 > len(s.data) {
+				return 0, truncated(t, tp)
+			}
+			copy((*bson.ObjectID)(p)[:], s.data[pos:pos+12])
+			return pos + 12, nil
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*bson.ObjectID)(p) = bson.ObjectID{}
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opTime:
+		switch t {
+		case bson.TypeDateTime:
+			if pos+8 > len(s.data) {
+				return 0, truncated(t, tp)
+			}
+			dt := int64(binary.LittleEndian.Uint64(s.data[pos:]))
+			*(*time.Time)(p) = time.Unix(dt/1000, dt%1000*1000000).UTC()
+			return pos + 8, nil
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*time.Time)(p) = time.Time{}
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opDateTime:
+		switch t {
+		case bson.TypeDateTime:
+			if pos+8 > len(s.data) {
+				return 0, truncated(t, tp)
+			}
+			*(*int64)(p) = int64(binary.LittleEndian.Uint64(s.data[pos:]))
+			return pos + 8, nil
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*int64)(p) = 0
+			return pos, nil
+		}
+		return 0, mismatch(t, tp.typ)
+	case opBytes:
+		switch t {
+		case bson.TypeBinary:
+			if pos+5 <= len(s.data) && s.data[pos+4] == 0 {
+				n := int(int32(binary.LittleEndian.Uint32(s.data[pos:])))
+				if n < 0 || pos+5+n > len(s.data) {
+					return 0, truncated(t, tp)
+				}
+				b := make([]byte, n)
+				copy(b, s.data[pos+5:])
+				*(*[]byte)(p) = b
+				return pos + 5 + n, nil
+			}
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*[]byte)(p) = nil
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opStruct:
+		return s.document(tp, t, pos, p)
+	case opPtr:
+		if t == bson.TypeNull || t == bson.TypeUndefined {
+			*(*unsafe.Pointer)(p) = nil
+			return pos, nil
+		}
+		ep := *(*unsafe.Pointer)(p)
+		if ep == nil {
+			ep = reflect.New(tp.elem.typ).UnsafePointer()
+			*(*unsafe.Pointer)(p) = ep
+		}
+		return s.value(tp.elem, t, pos, ep)
+	case opSlice:
+		switch t {
+		case bson.TypeArray:
+			return s.slice(tp, pos, p)
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*sliceHeader)(p) = sliceHeader{}
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opArray:
+		switch t {
+		case bson.TypeArray:
+			return s.array(tp, pos, p)
+		case bson.TypeNull, bson.TypeUndefined:
+			typedClear(tp.typ, p)
+			return pos, nil
+		}
+		return s.delegate(tp, t, pos, p)
+	case opMap:
+		switch t {
+		case bson.TypeEmbeddedDocument:
+			return s.mapValue(tp, pos, p)
+		case bson.TypeNull, bson.TypeUndefined:
+			*(*unsafe.Pointer)(p) = nil
+			return pos, nil
+		}
+		return 0, mismatch(t, tp.typ)
+	default:
+		return s.delegate(tp, t, pos, p)
+	}
+}
+
+func overflow(t bson.Type, tp *typePlan, _ int64) error {
+	return newErr(t, tp.typ, ErrOverflow)
+}
+
+func truncated(t bson.Type, tp *typePlan) error {
+	pe := malformed("value runs past the end of the document")
+	pe.bsonType, pe.goType = t, tp.typ
+	return pe
+}
+
+// readInt reads an integer the way the driver's int and uint decoders do.
+func (s *state) readInt(t bson.Type, pos int, tp *typePlan) (int64, int, error) {
+	d := s.data
+	switch t {
+	case bson.TypeInt32:
+		if pos+4 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		return int64(int32(binary.LittleEndian.Uint32(d[pos:]))), pos + 4, nil
+	case bson.TypeInt64:
+		if pos+8 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		return int64(binary.LittleEndian.Uint64(d[pos:])), pos + 8, nil
+	case bson.TypeDouble:
+		if pos+8 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		f := math.Float64frombits(binary.LittleEndian.Uint64(d[pos:]))
+		if !tp.truncate && math.Floor(f) != f {
+			return 0, 0, newErr(t, tp.typ, ErrTruncation)
+		}
+		if f > float64(math.MaxInt64) {
+			return 0, 0, newErr(t, tp.typ, ErrOverflow)
+		}
+		return int64(f), pos + 8, nil
+	case bson.TypeBoolean:
+		if pos+1 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		switch d[pos] {
+		case 0:
+			return 0, pos + 1, nil
+		case 1:
+			return 1, pos + 1, nil
+		}
+		return 0, 0, badBool(t, tp, d[pos])
+	case bson.TypeNull, bson.TypeUndefined:
+		return 0, pos, nil
+	}
+	return 0, 0, mismatch(t, tp.typ)
+}
+
+func badBool(t bson.Type, tp *typePlan, b byte) error {
+	pe := malformed("invalid byte for boolean: %#x", b)
+	pe.bsonType, pe.goType = t, tp.typ
+	return pe
+}
+
+func (s *state) readFloat(t bson.Type, pos int, tp *typePlan) (float64, int, error) {
+	d := s.data
+	switch t {
+	case bson.TypeDouble:
+		if pos+8 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(d[pos:])), pos + 8, nil
+	case bson.TypeInt32:
+		if pos+4 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		return float64(int32(binary.LittleEndian.Uint32(d[pos:]))), pos + 4, nil
+	case bson.TypeInt64:
+		if pos+8 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		return float64(int64(binary.LittleEndian.Uint64(d[pos:]))), pos + 8, nil
+	case bson.TypeBoolean:
+		if pos+1 > len(d) {
+			return 0, 0, truncated(t, tp)
+		}
+		switch d[pos] {
+		case 0:
+			return 0, pos + 1, nil
+		case 1:
+			return 1, pos + 1, nil
+		}
+		return 0, 0, badBool(t, tp, d[pos])
+	case bson.TypeNull, bson.TypeUndefined:
+		return 0, pos, nil
+	}
+	return 0, 0, mismatch(t, tp.typ)
+}
+
+func (s *state) readBool(t bson.Type, pos int, tp *typePlan, p unsafe.Pointer) (int, error) {
+	d := s.data
+	var b bool
+	next := pos
+	switch t {
+	case bson.TypeBoolean:
+		if pos+1 > len(d) {
+			return 0, truncated(t, tp)
+		}
+		switch d[pos] {
+		case 0:
+		case 1:
+			b = true
+		default:
+			return 0, badBool(t, tp, d[pos])
+		}
+		next = pos + 1
+	case bson.TypeInt32:
+		if pos+4 > len(d) {
+			return 0, truncated(t, tp)
+		}
+		b, next = binary.LittleEndian.Uint32(d[pos:]) != 0, pos+4
+	case bson.TypeInt64:
+		if pos+8 > len(d) {
+			return 0, truncated(t, tp)
+		}
+		b, next = binary.LittleEndian.Uint64(d[pos:]) != 0, pos+8
+	case bson.TypeDouble:
+		if pos+8 > len(d) {
+			return 0, truncated(t, tp)
+		}
+		b, next = math.Float64frombits(binary.LittleEndian.Uint64(d[pos:])) != 0, pos+8
+	case bson.TypeNull, bson.TypeUndefined:
+	default:
+		return 0, mismatch(t, tp.typ)
+	}
+	*(*bool)(p) = b
+	return next, nil
+}
+
+// readString reads a BSON string (int32 length including the NUL, bytes, NUL).
+func (s *state) readString(pos int) (string, int, error) {
+	d := s.data
+	if pos+4 > len(d) {
+		return "", 0, malformed("string length runs past the end of the document")
+	}
+	n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
+	if n <= 0 {
+		return "", 0, malformed("invalid string length %d", n)
+	}
+	start := pos + 4
+	end := start + n
+	if end > len(d) || end < start {
+		return "", 0, malformed("string of %d bytes runs past the end of the document", n)
+	}
+	if d[end-1] != 0 {
+		return "", 0, malformed("string does not end with a NUL byte")
+	}
+	b := d[start : end-1]
+	if s.zeroCopy {
+		if len(b) == 0 {
+			return "", end, nil
+		}
+		return unsafe.String(&b[0], len(b)), end, nil
+	}
+	return string(b), end, nil
+}
+
+// docBounds checks the length of the document or array at pos and returns
+// its end.
+func (s *state) docBounds(pos int) (int, error) {
+	d := s.data
+	if pos+4 > len(d) {
+		return 0, malformed("document length runs past the end of the input")
+	}
+	n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
+	if n < 5 || pos+n > len(d) {
+		return 0, malformed("invalid document length %d", n)
+	}
+	return pos + n, nil
+}
+
+// element reads the type and key of the next element of the document or
+// array ending at end; it returns a zero type at the terminator.
+func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
+	d := s.data
+	if pos >= end {
+		return 0, nil, 0, malformed("document is missing its terminator")
+	}
+	t := bson.Type(d[pos])
+	pos++
+	if t == 0 {
+		if pos != end {
+			return 0, nil, 0, malformed("document terminator before its declared end")
+		}
+		return 0, nil, pos, nil
+	}
+	i := bytes.IndexByte(d[pos:end], 0)
+	if i < 0 {
+		return 0, nil, 0, malformed("element key is not terminated")
+	}
+	return t, d[pos : pos+i], pos + i + 1, nil
+}
+
+func (s *state) enter() error {
+	s.depth++
+	if s.depth > MaxDepth {
+		return &pathError{err: ErrTooDeep}
+	}
+	return nil
+}
+
+// document decodes an embedded document into a struct, as the driver's
+// struct codec does (into the existing value: callers reset first).
+func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
+	switch t {
+	case bson.TypeEmbeddedDocument:
+	case bson.TypeNull, bson.TypeUndefined:
+		typedClear(tp.typ, p)
+		return pos, nil
+	default:
+		return 0, mismatch(t, tp.typ)
+	}
+	sp := tp.st
+	if sp.err != nil {
+		return 0, newErr(t, tp.typ, sp.err)
+	}
+	end, err := s.docBounds(pos)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	pos += 4
+	next := 0 // documents usually list fields in struct order: try that first
+	for {
+		et, key, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if et == 0 {
+			s.depth--
+			return vpos, nil
+		}
+		var f *fieldPlan
+		if next < len(sp.fields) && sp.fields[next].name == string(key) {
+			f = &sp.fields[next]
+			next++
+		} else if i, ok := sp.index[string(key)]; ok {
+			f = &sp.fields[i]
+			next = i + 1
+		} else if i, ok := lowerLookup(sp, key); ok {
+			f = &sp.fields[i]
+			next = i + 1
+		}
+		if f == nil {
+			if sp.inlineMap != nil {
+				pos, err = s.inlineMapValue(sp.inlineMap, p, et, key, vpos)
+			} else {
+				pos, err = s.skip(et, vpos)
+			}
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		fp := p
+		for _, h := range f.hops {
+			hp := (*unsafe.Pointer)(unsafe.Add(fp, h.offset))
+			if *hp == nil {
+				*hp = reflect.New(h.typ).UnsafePointer()
+			}
+			fp = *hp
+		}
+		pos, err = s.value(f.plan, et, vpos, unsafe.Add(fp, f.offset))
+		if err != nil {
+			return 0, withKey(err, f.name)
+		}
+	}
+}
+
+// lowerLookup is the driver's second lookup, by strings.ToLower(key); it
+// only allocates for keys that have upper-case or non-ASCII bytes.
+func lowerLookup(sp *structPlan, key []byte) (int, bool) {
+	needs := false
+	for _, c := range key {
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return 0, false
+	}
+	i, ok := sp.index[strings.ToLower(string(key))]
+	return i, ok
+}
+
+func (s *state) inlineMapValue(f *fieldPlan, p unsafe.Pointer, et bson.Type, key []byte, pos int) (int, error) {
+	m := reflect.NewAt(f.mapType, unsafe.Add(p, f.offset)).Elem()
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(f.mapType))
+	}
+	ev := reflect.New(f.plan.typ)
+	next, err := s.value(f.plan, et, pos, ev.UnsafePointer())
+	if err != nil {
+		return 0, withKey(err, string(key))
+	}
+	m.SetMapIndex(reflect.ValueOf(string(key)), ev.Elem())
+	return next, nil
+}
+
+// slice decodes a BSON array into a slice, reusing the slice's (or the saved)
+// backing array.
+func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.docBounds(pos)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	h := (*sliceHeader)(p)
+	base, capacity := h.data, h.cap
+	if base == nil {
+		base, capacity = s.takeSaved(p)
+	}
+	et := tp.elem
+	esize := et.typ.Size()
+	n := 0
+	pos += 4
+	for {
+		vt, _, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		if n == capacity {
+			base, capacity = grow(tp.typ, base, n, capacity)
+		}
+		ep := unsafe.Add(base, uintptr(n)*esize)
+		mark := s.reset(et, ep)
+		pos, err = s.value(et, vt, vpos, ep)
+		s.release(mark)
+		if err != nil {
+			return 0, withIndex(err, n)
+		}
+		n++
+	}
+	if base == nil {
+		base = unsafe.Pointer(&zeroBase)
+	}
+	*h = sliceHeader{data: base, len: n, cap: capacity}
+	s.depth--
+	return pos, nil
+}
+
+// grow returns a larger backing array holding the first n elements of base.
+func grow(t reflect.Type, base unsafe.Pointer, n, capacity int) (unsafe.Pointer, int) {
+	newCap := 2 * capacity
+	if newCap < 4 {
+		newCap = 4
+	}
+	ns := reflect.MakeSlice(t, newCap, newCap)
+	if n > 0 {
+		old := sliceHeader{data: base, len: n, cap: capacity}
+		reflect.Copy(ns, reflect.NewAt(t, unsafe.Pointer(&old)).Elem())
+	}
+	return ns.UnsafePointer(), newCap
+}
+
+func (s *state) array(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.docBounds(pos)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	et := tp.elem
+	esize := et.typ.Size()
+	n := 0
+	pos += 4
+	for {
+		vt, _, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		if n >= tp.arrayLen {
+			return 0, newErr(bson.TypeArray, tp.typ, ErrOverflow)
+		}
+		ep := unsafe.Add(p, uintptr(n)*esize)
+		mark := s.reset(et, ep)
+		pos, err = s.value(et, vt, vpos, ep)
+		s.release(mark)
+		if err != nil {
+			return 0, withIndex(err, n)
+		}
+		n++
+	}
+	s.depth--
+	return pos, nil
+}
+
+func (s *state) mapValue(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.docBounds(pos)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	m := reflect.NewAt(tp.typ, p).Elem()
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(tp.typ))
+	}
+	kt := tp.typ.Key()
+	ev := reflect.New(tp.elem.typ)
+	ep := ev.UnsafePointer()
+	pos += 4
+	for {
+		vt, key, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		typedClear(tp.elem.typ, ep) // no reuse: the map keeps what it is given
+		pos, err = s.value(tp.elem, vt, vpos, ep)
+		if err != nil {
+			return 0, withKey(err, string(key))
+		}
+		kv := reflect.ValueOf(string(key))
+		if kt != tString {
+			kv = kv.Convert(kt)
+		}
+		m.SetMapIndex(kv, ev.Elem())
+	}
+	s.depth--
+	return pos, nil
+}
+
+// valueSize is the driver's peekNextValueSize: how many bytes a value of
+// type t at pos occupies, for skipping it or handing it to the driver.
+func (s *state) valueSize(t bson.Type, pos int) (int, error) {
+	d := s.data
+	length := func(extra int) (int, error) {
+		if pos+4 > len(d) {
+			return 0, malformed("value length runs past the end of the document")
+		}
+		n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
+		if n < 0 {
+			return 0, malformed("negative value length %d", n)
+		}
+		return n + extra, nil
+	}
+	switch t {
+	case bson.TypeArray, bson.TypeEmbeddedDocument, bson.TypeCodeWithScope:
+		return length(0)
+	case bson.TypeBinary:
+		return length(5)
+	case bson.TypeDBPointer:
+		return length(4 + 12)
+	case bson.TypeString, bson.TypeJavaScript, bson.TypeSymbol:
+		return length(4)
+	case bson.TypeBoolean:
+		return 1, nil
+	case bson.TypeDateTime, bson.TypeDouble, bson.TypeInt64, bson.TypeTimestamp:
+		return 8, nil
+	case bson.TypeDecimal128:
+		return 16, nil
+	case bson.TypeInt32:
+		return 4, nil
+	case bson.TypeMaxKey, bson.TypeMinKey, bson.TypeNull, bson.TypeUndefined:
+		return 0, nil
+	case bson.TypeObjectID:
+		return 12, nil
+	case bson.TypeRegex:
+		if pos >= len(d) {
+			return 0, malformed("regex runs past the end of the document")
+		}
+		i := bytes.IndexByte(d[pos:], 0)
+		if i < 0 {
+			return 0, malformed("regex pattern is not terminated")
+		}
+		j := bytes.IndexByte(d[pos+i+1:], 0)
+		if j < 0 {
+			return 0, malformed("regex options are not terminated")
+		}
+		return i + j + 2, nil
+	}
+	return 0, malformed("unknown BSON type %#x", byte(t))
+}
+
+func (s *state) skip(t bson.Type, pos int) (int, error) {
+	n, err := s.valueSize(t, pos)
+	if err != nil {
+		return 0, err
+	}
+	if pos+n > len(s.data) {
+		return 0, malformed("value of %d bytes runs past the end of the document", n)
+	}
+	return pos + n, nil
+}

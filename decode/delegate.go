@@ -1,0 +1,64 @@
+package decode
+
+import (
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"unsafe"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Values of types this package does not decode itself (interface{}, bson.D,
+// bson.Decimal128, bson.Raw, types implementing bson.Unmarshaler or
+// bson.ValueUnmarshaler, and conversions such as a string into an ObjectID)
+// are handed to the driver. The value is wrapped in a one-field document
+// {v: value} and unmarshaled into struct{ V T `bson:"v"` }, so the driver sees
+// it exactly as it would inside the caller's struct, with the same decoder
+// lookup and the same `truncate` flag.
+
+func wrapperType(t reflect.Type, truncate bool) reflect.Type {
+	tag := `bson:"v"`
+	if truncate {
+		tag = `bson:"v,truncate"`
+	}
+	return reflect.StructOf([]reflect.StructField{{Name: "V", Type: t, Tag: reflect.StructTag(tag)}})
+}
+
+func (s *state) delegate(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
+	n, err := s.valueSize(t, pos)
+	if err != nil {
+		return 0, err
+	}
+	end := pos + n
+	if end > len(s.data) {
+		return 0, truncated(t, tp)
+	}
+	size := 4 + 1 + 2 + n + 1
+	buf := make([]byte, 0, size)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(size))
+	buf = append(buf, byte(t), 'v', 0)
+	buf = append(buf, s.data[pos:end]...)
+	buf = append(buf, 0)
+
+	dst := reflect.NewAt(tp.typ, p).Elem()
+	w := reflect.New(tp.wrapper)
+	w.Elem().Field(0).Set(dst) // the driver decodes into the existing value
+	if err := bson.Unmarshal(buf, w.Interface()); err != nil {
+		return 0, newErr(t, tp.typ, unwrapDriver(err))
+	}
+	dst.Set(w.Elem().Field(0))
+	return end, nil
+}
+
+// unwrapDriver drops the driver's "error decoding key v" wrapper of a
+// delegated value; the path is ours to report.
+func unwrapDriver(err error) error {
+	var de *bson.DecodeError
+	if errors.As(err, &de) && len(de.Keys()) == 1 && de.Keys()[0] == "v" {
+		if inner := errors.Unwrap(de); inner != nil {
+			return inner
+		}
+	}
+	return err
+}

@@ -1,0 +1,431 @@
+package decode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+)
+
+// opcode says how a value of one Go type is decoded.
+type opcode uint8
+
+const (
+	opDelegate opcode = iota // the driver decodes it (see delegate.go)
+	opBool
+	opInt8
+	opInt16
+	opInt32
+	opInt64
+	opUint8
+	opUint16
+	opUint32
+	opUint64
+	opFloat32
+	opFloat64
+	opString
+	opBytes
+	opTime
+	opObjectID
+	opDateTime
+	opStruct
+	opPtr
+	opSlice
+	opArray
+	opMap
+)
+
+// typePlan is the compiled decoder for one Go type in one context (the
+// driver's `truncate` flag changes how numbers convert, and is inherited by
+// everything nested under a field that sets it).
+type typePlan struct {
+	typ      reflect.Type
+	op       opcode
+	truncate bool
+	size     uintptr
+	elem     *typePlan   // opPtr, opSlice, opArray, opMap
+	st       *structPlan // opStruct
+	arrayLen int         // opArray
+	wrapper  reflect.Type
+	// resets lists the offsets of slice fields reachable from this type
+	// through value (not pointer) struct fields: their backing arrays are
+	// kept when a destination is reset, so reused values allocate less.
+	resets []uintptr
+}
+
+// structPlan is the driver's struct description, flattened.
+type structPlan struct {
+	fields    []fieldPlan
+	index     map[string]int
+	inlineMap *fieldPlan // the `inline` map field, if any (its plan is the map's)
+	err       error      // the driver's describe error, reported when decoded
+}
+
+// step is one hop of a field path through inline struct pointers.
+type step struct {
+	offset uintptr
+	typ    reflect.Type // the pointer's element type, to allocate it
+}
+
+type fieldPlan struct {
+	name   string
+	offset uintptr // from the innermost inline struct pointer (or the struct)
+	hops   []step  // inline struct pointers to follow (and allocate) first
+	plan   *typePlan
+	// mapType is set for the inline map field, whose plan is its element's.
+	mapType reflect.Type
+}
+
+var (
+	tTime       = reflect.TypeOf(time.Time{})
+	tOID        = reflect.TypeOf(bson.ObjectID{})
+	tDateTime   = reflect.TypeOf(bson.DateTime(0))
+	tByteSlice  = reflect.TypeOf([]byte(nil))
+	tString     = reflect.TypeOf("")
+	tUnmarsh    = reflect.TypeOf((*bson.Unmarshaler)(nil)).Elem()
+	tValUnmarsh = reflect.TypeOf((*bson.ValueUnmarshaler)(nil)).Elem()
+
+	// driverTypes have type-specific decoders in the driver's default
+	// registry; apart from the few implemented here, they are delegated.
+	driverTypes = map[reflect.Type]bool{
+		reflect.TypeOf(bson.D{}):             true,
+		reflect.TypeOf(bson.Binary{}):        true,
+		reflect.TypeOf(bson.Vector{}):        true,
+		reflect.TypeOf(bson.Undefined{}):     true,
+		reflect.TypeOf(bson.Null{}):          true,
+		reflect.TypeOf(bson.Regex{}):         true,
+		reflect.TypeOf(bson.DBPointer{}):     true,
+		reflect.TypeOf(bson.Timestamp{}):     true,
+		reflect.TypeOf(bson.MinKey{}):        true,
+		reflect.TypeOf(bson.MaxKey{}):        true,
+		reflect.TypeOf(bson.JavaScript("")):  true,
+		reflect.TypeOf(bson.Symbol("")):      true,
+		reflect.TypeOf(bson.Decimal128{}):    true,
+		reflect.TypeOf(bson.CodeWithScope{}): true,
+		reflect.TypeOf(json.Number("")):      true,
+		reflect.TypeOf(url.URL{}):            true,
+		reflect.TypeOf(bsoncore.Document{}):  true,
+		reflect.TypeOf(bsoncore.Array{}):     true,
+		reflect.TypeOf(bson.Raw{}):           true,
+		reflect.TypeOf(bson.RawValue{}):      true,
+		reflect.TypeOf((*any)(nil)).Elem():   true,
+	}
+)
+
+type planKey struct {
+	t        reflect.Type
+	truncate bool
+}
+
+var plans sync.Map // planKey → *typePlan (complete plans only)
+
+// compiler builds plans for one top-level type; in-progress plans let
+// recursive types refer to themselves.
+type compiler struct {
+	building map[planKey]*typePlan
+}
+
+func planFor(t reflect.Type) *typePlan {
+	k := planKey{t: t}
+	if p, ok := plans.Load(k); ok {
+		return p.(*typePlan)
+	}
+	c := &compiler{building: map[planKey]*typePlan{}}
+	p := c.compile(t, false)
+	for k, v := range c.building {
+		plans.LoadOrStore(k, v)
+	}
+	if v, loaded := plans.LoadOrStore(k, p); loaded {
+		return v.(*typePlan)
+	}
+	return p
+}
+
+func (c *compiler) compile(t reflect.Type, truncate bool) *typePlan {
+	k := planKey{t, truncate}
+	if p, ok := plans.Load(k); ok {
+		return p.(*typePlan)
+	}
+	if p, ok := c.building[k]; ok {
+		return p
+	}
+	p := &typePlan{typ: t, truncate: truncate, size: t.Size()}
+	c.building[k] = p
+
+	switch {
+	case t.Implements(tValUnmarsh) || t.Implements(tUnmarsh) ||
+		(t.Kind() != reflect.Pointer && (reflect.PointerTo(t).Implements(tValUnmarsh) || reflect.PointerTo(t).Implements(tUnmarsh))):
+		p.op = opDelegate
+	case t == tTime:
+		p.op = opTime
+	case t == tOID:
+		p.op = opObjectID
+	case t == tDateTime:
+		p.op = opDateTime
+	case t == tByteSlice:
+		p.op = opBytes
+	case driverTypes[t]:
+		p.op = opDelegate
+	default:
+		c.compileKind(p)
+	}
+	// Native plans delegate uncommon conversions (a symbol into a string,
+	// say), so every plan has a wrapper.
+	p.wrapper = wrapperType(t, truncate)
+	return p
+}
+
+func (c *compiler) compileKind(p *typePlan) {
+	t, truncate := p.typ, p.truncate
+	switch t.Kind() {
+	case reflect.Bool:
+		p.op = opBool
+	case reflect.Int8:
+		p.op = opInt8
+	case reflect.Int16:
+		p.op = opInt16
+	case reflect.Int32:
+		p.op = opInt32
+	case reflect.Int64, reflect.Int: // int is 64 bits on every platform the driver supports here
+		if t.Size() == 8 {
+			p.op = opInt64
+		} else {
+			p.op = opInt32
+		}
+	case reflect.Uint8:
+		p.op = opUint8
+	case reflect.Uint16:
+		p.op = opUint16
+	case reflect.Uint32:
+		p.op = opUint32
+	case reflect.Uint64, reflect.Uint:
+		if t.Size() == 8 {
+			p.op = opUint64
+		} else {
+			p.op = opUint32
+		}
+	case reflect.Float32:
+		p.op = opFloat32
+	case reflect.Float64:
+		p.op = opFloat64
+	case reflect.String:
+		p.op = opString
+	case reflect.Pointer:
+		p.op = opPtr
+		p.elem = c.compile(t.Elem(), truncate)
+	case reflect.Slice:
+		p.op = opSlice
+		p.elem = c.compile(t.Elem(), truncate)
+	case reflect.Array:
+		p.op = opArray
+		p.arrayLen = t.Len()
+		p.elem = c.compile(t.Elem(), truncate)
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			p.op = opDelegate // the driver's key conversions (ints, TextUnmarshaler)
+			return
+		}
+		p.op = opMap
+		p.elem = c.compile(t.Elem(), truncate)
+	case reflect.Struct:
+		p.op = opStruct
+		p.st = c.describe(t, truncate)
+		p.resets = c.resetsOf(t, 0, map[reflect.Type]bool{})
+	default:
+		// Interfaces, channels, funcs, complex numbers: whatever the
+		// driver does with them (mostly an error when present).
+		p.op = opDelegate
+	}
+}
+
+// resetsOf lists slice fields reachable through value struct fields.
+func (c *compiler) resetsOf(t reflect.Type, base uintptr, seen map[reflect.Type]bool) []uintptr {
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	defer delete(seen, t)
+	var out []uintptr
+	for i := range t.NumField() {
+		f := t.Field(i)
+		switch {
+		case f.Type.Kind() == reflect.Slice && f.Type != tByteSlice && !driverTypes[f.Type]:
+			out = append(out, base+f.Offset)
+		case f.Type.Kind() == reflect.Struct && f.Type != tTime:
+			out = append(out, c.resetsOf(f.Type, base+f.Offset, seen)...)
+		}
+	}
+	return out
+}
+
+// describe ports the driver's describeStructSlow: tag parsing, inline
+// structs, struct pointers and maps, and Go's dominance rules for keys that
+// appear more than once.
+func (c *compiler) describe(t reflect.Type, truncate bool) *structPlan {
+	sp := &structPlan{index: map[string]int{}}
+	fields, inlineMap, err := c.collect(t, truncate, 0, nil)
+	if err != nil {
+		sp.err = err
+		return sp
+	}
+	for i, f := range fields {
+		sp.fields = append(sp.fields, f.fieldPlan)
+		sp.index[f.name] = i
+	}
+	sp.inlineMap = inlineMap
+	return sp
+}
+
+func lessIndex(a, b []int) bool {
+	for k := range a {
+		if k >= len(b) {
+			return false
+		}
+		if a[k] != b[k] {
+			return a[k] < b[k]
+		}
+	}
+	return len(a) < len(b)
+}
+
+type collected struct {
+	fieldPlan
+	idx []int // Go field index path, for ordering and dominance
+}
+
+// collect describes t's fields as the driver does, dominance resolved, in
+// field order; offsets are relative to base within the current inline-pointer
+// hop.
+func (c *compiler) collect(t reflect.Type, truncate bool, base uintptr, hops []step) ([]collected, *fieldPlan, error) {
+	var fields []collected
+	var inlineMap *fieldPlan
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if sf.PkgPath != "" {
+			continue // unexported, ignored by the driver's default struct codec
+		}
+		tags := parseTags(sf)
+		if tags.skip {
+			continue
+		}
+		ftrunc := truncate || tags.truncate
+		if !tags.inline {
+			fields = append(fields, collected{
+				fieldPlan: fieldPlan{name: tags.name, offset: base + sf.Offset, hops: hops, plan: c.compile(sf.Type, ftrunc)},
+				idx:       []int{i},
+			})
+			continue
+		}
+		ft := sf.Type
+		var inner []collected
+		var err error
+		switch ft.Kind() {
+		case reflect.Map:
+			if inlineMap != nil {
+				return nil, nil, fmt.Errorf("%w: (struct %s) multiple inline maps", ErrUnsupportedType, t)
+			}
+			if ft.Key() != tString {
+				return nil, nil, fmt.Errorf("%w: (struct %s) inline map must have a string keys", ErrUnsupportedType, t)
+			}
+			// The driver decodes inline map values with the struct's context,
+			// not the field's own flags.
+			inlineMap = &fieldPlan{name: tags.name, offset: base + sf.Offset, plan: c.compile(ft.Elem(), truncate), mapType: ft}
+			continue
+		case reflect.Pointer:
+			if ft.Elem().Kind() != reflect.Struct {
+				return nil, nil, fmt.Errorf("%w: (struct %s) inline fields must be a struct, a struct pointer, or a map", ErrUnsupportedType, t)
+			}
+			h := append(append([]step(nil), hops...), step{offset: base + sf.Offset, typ: ft.Elem()})
+			inner, _, err = c.collect(ft.Elem(), ftrunc, 0, h)
+		case reflect.Struct:
+			inner, _, err = c.collect(ft, ftrunc, base+sf.Offset, hops)
+		default:
+			return nil, nil, fmt.Errorf("%w: (struct %s) inline fields must be a struct, a struct pointer, or a map", ErrUnsupportedType, t)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		// The driver inlines the inner struct's resolved fields; its own
+		// inline map, if any, is not carried up.
+		for _, f := range inner {
+			f.idx = append([]int{i}, f.idx...)
+			fields = append(fields, f)
+		}
+	}
+
+	sort.SliceStable(fields, func(i, j int) bool {
+		x, y := fields[i], fields[j]
+		if x.name != y.name {
+			return x.name < y.name
+		}
+		if len(x.idx) != len(y.idx) {
+			return len(x.idx) < len(y.idx)
+		}
+		return lessIndex(x.idx, y.idx)
+	})
+	var out []collected
+	for i := 0; i < len(fields); {
+		j := i + 1
+		for j < len(fields) && fields[j].name == fields[i].name {
+			j++
+		}
+		if j-i > 1 && len(fields[i].idx) == len(fields[i+1].idx) {
+			return nil, nil, fmt.Errorf("%w: struct %s has duplicated key %s", ErrUnsupportedType, t, fields[i].name)
+		}
+		out = append(out, fields[i])
+		i = j
+	}
+	sort.SliceStable(out, func(i, j int) bool { return lessIndex(out[i].idx, out[j].idx) })
+	return out, inlineMap, nil
+}
+
+type tags struct {
+	name                   string
+	inline, truncate, skip bool
+}
+
+// parseTags is the driver's default struct tag parser: the bson tag, or the
+// whole tag when it has no key:"value" pairs; the key defaults to the
+// lowercased field name.
+func parseTags(sf reflect.StructField) tags {
+	key := strings.ToLower(sf.Name)
+	tag, ok := sf.Tag.Lookup("bson")
+	if !ok && !strings.Contains(string(sf.Tag), ":") && len(sf.Tag) > 0 {
+		tag = string(sf.Tag)
+	}
+	var st tags
+	if tag == "-" {
+		st.skip = true
+		return st
+	}
+	for i, s := range strings.Split(tag, ",") {
+		if i == 0 && s != "" {
+			key = s
+		}
+		switch s {
+		case "truncate":
+			st.truncate = true
+		case "inline":
+			st.inline = true
+		}
+	}
+	st.name = key
+	return st
+}
+
+// errNoPlan is returned for a nil or non-pointer destination.
+var errNoPlan = errors.New("destination must be a non-nil pointer")
+
+// ptrOf returns the data pointer of a pointer held in an interface.
+func ptrOf(v any) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+}
