@@ -91,33 +91,79 @@ func (p *Plan[T]) Decode(doc []byte, dst *T) error {
 	if dst == nil {
 		return &Error{GoType: p.plan.typ, Err: errNoPlan}
 	}
-	return decodeTop(p.plan, doc, unsafe.Pointer(dst), p.zeroCopy)
+	if err := checkTop(doc); err != nil {
+		return err
+	}
+	tp := p.plan
+	ptr := unsafe.Pointer(dst)
+	var zero T
+	if tp.op == opDelegate {
+		*dst = zero
+		return delegateTop(tp, doc, ptr)
+	}
+	s := state{data: doc, zeroCopy: p.zeroCopy}
+	s.save(tp, ptr)
+	*dst = zero // a typed clear: cheaper than reflection
+	return s.top(tp, ptr)
 }
 
-var statePool = sync.Pool{New: func() any { return new(state) }}
+// Into decodes doc into dst, which must be a non-nil pointer: the
+// reflection-typed counterpart of Unmarshal, with the same semantics as
+// bson.Unmarshal(doc, dst) for a zero *dst. Prefer a Plan where the type is
+// known statically.
+func Into(doc []byte, dst any) error {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return &Error{GoType: reflect.TypeOf(dst), Err: errNoPlan}
+	}
+	tp := planFor(rv.Type().Elem())
+	if tp.op == opStruct && tp.st.err != nil {
+		return &Error{GoType: tp.typ, Err: tp.st.err}
+	}
+	if err := checkTop(doc); err != nil {
+		return err
+	}
+	ptr := rv.UnsafePointer()
+	if tp.op == opDelegate {
+		typedClear(tp.typ, ptr)
+		return delegateTop(tp, doc, ptr)
+	}
+	s := state{data: doc}
+	s.save(tp, ptr)
+	typedClear(tp.typ, ptr)
+	return s.top(tp, ptr)
+}
 
-func decodeTop(tp *typePlan, doc []byte, p unsafe.Pointer, zeroCopy bool) error {
+func checkTop(doc []byte) error {
 	if len(doc) < 5 {
 		return finish(malformed("document of %d bytes is too short", len(doc)))
 	}
 	if l := int32(binary.LittleEndian.Uint32(doc)); int(l) != len(doc) {
 		return finish(malformed("document length %d does not match its %d bytes", l, len(doc)))
 	}
-	if tp.op == opDelegate {
-		typedClear(tp.typ, p)
-		if err := bson.Unmarshal(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
-			return finish(newErr(bson.TypeEmbeddedDocument, tp.typ, unwrapDriver(err)))
-		}
-		return nil
+	return nil
+}
+
+func delegateTop(tp *typePlan, doc []byte, p unsafe.Pointer) error {
+	if err := bson.Unmarshal(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
+		return finish(newErr(bson.TypeEmbeddedDocument, tp.typ, unwrapDriver(err)))
 	}
-	s := statePool.Get().(*state)
-	s.data, s.zeroCopy, s.depth = doc, zeroCopy, 0
-	mark := s.reset(tp, p)
+	return nil
+}
+
+// savedPool holds the stacks of saved slice arrays, taken only by values
+// that have slices to reuse.
+var savedPool = sync.Pool{New: func() any { s := make([]saved, 0, 16); return &s }}
+
+// top decodes the document into the (already reset) value at p.
+func (s *state) top(tp *typePlan, p unsafe.Pointer) error {
 	next, err := s.value(tp, bson.TypeEmbeddedDocument, 0, p)
-	s.release(mark)
-	s.data = nil
-	statePool.Put(s)
-	if err == nil && next != len(doc) {
+	if s.pooled != nil {
+		s.release(0)
+		*s.pooled = s.saved[:0]
+		savedPool.Put(s.pooled)
+	}
+	if err == nil && next != len(s.data) {
 		err = malformed("trailing bytes after document")
 	}
 	return finish(err)
@@ -129,6 +175,7 @@ type state struct {
 	zeroCopy bool
 	depth    int
 	saved    []saved
+	pooled   *[]saved // where saved came from, returned when done
 }
 
 // saved is a slice backing array kept across a reset, for reuse by the field
@@ -155,6 +202,30 @@ func typedClear(t reflect.Type, p unsafe.Pointer) {
 // reset zeroes the value at p, remembering the backing arrays of its slice
 // fields so that the same fields can reuse them.
 func (s *state) reset(tp *typePlan, p unsafe.Pointer) int {
+	mark := s.save(tp, p)
+	clearValue(tp, p)
+	return mark
+}
+
+// clearValue zeroes the value at p: pointer words with typed stores (so the
+// garbage collector's write barrier sees them), the rest with memclr.
+func clearValue(tp *typePlan, p unsafe.Pointer) {
+	if !tp.clearOK {
+		typedClear(tp.typ, p)
+		return
+	}
+	for _, op := range tp.clear {
+		q := unsafe.Add(p, op.off)
+		if op.n == 0 {
+			*(*unsafe.Pointer)(q) = nil
+		} else {
+			clear(unsafe.Slice((*byte)(q), op.n))
+		}
+	}
+}
+
+// save remembers the backing arrays of the slice fields of the value at p.
+func (s *state) save(tp *typePlan, p unsafe.Pointer) int {
 	mark := len(s.saved)
 	for _, off := range tp.resets {
 		f := unsafe.Add(p, off)
@@ -165,9 +236,12 @@ func (s *state) reset(tp *typePlan, p unsafe.Pointer) int {
 		if s.aliased(h.data, h.cap, tp) {
 			continue
 		}
+		if s.pooled == nil {
+			s.pooled = savedPool.Get().(*[]saved)
+			s.saved = (*s.pooled)[:0]
+		}
 		s.saved = append(s.saved, saved{field: f, data: h.data, cap: h.cap})
 	}
-	typedClear(tp.typ, p)
 	return mark
 }
 
@@ -612,11 +686,21 @@ func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
 		}
 		return 0, nil, pos, nil
 	}
-	i := bytes.IndexByte(d[pos:end], 0)
-	if i < 0 {
-		return 0, nil, 0, malformed("element key is not terminated")
+	// Keys are short: a plain loop beats bytes.IndexByte's call and setup.
+	for i := pos; i < end; i++ {
+		if d[i] == 0 {
+			return t, d[pos:i], i + 1, nil
+		}
 	}
-	return t, d[pos : pos+i], pos + i + 1, nil
+	return 0, nil, 0, malformed("element key is not terminated")
+}
+
+// unsafeString views b as a string for a comparison or a map lookup.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func (s *state) enter() error {
@@ -651,25 +735,49 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	}
 	pos += 4
 	next := 0 // documents usually list fields in struct order: try that first
+	d := s.data
 	for {
-		et, key, vpos, err := s.element(pos, end)
-		if err != nil {
-			return 0, err
+		if pos >= end {
+			return 0, malformed("document is missing its terminator")
 		}
+		et := bson.Type(d[pos])
+		pos++
 		if et == 0 {
+			if pos != end {
+				return 0, malformed("document terminator before its declared end")
+			}
 			s.depth--
-			return vpos, nil
+			return pos, nil
 		}
 		var f *fieldPlan
-		if next < len(sp.fields) && sp.fields[next].name == string(key) {
-			f = &sp.fields[next]
-			next++
-		} else if i, ok := sp.index[string(key)]; ok {
-			f = &sp.fields[i]
-			next = i + 1
-		} else if i, ok := lowerLookup(sp, key); ok {
-			f = &sp.fields[i]
-			next = i + 1
+		var key []byte
+		var vpos int
+		// Fast path: the key is the next field's name, compared in place
+		// without scanning for its terminator first.
+		if next < len(sp.fields) {
+			nm := sp.fields[next].name
+			if kend := pos + len(nm); kend < end && d[kend] == 0 && unsafeString(d[pos:kend]) == nm {
+				f = &sp.fields[next]
+				next++
+				vpos = kend + 1
+			}
+		}
+		if f == nil {
+			k := pos
+			for k < end && d[k] != 0 {
+				k++
+			}
+			if k >= end {
+				return 0, malformed("element key is not terminated")
+			}
+			key, vpos = d[pos:k], k+1
+			if i, ok := sp.index[unsafeString(key)]; ok {
+				f = &sp.fields[i]
+				next = i + 1
+			} else if i, ok := lowerLookup(sp, key); ok {
+				f = &sp.fields[i]
+				next = i + 1
+			}
 		}
 		if f == nil {
 			if sp.inlineMap != nil {

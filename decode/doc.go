@@ -1,2 +1,73 @@
-// Package decode is databridge's compiled BSON→struct decoder.
+// Package decode is databridge's compiled BSON→struct decoder: a drop-in for
+// bson.Unmarshal that reads the raw document bytes the driver hands out
+// (cursor.Current, bson.Raw) straight into Go structs.
+//
+// # Recommended use
+//
+// Compile a plan once per type and decode into a reused destination:
+//
+//	var users = decode.MustCompile[User]()
+//
+//	var u User
+//	for cur.Next(ctx) {
+//		if err := users.Decode(cur.Current, &u); err != nil { … }
+//		…
+//	}
+//
+// decode.Unmarshal(doc, &u) does the same with the cached plan looked up per
+// call; decode.Into(doc, any) is the reflection-typed form.
+//
+// # Compatibility
+//
+// For every document, Decode produces what bson.Unmarshal of driver v2.10
+// produces into a zero value, or an error where the driver errors. That
+// includes the driver's struct tags (key, omitempty, minsize, truncate,
+// inline for structs, struct pointers and map[string]T, "-"), the lower-case
+// key default and the case-insensitive fallback lookup, unexported fields
+// ignored, embedded structs (a subdocument unless inlined), all numeric
+// conversions with the driver's overflow and truncation errors, null and
+// undefined into every kind, unknown keys skipped, and duplicate keys (the
+// last scalar wins, nested documents merge). A parity table and a fuzz target
+// check this against the driver itself.
+//
+// Common kinds and driver types (bool, integers, floats, strings, []byte,
+// time.Time, bson.ObjectID, bson.DateTime, structs, pointers, slices, arrays,
+// maps with string keys) are decoded natively. The rest is delegated to the
+// driver, value by value, so its semantics are exact: interface{} (documents
+// become bson.D, arrays bson.A), bson.D, bson.M's values, bson.Decimal128,
+// bson.Binary, bson.Regex, bson.Timestamp, bson.Raw, bson.RawValue, maps with
+// non-string keys, uncommon conversions (a symbol into a string, a hex string
+// into an ObjectID), and every type that implements bson.Unmarshaler or
+// bson.ValueUnmarshaler. Delegated values cost about what bson.Unmarshal
+// costs for them.
+//
+// The decoder follows the default registry only: it knows nothing of custom
+// codecs registered on a client. Types that need them should implement
+// bson.Unmarshaler or bson.ValueUnmarshaler, which are honoured.
+//
+// # Reuse
+//
+// Decode resets the destination first, so a reused value never keeps fields
+// from an earlier document (bson.Unmarshal would). The backing arrays of
+// slices already in the destination are reused, so decoding a stream into one
+// value allocates only for strings, maps, pointers and slice growth: with k
+// string fields, k allocations per document. Do not keep slices of a
+// destination across a Decode into it; copy what you keep (or decode into a
+// fresh value, which never shares memory with an earlier one).
+//
+// # Zero-copy
+//
+// With ZeroCopy, strings point into the source bytes and decoding allocates
+// nothing for them. Such strings are valid only while the source is alive and
+// unchanged: the driver never rewrites a batch it has returned, so strings
+// into cursor batches stay valid, but they keep the whole batch in memory.
+//
+// # Errors
+//
+// Errors are *Error values naming the field path ("items[3].price"), the BSON
+// type found and the Go type expected, wrapping ErrMalformed,
+// ErrTypeMismatch, ErrOverflow, ErrTruncation, ErrTooDeep,
+// ErrUnsupportedType or the driver's error for a delegated value. Malformed
+// input never panics and never reads out of bounds; nesting is limited to
+// MaxDepth levels.
 package decode

@@ -81,7 +81,7 @@ func (e *pathError) toError() *Error {
 	var b strings.Builder
 	for i := len(e.segs) - 1; i >= 0; i-- {
 		s := e.segs[i]
-		if b.Len() > 0 && s[0] != '[' {
+		if b.Len() > 0 && (s == "" || s[0] != '[') {
 			b.WriteByte('.')
 		}
 		b.WriteString(s)

@@ -9,8 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,7 +105,6 @@ type (
 		A          string `bson:"a,omitempty"`
 		B          int64  `bson:",minsize"`
 		C          string `bson:"-"`
-		D          string `d`
 		CamelCase  string
 		unexported string
 		Dash       string `bson:"-,omitempty"`
@@ -351,7 +350,7 @@ func parityCases() []parityCase {
 		c[Strs]("bytes from array fails", bson.D{{Key: "b", Value: bson.A{1, 2}}}),
 
 		// Tags.
-		c[Tagged]("tags: omitempty, minsize, skip, bare tag, lowercase default", bson.D{{Key: "a", Value: "A"}, {Key: "b", Value: int32(1)}, {Key: "c", Value: "ignored"}, {Key: "d", Value: "D"}, {Key: "camelcase", Value: "cc"}, {Key: "unexported", Value: "no"}, {Key: "-", Value: "dash"}}),
+		c[Tagged]("tags: omitempty, minsize, skip, bare tag, lowercase default", bson.D{{Key: "a", Value: "A"}, {Key: "b", Value: int32(1)}, {Key: "c", Value: "ignored"}, {Key: "camelcase", Value: "cc"}, {Key: "unexported", Value: "no"}, {Key: "-", Value: "dash"}}),
 		c[Tagged]("key matched case-insensitively as a fallback", bson.D{{Key: "CamelCase", Value: "cc"}, {Key: "A", Value: "upper"}}),
 		c[Tagged]("skipped field's key is ignored", bson.D{{Key: "C", Value: "x"}, {Key: "dash", Value: "y"}}),
 
@@ -458,6 +457,22 @@ func parityCases() []parityCase {
 	}
 }
 
+// TestParityBareTag covers a tag that is only a key (`d`, with no bson:""),
+// which the driver accepts and go vet rejects in source, so the type is built
+// at run time.
+func TestParityBareTag(t *testing.T) {
+	typ := reflect.StructOf([]reflect.StructField{
+		{Name: "D", Type: reflect.TypeFor[string](), Tag: "d"},
+		{Name: "E", Type: reflect.TypeFor[int](), Tag: "e,omitempty"},
+	})
+	doc := docOf(bson.D{{Key: "d", Value: "dee"}, {Key: "e", Value: int32(5)}})
+	want, got := reflect.New(typ), reflect.New(typ)
+	require.NoError(t, bson.Unmarshal(doc, want.Interface()))
+	require.NoError(t, decode.Into(doc, got.Interface()))
+	assert.Equal(t, want.Interface(), got.Interface())
+	assert.Equal(t, "dee", got.Elem().Field(0).String())
+}
+
 func TestParity(t *testing.T) {
 	cases := parityCases()
 	require.GreaterOrEqual(t, len(cases), 60)
@@ -525,4 +540,17 @@ func fill(v reflect.Value, r *rand.Rand, depth int) {
 			fill(v.Field(i), r, depth+1)
 		}
 	}
+}
+
+// Regression tests for fuzzer findings, named after what they found.
+
+// An error under an empty document key panicked while its path was joined.
+func TestFuzzFindingEmptyKeyInErrorPath(t *testing.T) {
+	doc := []byte("\x18\x00\x00\x00\x03m\x00\x10\x00\x00\x000\x0000000000000")
+	var c Collections
+	err := decode.Unmarshal(doc, &c)
+	require.Error(t, err)
+	var de *decode.Error
+	require.ErrorAs(t, err, &de)
+	checkParity[Collections](t, docOf(bson.D{{Key: "m", Value: bson.D{{Key: "", Value: "x"}}}}))
 }

@@ -56,6 +56,8 @@ type typePlan struct {
 	st       *structPlan // opStruct
 	arrayLen int         // opArray
 	wrapper  reflect.Type
+	clear    []clearOp // how to zero a value without reflection
+	clearOK  bool
 	// resets lists the offsets of slice fields reachable from this type
 	// through value (not pointer) struct fields: their backing arrays are
 	// kept when a destination is reset, so reused values allocate less.
@@ -181,6 +183,7 @@ func (c *compiler) compile(t reflect.Type, truncate bool) *typePlan {
 	// Native plans delegate uncommon conversions (a symbol into a string,
 	// say), so every plan has a wrapper.
 	p.wrapper = wrapperType(t, truncate)
+	p.clear, p.clearOK = clearOpsFor(t)
 	return p
 }
 
@@ -428,4 +431,60 @@ var errNoPlan = errors.New("destination must be a non-nil pointer")
 // ptrOf returns the data pointer of a pointer held in an interface.
 func ptrOf(v any) unsafe.Pointer {
 	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+}
+
+// clearOp zeroes part of a value: a pointer word (with a write barrier, as a
+// typed store) or a run of pointer-free bytes.
+type clearOp struct {
+	off uintptr
+	n   uintptr // 0 for a pointer word
+}
+
+// clearOpsFor lays out how to zero a value of type t without reflection, or
+// returns ok=false for layouts it does not expand (large arrays).
+func clearOpsFor(t reflect.Type) ([]clearOp, bool) {
+	var ptrs []uintptr
+	if !pointerWords(t, 0, &ptrs) {
+		return nil, false
+	}
+	var ops []clearOp
+	var at uintptr
+	for _, off := range ptrs {
+		if off > at {
+			ops = append(ops, clearOp{off: at, n: off - at})
+		}
+		ops = append(ops, clearOp{off: off})
+		at = off + unsafe.Sizeof(uintptr(0))
+	}
+	if t.Size() > at {
+		ops = append(ops, clearOp{off: at, n: t.Size() - at})
+	}
+	return ops, len(ops) <= 64
+}
+
+func pointerWords(t reflect.Type, base uintptr, out *[]uintptr) bool {
+	const word = unsafe.Sizeof(uintptr(0))
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.String, reflect.Slice:
+		*out = append(*out, base)
+	case reflect.Interface:
+		*out = append(*out, base, base+word)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !pointerWords(f.Type, base+f.Offset, out) {
+				return false
+			}
+		}
+	case reflect.Array:
+		if t.Len() > 16 && t.Elem().Size() > 0 {
+			return false
+		}
+		for i := range t.Len() {
+			if !pointerWords(t.Elem(), base+uintptr(i)*t.Elem().Size(), out) {
+				return false
+			}
+		}
+	}
+	return true
 }
