@@ -125,6 +125,10 @@ func (c *Cursor[T]) Next(ctx context.Context) bool {
 	if c.err != nil {
 		return false
 	}
+	if c.cur == nil {
+		c.err = ErrClosed
+		return false
+	}
 	if c.pos+1 < len(c.docs) {
 		c.pos++
 		c.index++

@@ -3,6 +3,7 @@ package decode
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"unsafe"
 
@@ -45,7 +46,13 @@ func (s *state) delegate(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	w := reflect.New(tp.wrapper)
 	w.Elem().Field(0).Set(dst) // the driver decodes into the existing value
 	if err := bson.Unmarshal(buf, w.Interface()); err != nil {
-		return 0, newErr(t, tp.typ, unwrapDriver(err))
+		err = unwrapDriver(err)
+		if tp.op != opDelegate {
+			// A kind decoded natively met a BSON type it does not take
+			// natively, and the driver has no conversion either.
+			err = fmt.Errorf("%w: %w", ErrTypeMismatch, err)
+		}
+		return 0, newErr(t, tp.typ, err)
 	}
 	dst.Set(w.Elem().Field(0))
 	return end, nil
