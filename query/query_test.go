@@ -1,0 +1,306 @@
+package query_test
+
+import (
+	"context"
+		"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/query"
+)
+
+type User struct {
+	ID    bson.ObjectID `bson:"_id"`
+	Name  string        `bson:"name"`
+	Email string        `bson:"email"`
+	Age   int           `bson:"age"`
+}
+
+// UserName is a projection of User.
+type UserName struct {
+	Name string `bson:"name"`
+}
+
+func seedUsers(t *testing.T, coll *mongo.Collection, n int) {
+	t.Helper()
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = User{ID: bson.NewObjectID(), Name: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("u%d@example.com", i), Age: 20 + i%50}
+	}
+	_, err := coll.InsertMany(context.Background(), docs)
+	require.NoError(t, err)
+}
+
+func usersColl(t *testing.T, n int) *mongo.Collection {
+	t.Helper()
+	coll := testdb.DB(t).Collection("users")
+	seedUsers(t, coll, n)
+	return coll
+}
+
+func TestIterRegisteredModel(t *testing.T) {
+	leakcheck.Check(t, 5*time.Second)
+	t.Cleanup(query.Register[User](usersColl(t, 250)))
+	ctx := context.Background()
+	filter := query.Gte("age", 60)
+
+	n := 0
+	for u, err := range query.Iter[User](ctx, filter) {
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, u.Age, 60)
+		n++
+	}
+	assert.Equal(t, 50, n) // ages 60..69, five each
+
+	count, err := query.Count[User](ctx, filter)
+	require.NoError(t, err)
+	assert.EqualValues(t, 50, count)
+}
+
+func TestUnregisteredModel(t *testing.T) {
+	type Orphan struct{ X int }
+	ctx := context.Background()
+	for _, err := range query.Iter[Orphan](ctx, nil) {
+		assert.ErrorIs(t, err, query.ErrNotRegistered)
+	}
+	_, err := query.FindMany[Orphan](ctx, nil)
+	assert.ErrorIs(t, err, query.ErrNotRegistered)
+	_, err = query.FindOne[Orphan](ctx, nil)
+	assert.ErrorIs(t, err, query.ErrNotRegistered)
+}
+
+type Named struct {
+	Name string `bson:"name"`
+}
+
+func (Named) CollectionName() string { return "users" }
+
+var _ query.CollectionNamer = Named{}
+
+func TestCollectionNamerWithDatabase(t *testing.T) {
+	coll := usersColl(t, 5)
+	t.Cleanup(query.UseDatabase(coll.Database()))
+	got, err := query.FindMany[Named](context.Background(), nil, query.Sort(bson.D{{Key: "name", Value: 1}}))
+	require.NoError(t, err)
+	require.Len(t, got, 5)
+	assert.Equal(t, "user000", got[0].Name)
+}
+
+func TestFindManyOptions(t *testing.T) {
+	users := query.From[User](usersColl(t, 120))
+	ctx := context.Background()
+	byName := query.Sort(bson.D{{Key: "name", Value: 1}})
+
+	tests := []struct {
+		name  string
+		opts  []query.Option
+		first string
+		n     int
+	}{
+		{"sort", []query.Option{byName}, "user000", 120},
+		{"limit", []query.Option{byName, query.Limit(7)}, "user000", 7},
+		{"skip and limit", []query.Option{byName, query.Skip(100), query.Limit(50)}, "user100", 20},
+		{"small batches", []query.Option{byName, query.BatchSize(7)}, "user000", 120},
+		{"no prefetch", []query.Option{byName, query.BatchSize(7), query.WithoutPrefetch()}, "user000", 120},
+		{"zero-copy strings", []query.Option{byName, query.BatchSize(7), query.ZeroCopyStrings()}, "user000", 120},
+		{"max time", []query.Option{byName, query.MaxTime(10 * time.Second)}, "user000", 120},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := users.FindMany(ctx, nil, tt.opts...)
+			require.NoError(t, err)
+			require.Len(t, got, tt.n)
+			assert.Equal(t, tt.first, got[0].Name)
+			for i := 1; i < len(got); i++ {
+				require.Less(t, got[i-1].Name, got[i].Name)
+			}
+		})
+	}
+}
+
+func TestProjectionIntoSmallerStruct(t *testing.T) {
+	coll := usersColl(t, 3)
+	got, err := query.From[UserName](coll).FindMany(context.Background(), nil,
+		query.Projection(bson.D{{Key: "name", Value: 1}, {Key: "_id", Value: 0}}), query.Sort(bson.D{{Key: "name", Value: -1}}))
+	require.NoError(t, err)
+	assert.Equal(t, []UserName{{"user002"}, {"user001"}, {"user000"}}, got)
+}
+
+func TestFindOne(t *testing.T) {
+	users := query.From[User](usersColl(t, 10))
+	ctx := context.Background()
+
+	u, err := users.FindOne(ctx, query.Eq("name", "user004"))
+	require.NoError(t, err)
+	assert.Equal(t, "u4@example.com", u.Email)
+
+	u, err = users.FindOne(ctx, nil, query.Sort(bson.D{{Key: "name", Value: -1}}))
+	require.NoError(t, err)
+	assert.Equal(t, "user009", u.Name)
+
+	_, err = users.FindOne(ctx, query.Eq("name", "nobody"))
+	assert.ErrorIs(t, err, query.ErrNotFound)
+	assert.ErrorIs(t, err, mongo.ErrNoDocuments)
+}
+
+func TestIterEarlyBreakAndErrors(t *testing.T) {
+	leakcheck.Check(t, 5*time.Second)
+	users := query.From[User](usersColl(t, 300))
+	ctx := context.Background()
+	n := 0
+	for _, err := range users.Iter(ctx, nil, query.BatchSize(20)) {
+		require.NoError(t, err)
+		n++
+		if n == 30 {
+			break
+		}
+	}
+	assert.Equal(t, 30, n)
+
+	// A server-side error (a bad operator) is yielded once, last.
+	var errs []error
+	for u, err := range users.Iter(ctx, bson.D{{Key: "age", Value: bson.D{{Key: "$bogus", Value: 1}}}}) {
+		if err != nil {
+			errs = append(errs, err)
+			assert.Zero(t, u)
+		}
+	}
+	require.Len(t, errs, 1)
+
+	// A cancelled context.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := users.FindMany(cctx, nil)
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestEmptyResult(t *testing.T) {
+	users := query.From[User](usersColl(t, 3))
+	got, err := users.FindMany(context.Background(), query.Eq("name", "none"))
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	for range users.Iter(context.Background(), query.Eq("name", "none")) {
+		t.Fatal("no values expected")
+	}
+}
+
+// TestFilterInjection proves that values from untrusted input are matched
+// literally: operator-shaped values never act as operators.
+func TestFilterInjection(t *testing.T) {
+	coll := testdb.DB(t).Collection("accounts")
+	ctx := context.Background()
+	_, err := coll.InsertMany(ctx, []any{
+		bson.D{{Key: "name", Value: "alice"}, {Key: "secret", Value: "a"}},
+		bson.D{{Key: "name", Value: "bob"}, {Key: "secret", Value: "b"}},
+	})
+	require.NoError(t, err)
+	accounts := query.From[bson.M](coll)
+
+	hostile := []struct {
+		name  string
+		value any
+	}{
+		{"$ne map", map[string]any{"$ne": ""}},
+		{"$gt map", bson.M{"$gt": ""}},
+		{"$where", bson.M{"$where": "return true"}},
+		{"$expr", bson.D{{Key: "$expr", Value: true}}},
+		{"$regex", bson.M{"$regex": ".*"}},
+		{"$in", bson.M{"$in": bson.A{"alice", "bob"}}},
+		{"$exists", bson.M{"$exists": true}},
+		{"dotted key", bson.M{"a.b": 1}},
+		{"operator string", "$ne"},
+		{"array of operators", bson.A{bson.M{"$ne": ""}}},
+	}
+	refused := 0
+	for _, tt := range hostile {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, f := range []query.Filter{
+				query.Eq("name", tt.value),
+				query.In("name", tt.value),
+				query.And(query.Eq("secret", tt.value)),
+				query.Or(query.Eq("name", tt.value), query.Eq("secret", tt.value)),
+			} {
+				got, err := accounts.FindMany(ctx, f)
+				if err != nil {
+					// A server may refuse an operator-shaped literal; it
+					// must never run it. Refusing is safe.
+					t.Logf("refused %v: %v", f.D(), err)
+					refused++
+					continue
+				}
+				assert.Empty(t, got, "filter %v matched documents", f.D())
+			}
+		})
+	}
+
+	assert.Less(t, refused, len(hostile), "most hostile filters must run (and match nothing)")
+
+	// The same values are matched when they really are stored.
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "name", Value: "$ne"}})
+	require.NoError(t, err)
+	got, err := accounts.FindMany(ctx, query.Eq("name", "$ne"))
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
+}
+
+func TestFilterFieldNames(t *testing.T) {
+	tests := []struct {
+		give    string
+		wantErr bool
+	}{
+		{"name", false},
+		{"address.city", false},
+		{"items.0.sku", false},
+		{"", true},
+		{"$where", true},
+		{"$expr", true},
+		{"a.$ne", true},
+		{"a..b", true},
+		{".a", true},
+		{"a.", true},
+		{"a\x00b", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			for _, f := range []query.Filter{query.Eq(tt.give, 1), query.In(tt.give, 1, 2), query.Between(tt.give, 1, 2), query.And(query.Gt(tt.give, 1))} {
+				if tt.wantErr {
+					assert.ErrorIs(t, f.Err(), query.ErrInvalidField)
+					_, err := f.MarshalBSON()
+					assert.ErrorIs(t, err, query.ErrInvalidField)
+				} else {
+					assert.NoError(t, f.Err())
+				}
+			}
+		})
+	}
+	// Running an invalid filter fails before anything is sent.
+	_, err := query.From[User](testdb.DB(t).Collection("users")).FindMany(context.Background(), query.Eq("$where", "1"))
+	assert.ErrorIs(t, err, query.ErrInvalidField)
+}
+
+func TestFilterShapes(t *testing.T) {
+	tests := []struct {
+		name string
+		give query.Filter
+		want bson.D
+	}{
+		{"eq", query.Eq("a", 1), bson.D{{Key: "a", Value: bson.D{{Key: "$eq", Value: 1}}}}},
+		{"in", query.In("a", 1, 2), bson.D{{Key: "a", Value: bson.D{{Key: "$in", Value: bson.A{1, 2}}}}}},
+		{"between", query.Between("a", 1, 5), bson.D{{Key: "a", Value: bson.D{{Key: "$gte", Value: 1}, {Key: "$lt", Value: 5}}}}},
+		{"and", query.And(query.Eq("a", 1), query.Lt("b", 2)), bson.D{{Key: "$and", Value: bson.A{
+			bson.D{{Key: "a", Value: bson.D{{Key: "$eq", Value: 1}}}}, bson.D{{Key: "b", Value: bson.D{{Key: "$lt", Value: 2}}}}}}}},
+		{"empty and", query.And(), bson.D{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.give.D())
+		})
+	}
+}
