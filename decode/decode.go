@@ -865,7 +865,12 @@ func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
 			break
 		}
 		if n == capacity {
-			base, capacity = grow(tp.typ, base, n, capacity)
+			want := max(2*capacity, 4)
+			if capacity == 0 {
+				// A fresh slice: count the elements for an exact allocation.
+				want = s.countElements(pos, end)
+			}
+			base, capacity = grow(tp.typ, base, n, want)
 		}
 		ep := unsafe.Add(base, uintptr(n)*esize)
 		mark := s.reset(et, ep)
@@ -884,15 +889,33 @@ func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
 	return pos, nil
 }
 
-// grow returns a larger backing array holding the first n elements of base.
-func grow(t reflect.Type, base unsafe.Pointer, n, capacity int) (unsafe.Pointer, int) {
-	newCap := 2 * capacity
-	if newCap < 4 {
-		newCap = 4
+// countElements counts the elements of the array whose first element is at
+// pos, stopping quietly at anything malformed (decoding reports it).
+func (s *state) countElements(pos, end int) int {
+	d := s.data
+	n := 0
+	for pos < end && d[pos] != 0 {
+		t := bson.Type(d[pos])
+		pos++
+		for pos < end && d[pos] != 0 {
+			pos++
+		}
+		size, err := s.valueSize(t, pos+1)
+		if err != nil || pos+1+size > end {
+			break
+		}
+		pos += 1 + size
+		n++
 	}
+	return n
+}
+
+// grow returns a backing array of at least want elements holding the first n elements of base.
+func grow(t reflect.Type, base unsafe.Pointer, n, want int) (unsafe.Pointer, int) {
+	newCap := max(want, n+1)
 	ns := reflect.MakeSlice(t, newCap, newCap)
 	if n > 0 {
-		old := sliceHeader{data: base, len: n, cap: capacity}
+		old := sliceHeader{data: base, len: n, cap: n}
 		reflect.Copy(ns, reflect.NewAt(t, unsafe.Pointer(&old)).Elem())
 	}
 	return ns.UnsafePointer(), newCap
