@@ -6,11 +6,13 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/query"
@@ -99,6 +101,28 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 			}
 			return check(len(out))
 		})
+	})
+	b.Run("lib=databridge-cached", func(b *testing.B) {
+		c, err := cache.New(cache.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		hc := h.WithCache(c)
+		if _, err := hc.FindMany(ctx, filter, query.Cache(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		c.Wait()
+		measure(b, func() error {
+			out, err := hc.FindMany(ctx, filter, query.Cache(time.Hour))
+			if err != nil {
+				return err
+			}
+			return check(len(out))
+		})
+		if s := c.Stats(); s.Loads != 1 {
+			b.Fatalf("%d loads: the benchmark must measure hits", s.Loads)
+		}
 	})
 	b.Run("lib=driver-all", func(b *testing.B) {
 		measure(b, func() error {

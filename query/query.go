@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/decode"
 )
@@ -48,6 +49,8 @@ type config struct {
 	batchSize  int32
 	maxTime    time.Duration
 	cursorOpts []cursor.Option
+	cached     bool
+	cacheTTL   time.Duration
 }
 
 func newConfig(opts []Option) *config {
@@ -129,11 +132,162 @@ func ZeroCopyStrings() Option {
 	return optionFunc(func(c *config) { c.cursorOpts = append(c.cursorOpts, cursor.ZeroCopyStrings()) })
 }
 
+// Cache serves the query from the result cache (see package cache) and
+// fills it on a miss; ttl 0 uses the cache's DefaultTTL. The cache is the
+// handle's (Handle.WithCache) or the process default (UseCache); with
+// neither, the query fails with ErrNoCache rather than silently running
+// uncached. Cached results reflect every write made through this process's
+// odm package as soon as that write returns; writes by other processes are
+// seen after ttl. Default: no caching.
+func Cache(ttl time.Duration) Option {
+	return optionFunc(func(c *config) { c.cached, c.cacheTTL = true, ttl })
+}
+
+// ErrNoCache is returned by a query with the Cache option when no cache is
+// configured.
+var ErrNoCache = errors.New("query: Cache option used but no cache is configured (query.UseCache or Handle.WithCache)")
+
+var (
+	cacheMu      sync.RWMutex
+	defaultCache *cache.Cache
+)
+
+// UseCache sets the process-wide result cache used by queries with the
+// Cache option whose handle has none. It returns a function that restores
+// the previous one.
+func UseCache(c *cache.Cache) (restore func()) {
+	cacheMu.Lock()
+	prev := defaultCache
+	defaultCache = c
+	cacheMu.Unlock()
+	return func() {
+		cacheMu.Lock()
+		defaultCache = prev
+		cacheMu.Unlock()
+	}
+}
+
+// DefaultCache returns the cache set by UseCache, or nil.
+func DefaultCache() *cache.Cache {
+	cacheMu.RLock()
+	defer cacheMu.RUnlock()
+	return defaultCache
+}
+
 // Handle runs typed queries against one collection: the explicit form, for
 // code that prefers no registration. The zero Handle is not usable; get one
 // from From.
 type Handle[T any] struct {
-	coll *mongo.Collection
+	coll  *mongo.Collection
+	cache *cache.Cache
+}
+
+// WithCache returns a copy of the handle whose cached queries use c instead
+// of the process default.
+func (h Handle[T]) WithCache(c *cache.Cache) Handle[T] {
+	h.cache = c
+	return h
+}
+
+func (h Handle[T]) resultCache() *cache.Cache {
+	if h.cache != nil {
+		return h.cache
+	}
+	return DefaultCache()
+}
+
+// cachedMany serves a find from the cache. The raw result is shared with
+// the cache and never written, so it is decoded with zero-copy strings
+// (immutable, hence safe to keep) into values the caller owns.
+func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, error) {
+	if h.coll == nil {
+		return nil, ErrNotRegistered
+	}
+	rc := h.resultCache()
+	if rc == nil {
+		return nil, ErrNoCache
+	}
+	f, err := normFilter(filter)
+	if err != nil {
+		return nil, err
+	}
+	q := cache.Query{
+		Database: h.coll.Database().Name(), Collection: h.coll.Name(),
+		Filter: f, Sort: c.sort, Projection: c.projection, Skip: c.skip, Limit: c.limit,
+	}
+	if c.collation != nil {
+		q.Collation = *c.collation
+	}
+	plan, err := decode.Compile[T](decode.ZeroCopy())
+	if err != nil {
+		return nil, err
+	}
+	decodeAll := func(docs []bson.Raw) ([]T, error) {
+		out := make([]T, len(docs))
+		for i, d := range docs {
+			if err := plan.Decode(d, &out[i]); err != nil {
+				return nil, &cursor.DocumentError{Index: i, ID: d.Lookup("_id"), Err: err}
+			}
+		}
+		return out, nil
+	}
+	// Values of a type that holds no slices, maps or pointers share only
+	// immutable strings (pointing into the cache's immutable buffer), so a
+	// decoded copy is memoized with the entry and a hit is a plain copy
+	// (measured: 3 µs against 11 µs for a decode of 100 small documents).
+	// Other types are decoded from the raw result on every hit, so callers
+	// never share mutable memory with the cache.
+	t := reflect.TypeFor[T]()
+	var memo *cache.Memo
+	flat := isFlat(t)
+	if flat {
+		memo = &cache.Memo{Key: t, Build: func(docs []bson.Raw) (any, int64, error) {
+			vals, err := decodeAll(docs)
+			return vals, int64(len(vals)) * int64(t.Size()), err
+		}}
+	}
+	res, err := rc.Fetch(ctx, q, c.cacheTTL, func(ctx context.Context) ([]bson.Raw, error) {
+		cur, err := h.coll.Find(ctx, f, c.findOptions())
+		if err != nil {
+			return nil, fmt.Errorf("query: find in %s: %w", h.coll.Name(), err)
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		var docs []bson.Raw
+		for cur.Next(ctx) {
+			docs = append(docs, cur.Current)
+		}
+		return docs, cur.Err()
+	}, memo)
+	if err != nil {
+		return nil, err
+	}
+	if flat {
+		if m, ok := res.Memo(t); ok {
+			vals := m.([]T)
+			out := make([]T, len(vals))
+			copy(out, vals)
+			return out, nil
+		}
+	}
+	return decodeAll(res.Docs)
+}
+
+// isFlat reports whether values of t hold no references other than strings
+// (which are immutable), so that copying a value shares nothing mutable.
+func isFlat(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return false
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !isFlat(t.Field(i).Type) {
+				return false
+			}
+		}
+	case reflect.Array:
+		return isFlat(t.Elem())
+	}
+	return true
 }
 
 // From returns a Handle that reads documents of coll into values of type T.
@@ -201,6 +355,20 @@ func (h Handle[T]) Iter(ctx context.Context, filter any, opts ...Option) iter.Se
 		c := newConfig(opts)
 		ctx, cancel := c.withMaxTime(ctx)
 		defer cancel()
+		if c.cached {
+			vals, err := h.cachedMany(ctx, filter, c)
+			if err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, v := range vals {
+				if !yield(v, nil) {
+					return
+				}
+			}
+			return
+		}
 		cur, err := h.cursor(ctx, filter, c)
 		if err != nil {
 			var zero T
@@ -220,6 +388,9 @@ func (h Handle[T]) FindMany(ctx context.Context, filter any, opts ...Option) ([]
 	c := newConfig(opts)
 	ctx, cancel := c.withMaxTime(ctx)
 	defer cancel()
+	if c.cached {
+		return h.cachedMany(ctx, filter, c)
+	}
 	return h.findMany(ctx, filter, c)
 }
 
@@ -245,6 +416,17 @@ func (h Handle[T]) FindOne(ctx context.Context, filter any, opts ...Option) (T, 
 	c := newConfig(opts)
 	ctx, cancel := c.withMaxTime(ctx)
 	defer cancel()
+	if c.cached {
+		c.limit = 1
+		vals, err := h.cachedMany(ctx, filter, c)
+		if err != nil {
+			return v, err
+		}
+		if len(vals) == 0 {
+			return v, ErrNotFound
+		}
+		return vals[0], nil
+	}
 	f, err := normFilter(filter)
 	if err != nil {
 		return v, err

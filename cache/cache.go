@@ -1,0 +1,287 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Config sizes a Cache. The zero Config is valid: every field has a default.
+type Config struct {
+	// MaxCost is the most bytes of cached results (raw BSON) the cache
+	// holds before it evicts. Default: 64 MiB.
+	MaxCost int64
+	// NumCounters is the number of keys whose access frequency ristretto
+	// tracks, about 10x the number of entries you expect. Default:
+	// MaxCost/1 KiB*10, at least 10,000.
+	NumCounters int64
+	// DefaultTTL is how long an entry lives when a query asks for caching
+	// without a TTL of its own. Default: 1 minute.
+	DefaultTTL time.Duration
+}
+
+// Cache is an in-process cache of query results, keyed by the query's
+// canonical encoding and its collection's generation. It is safe for
+// concurrent use. See the package documentation for its guarantees.
+type Cache struct {
+	rc         *ristretto.Cache[string, *entry]
+	defaultTTL time.Duration
+
+	gens sync.Map // namespace "db.coll" → *atomic.Uint64
+
+	mu      sync.Mutex
+	flights map[string]*flight
+
+	hits, misses, invalidations, evictions, loads atomic.Uint64
+}
+
+// entry is one cached result: the documents as raw BSON in one buffer that
+// is never written again, and the canonical key, compared on every hit so
+// that two queries whose hashes collide can never see each other's results.
+type entry struct {
+	key string
+	res *Result
+}
+
+// Result is a cached query result. Its documents are shared with the cache
+// and never written: decode them into values you own, or (for types whose
+// values share no mutable memory) copy a memoized decoded form.
+type Result struct {
+	// Docs are the result's documents, in order, in one immutable buffer.
+	Docs    []bson.Raw
+	memoKey any
+	memo    any
+}
+
+// Memo returns the value built by the Memo passed to the Fetch that loaded
+// this result, when its key equals key.
+func (r *Result) Memo(key any) (any, bool) {
+	if r.memo == nil || r.memoKey != key {
+		return nil, false
+	}
+	return r.memo, true
+}
+
+// Memo derives a value from a result's documents when it is loaded (for
+// example the documents decoded into a []T), stored with the entry and
+// counted in its cost.
+type Memo struct {
+	Key   any // identifies what Build makes, e.g. a reflect.Type
+	Build func(docs []bson.Raw) (value any, cost int64, err error)
+}
+
+// New returns a Cache sized by cfg.
+func New(cfg Config) (*Cache, error) {
+	if cfg.MaxCost < 0 || cfg.NumCounters < 0 || cfg.DefaultTTL < 0 {
+		return nil, errors.New("cache: negative size or TTL in Config")
+	}
+	if cfg.MaxCost == 0 {
+		cfg.MaxCost = 64 << 20
+	}
+	if cfg.NumCounters == 0 {
+		cfg.NumCounters = max(cfg.MaxCost/1024*10, 10_000)
+	}
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = time.Minute
+	}
+	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{}}
+	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+		NumCounters: cfg.NumCounters,
+		MaxCost:     cfg.MaxCost,
+		BufferItems: 64,
+		// Costs are the bytes of the results; ristretto's own per-item
+		// overhead would otherwise be added to each.
+		IgnoreInternalCost: true,
+		OnEvict:            func(*ristretto.Item[*entry]) { c.evictions.Add(1) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c.rc = rc
+	return c, nil
+}
+
+// Close stops the cache's background goroutines and drops its entries.
+func (c *Cache) Close() { c.rc.Close() }
+
+// MaxCost returns the byte budget of the cache.
+func (c *Cache) MaxCost() int64 { return c.rc.MaxCost() }
+
+// Used returns the bytes of results the cache holds now (admitted entries;
+// ristretto applies sets asynchronously).
+func (c *Cache) Used() int64 { return c.rc.MaxCost() - c.rc.RemainingCost() }
+
+func namespace(db, coll string) string { return db + "." + coll }
+
+func (c *Cache) gen(ns string) *atomic.Uint64 {
+	if g, ok := c.gens.Load(ns); ok {
+		return g.(*atomic.Uint64)
+	}
+	g, _ := c.gens.LoadOrStore(ns, new(atomic.Uint64))
+	return g.(*atomic.Uint64)
+}
+
+// Generation returns the current generation of a collection: the number of
+// invalidations it has had. Cached results are stored under the generation
+// read when their query started.
+func (c *Cache) Generation(db, coll string) uint64 { return c.gen(namespace(db, coll)).Load() }
+
+// Invalidate makes every cached result of the collection unreachable: it
+// bumps the collection's generation, which is part of every key. It is the
+// entry point every write calls after the server answers (also when the
+// write failed, or failed partway), and the one a cross-process source calls
+// for writes made elsewhere. It does not depend on ristretto applying
+// anything in time.
+func (c *Cache) Invalidate(db, coll string) {
+	c.gen(namespace(db, coll)).Add(1)
+	c.invalidations.Add(1)
+}
+
+// InvalidateAll invalidates every collection the cache has seen, for a
+// source that lost track of which ones changed.
+func (c *Cache) InvalidateAll() {
+	c.gens.Range(func(_, g any) bool {
+		g.(*atomic.Uint64).Add(1)
+		c.invalidations.Add(1)
+		return true
+	})
+}
+
+// Stats are the cache's counters since New.
+type Stats struct {
+	Hits, Misses  uint64
+	Loads         uint64 // queries sent to the server on misses (fewer than Misses with singleflight)
+	Invalidations uint64
+	Evictions     uint64
+	UsedBytes     int64
+	MaxBytes      int64
+}
+
+// HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
+func (s Stats) HitRatio() float64 {
+	if s.Hits+s.Misses == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Misses)
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), Loads: c.loads.Load(),
+		Invalidations: c.invalidations.Load(), Evictions: c.evictions.Load(),
+		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
+	}
+}
+
+// LoadFunc runs a query on a miss and returns its documents. The cache
+// copies them, so they may point into driver buffers.
+type LoadFunc func(ctx context.Context) ([]bson.Raw, error)
+
+// Fetch returns the cached result of q, or runs load and caches its result
+// for ttl (the cache's DefaultTTL when ttl is 0), with memo's value when memo
+// is not nil. Concurrent misses of the same query share one load. The
+// result is shared with the cache and must not be modified.
+//
+// The generation of q's collection is read before load runs, so a result
+// loaded while a write was in flight is stored under the old generation,
+// which no read that starts after the write can see.
+func (c *Cache) Fetch(ctx context.Context, q Query, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+	if ttl <= 0 {
+		ttl = c.defaultTTL
+	}
+	g := c.Generation(q.Database, q.Collection)
+	key, err := q.canonical(g)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := c.rc.Get(key); ok && e.key == key {
+		c.hits.Add(1)
+		return e.res, nil
+	}
+	c.misses.Add(1)
+	return c.loadShared(ctx, key, ttl, load, memo)
+}
+
+// flight is one load in progress, shared by concurrent misses of one key.
+type flight struct {
+	done chan struct{}
+	res  *Result
+	err  error
+}
+
+func (c *Cache) loadShared(ctx context.Context, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+	for {
+		c.mu.Lock()
+		if f, ok := c.flights[key]; ok {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			// The leader's own cancellation is not ours: try again.
+			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+				continue
+			}
+			return f.res, f.err
+		}
+		f := &flight{done: make(chan struct{})}
+		c.flights[key] = f
+		c.mu.Unlock()
+
+		f.res, f.err = c.load(ctx, key, ttl, load, memo)
+		c.mu.Lock()
+		delete(c.flights, key)
+		c.mu.Unlock()
+		close(f.done)
+		return f.res, f.err
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+	c.loads.Add(1)
+	docs, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// One buffer for the whole result: exact accounting, and an immutable
+	// home for zero-copy strings decoded from it.
+	size := 0
+	for _, d := range docs {
+		size += len(d)
+	}
+	buf := make([]byte, 0, size)
+	own := make([]bson.Raw, len(docs))
+	for i, d := range docs {
+		start := len(buf)
+		buf = append(buf, d...)
+		own[i] = bson.Raw(buf[start:len(buf):len(buf)])
+	}
+	res := &Result{Docs: own}
+	cost := int64(size + len(key) + 64)
+	if memo != nil {
+		v, mcost, err := memo.Build(own)
+		if err != nil {
+			return nil, err
+		}
+		res.memoKey, res.memo = memo.Key, v
+		cost += mcost
+	}
+	c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl)
+	return res, nil
+}
+
+// Wait blocks until the cache has applied the sets issued before it
+// (ristretto buffers them); for tests and benchmarks.
+func (c *Cache) Wait() { c.rc.Wait() }

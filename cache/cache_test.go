@@ -1,0 +1,381 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/query"
+)
+
+type Doc struct {
+	ID   int      `bson:"_id"`
+	V    int      `bson:"v"`
+	Tags []string `bson:"tags"`
+}
+
+func newCache(t *testing.T, cfg cache.Config) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+type env struct {
+	coll *mongo.Collection
+	log  *testdb.CommandLog
+	c    *cache.Cache
+	docs query.Handle[Doc]
+}
+
+func setup(t *testing.T, n int) env {
+	t.Helper()
+	log := &testdb.CommandLog{}
+	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	coll := testdb.DBOn(t, cl).Collection("docs")
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = Doc{ID: i, V: 0, Tags: []string{"a", "b"}}
+	}
+	_, err := coll.InsertMany(context.Background(), docs)
+	require.NoError(t, err)
+	c := newCache(t, cache.Config{})
+	log.Reset()
+	return env{coll: coll, log: log, c: c, docs: query.From[Doc](coll).WithCache(c)}
+}
+
+// write changes a document the way odm writes do: the server write, then the
+// invalidation, before returning.
+func (e env) write(t testing.TB, id int) int {
+	var after Doc
+	err := e.coll.FindOneAndUpdate(context.Background(), bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&after)
+	e.c.Invalidate(e.coll.Database().Name(), e.coll.Name())
+	if err != nil {
+		t.Errorf("write: %v", err)
+	}
+	return after.V
+}
+
+func TestHitMissAndInvalidate(t *testing.T) {
+	e := setup(t, 10)
+	ctx := context.Background()
+	cached := query.Cache(time.Minute)
+
+	got, err := e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
+	require.NoError(t, err)
+	require.Len(t, got, 10)
+	e.c.Wait()
+	got, err = e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
+	require.NoError(t, err)
+	require.Len(t, got, 10)
+	assert.Equal(t, 1, e.log.Count("find"), "the second read is a hit")
+	s := e.c.Stats()
+	assert.EqualValues(t, 1, s.Hits)
+	assert.EqualValues(t, 1, s.Misses)
+	assert.InDelta(t, 0.5, s.HitRatio(), 1e-9)
+	assert.Positive(t, s.UsedBytes)
+
+	// A write invalidates: the next read goes to the server and sees it.
+	assert.Equal(t, 1, e.write(t, 3))
+	got, err = e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
+	require.NoError(t, err)
+	assert.Equal(t, 1, got[3].V)
+	assert.Equal(t, 2, e.log.Count("find"))
+	assert.EqualValues(t, 1, e.c.Stats().Invalidations)
+
+	// FindOne and Iter use the cache too.
+	e.c.Wait()
+	one, err := e.docs.FindOne(ctx, query.Eq("_id", 3), cached)
+	require.NoError(t, err)
+	assert.Equal(t, 1, one.V)
+	n := 0
+	for d, err := range e.docs.Iter(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}})) {
+		require.NoError(t, err)
+		assert.Equal(t, n, d.ID)
+		n++
+	}
+	assert.Equal(t, 10, n)
+	assert.Equal(t, 3, e.log.Count("find"), "FindOne missed once; Iter hit FindMany's entry")
+
+	_, err = e.docs.FindOne(ctx, query.Eq("_id", 99), cached)
+	assert.ErrorIs(t, err, query.ErrNotFound)
+}
+
+func TestNoCacheConfigured(t *testing.T) {
+	e := setup(t, 1)
+	h := query.From[Doc](e.coll) // no WithCache, no UseCache
+	_, err := h.FindMany(context.Background(), nil, query.Cache(0))
+	assert.ErrorIs(t, err, query.ErrNoCache)
+
+	t.Cleanup(query.UseCache(e.c))
+	got, err := h.FindMany(context.Background(), nil, query.Cache(0))
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
+}
+
+func TestCallersMayMutateResults(t *testing.T) {
+	e := setup(t, 3)
+	ctx := context.Background()
+	first, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+	require.NoError(t, err)
+	e.c.Wait()
+	for i := range first {
+		first[i].V = 100
+		first[i].Tags[0] = "mutated"
+		first[i].Tags = append(first[i].Tags, "more")
+	}
+	second, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, e.c.Stats().Hits)
+	for _, d := range second {
+		assert.Equal(t, 0, d.V)
+		assert.Equal(t, []string{"a", "b"}, d.Tags)
+	}
+}
+
+// Flat holds no slices, maps or pointers: cached hits are memoized copies.
+type Flat struct {
+	ID int `bson:"_id"`
+	V  int `bson:"v"`
+}
+
+func TestCallersMayMutateFlatResults(t *testing.T) {
+	e := setup(t, 3)
+	ctx := context.Background()
+	h := query.From[Flat](e.coll).WithCache(e.c)
+	first, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	require.NoError(t, err)
+	e.c.Wait()
+	for i := range first {
+		first[i].V = 100
+	}
+	second, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, e.c.Stats().Hits)
+	for i := range second {
+		second[i].V++
+	}
+	third, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	require.NoError(t, err)
+	for _, d := range third {
+		assert.Equal(t, 0, d.V)
+	}
+}
+
+// TestSingleflight sends 16 identical concurrent misses and counts, with the
+// command monitor, the finds that reach the server.
+func TestSingleflight(t *testing.T) {
+	leakcheck.Check(t, 5*time.Second)
+	e := setup(t, 5)
+	ctx := context.Background()
+	q := cache.Query{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+	release := make(chan struct{})
+	load := func(ctx context.Context) ([]bson.Raw, error) {
+		<-release // hold the first load until every reader has missed
+		cur, err := e.coll.Find(ctx, bson.D{})
+		if err != nil {
+			return nil, err
+		}
+		var docs []bson.Raw
+		for cur.Next(ctx) {
+			docs = append(docs, cur.Current)
+		}
+		return docs, cur.Err()
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	results := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.c.Fetch(ctx, q, time.Minute, load, nil)
+			if assert.NoError(t, err) {
+				results[i] = len(res.Docs)
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return e.c.Stats().Misses == n }, 5*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, 1, e.log.Count("find"))
+	assert.EqualValues(t, 1, e.c.Stats().Loads)
+	for _, r := range results {
+		assert.Equal(t, 5, r)
+	}
+}
+
+// TestNoStaleRefill forces the interleaving that defeats invalidate-then-set
+// caches: a read loads the old value, a write lands and invalidates, then the
+// slow read stores its old value. Later reads must not see it.
+func TestNoStaleRefill(t *testing.T) {
+	e := setup(t, 1)
+	ctx := context.Background()
+	q := cache.Query{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+
+	loaded := make(chan struct{})
+	release := make(chan struct{})
+	slow := func(ctx context.Context) ([]bson.Raw, error) {
+		raw, err := e.coll.FindOne(ctx, bson.D{}).Raw() // reads v=0
+		close(loaded)
+		<-release // the write happens now
+		return []bson.Raw{raw}, err
+	}
+	done := make(chan []bson.Raw)
+	go func() {
+		res, err := e.c.Fetch(ctx, q, time.Minute, slow, nil)
+		assert.NoError(t, err)
+		done <- res.Docs
+	}()
+	<-loaded
+	require.Equal(t, 1, e.write(t, 0)) // write returns: v=1 committed, cache invalidated
+	close(release)
+	stale := <-done
+	assert.EqualValues(t, 0, stale[0].Lookup("v").Int32(), "the slow read saw the old value")
+	e.c.Wait() // let ristretto apply the (stale) set
+
+	fresh := func(ctx context.Context) ([]bson.Raw, error) {
+		raw, err := e.coll.FindOne(ctx, bson.D{}).Raw()
+		return []bson.Raw{raw}, err
+	}
+	res, err := e.c.Fetch(ctx, q, time.Minute, fresh, nil)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, res.Docs[0].Lookup("v").Int32(), "a read begun after the write sees it")
+}
+
+// TestConcurrentReadsSeeCompletedWrites mixes writes and cached reads from 8
+// goroutines over shared documents (10,000 operations); after each write
+// returns, every cached read begun after it must see it.
+//
+// Each document has one writer, which sets its own increasing version. (On
+// FerretDB, concurrent findAndModify $inc on one document is not
+// linearizable: an uncached read can miss an acknowledged increment, so a
+// test built on that would blame the cache for the server.)
+func TestConcurrentReadsSeeCompletedWrites(t *testing.T) {
+	leakcheck.Check(t, 5*time.Second)
+	const workers, opsPer = 8, 1250
+	e := setup(t, workers)
+	ctx := context.Background()
+	db, coll := e.coll.Database().Name(), e.coll.Name()
+	var committed [workers]atomic.Int64
+	var violations, reads, writes atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(w)))
+			version := 0
+			for range opsPer {
+				if r.Intn(10) == 0 { // write my own document
+					version++
+					_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: w}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: version}}}})
+					e.c.Invalidate(db, coll) // what every odm write does before returning
+					if !assert.NoError(t, err) {
+						return
+					}
+					committed[w].Store(int64(version))
+					writes.Add(1)
+					continue
+				}
+				var floor [workers]int64
+				for i := range floor {
+					floor[i] = committed[i].Load()
+				}
+				got, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+				if !assert.NoError(t, err) {
+					return
+				}
+				reads.Add(1)
+				for _, d := range got {
+					if int64(d.V) < floor[d.ID] {
+						violations.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, violations.Load(), "stale cached reads")
+	assert.EqualValues(t, workers*opsPer, reads.Load()+writes.Load())
+	s := e.c.Stats()
+	t.Logf("reads %d writes %d hits %d misses %d loads %d invalidations %d", reads.Load(), writes.Load(), s.Hits, s.Misses, s.Loads, s.Invalidations)
+	assert.Positive(t, s.Hits, "the cache must actually serve reads")
+}
+
+// TestChurnStaysWithinMaxCost runs many distinct queries through a small
+// cache and checks the bytes it holds.
+func TestChurnStaysWithinMaxCost(t *testing.T) {
+	e := setup(t, 50)
+	const maxCost = 16 << 10
+	c := newCache(t, cache.Config{MaxCost: maxCost})
+	h := query.From[Doc](e.coll).WithCache(c)
+	ctx := context.Background()
+	for i := range 300 {
+		_, err := h.FindMany(ctx, query.Gte("_id", i%50), query.Cache(time.Minute), query.Limit(int64(1+i/50)))
+		require.NoError(t, err)
+	}
+	c.Wait()
+	s := c.Stats()
+	t.Logf("used %d of %d bytes, %d evictions", s.UsedBytes, s.MaxBytes, s.Evictions)
+	assert.LessOrEqual(t, s.UsedBytes, int64(maxCost))
+	assert.Positive(t, s.Evictions)
+}
+
+// TestTTL runs in a synctest bubble: time.Sleep advances the fake clock, so
+// expiry is tested without waiting.
+func TestTTL(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := cache.New(cache.Config{})
+		require.NoError(t, err)
+		defer c.Close()
+		q := cache.Query{Database: "db", Collection: "c"}
+		loads := 0
+		load := func(context.Context) ([]bson.Raw, error) {
+			loads++
+			d, _ := bson.Marshal(bson.D{{Key: "n", Value: loads}})
+			return []bson.Raw{d}, nil
+		}
+		ctx := context.Background()
+		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		require.NoError(t, err)
+		c.Wait()
+		time.Sleep(5 * time.Second)
+		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		require.NoError(t, err)
+		assert.Equal(t, 1, loads, "fresh within the TTL")
+		time.Sleep(6 * time.Second)
+		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		require.NoError(t, err)
+		assert.Equal(t, 2, loads, "expired after the TTL")
+	})
+}
+
+func TestConfigValidation(t *testing.T) {
+	_, err := cache.New(cache.Config{MaxCost: -1})
+	assert.Error(t, err)
+}
+
+func ExampleCache_Stats() {
+	c, _ := cache.New(cache.Config{MaxCost: 1 << 20})
+	defer c.Close()
+	fmt.Println(c.Stats().MaxBytes, c.Stats().HitRatio())
+	// Output: 1048576 0
+}

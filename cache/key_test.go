@@ -1,0 +1,78 @@
+package cache
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+func key(t *testing.T, q Query, g uint64) string {
+	t.Helper()
+	k, err := q.canonical(g)
+	require.NoError(t, err)
+	return k
+}
+
+func TestKeyCanonicalisation(t *testing.T) {
+	base := Query{Database: "db", Collection: "c"}
+	with := func(f any) Query { q := base; q.Filter = f; return q }
+	oid := bson.NewObjectID()
+
+	tests := []struct {
+		name string
+		a, b Query
+		same bool
+	}{
+		{"same bson.M content, built in another order",
+			with(bson.M{"a": 1, "b": "x", "c": bson.M{"d": true, "e": 2.5}}),
+			with(bson.M{"c": bson.M{"e": 2.5, "d": true}, "b": "x", "a": 1}), true},
+		{"bson.M and map[string]any with the same content", with(bson.M{"a": 1}), with(map[string]any{"a": 1}), true},
+		{"bson.D order is part of the query", with(bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 2}}), with(bson.D{{Key: "b", Value: 2}, {Key: "a", Value: 1}}), false},
+		{"int32(1) and int64(1) are different BSON", with(bson.M{"a": int32(1)}), with(bson.M{"a": int64(1)}), false},
+		{"int and int32 marshal alike", with(bson.M{"a": 1}), with(bson.M{"a": int32(1)}), true},
+		{"1 and 1.0", with(bson.M{"a": 1}), with(bson.M{"a": 1.0}), false},
+		{"string and symbol-like string", with(bson.M{"a": "1"}), with(bson.M{"a": 1}), false},
+		{"different values", with(bson.M{"a": 1}), with(bson.M{"a": 2}), false},
+		{"different keys", with(bson.M{"a": 1}), with(bson.M{"b": 1}), false},
+		{"map vs D", with(bson.M{"a": 1}), with(bson.D{{Key: "a", Value: 1}}), false},
+		{"nested array order", with(bson.M{"a": bson.A{1, 2}}), with(bson.M{"a": bson.A{2, 1}}), false},
+		{"ObjectIDs", with(bson.M{"_id": oid}), with(bson.M{"_id": oid}), true},
+		{"Decimal128 values differ", with(bson.M{"a": bson.NewDecimal128(1, 1)}), with(bson.M{"a": bson.NewDecimal128(1, 2)}), false},
+		{"times", with(bson.M{"t": time.Unix(1, 0)}), with(bson.M{"t": time.Unix(2, 0)}), false},
+		{"nil and empty filter", with(nil), with(bson.D{}), false},
+		{"different collection", with(bson.M{"a": 1}), Query{Database: "db", Collection: "d", Filter: bson.M{"a": 1}}, false},
+		{"different database", with(bson.M{"a": 1}), Query{Database: "x", Collection: "c", Filter: bson.M{"a": 1}}, false},
+		{"limit", Query{Database: "db", Collection: "c", Limit: 1}, Query{Database: "db", Collection: "c", Limit: 2}, false},
+		{"skip", Query{Database: "db", Collection: "c", Skip: 1}, Query{Database: "db", Collection: "c"}, false},
+		{"sort", Query{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: 1}}}, Query{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: -1}}}, false},
+		{"projection", Query{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, Query{Database: "db", Collection: "c"}, false},
+		{"collation", Query{Database: "db", Collection: "c", Collation: bson.M{"locale": "fr"}}, Query{Database: "db", Collection: "c"}, false},
+		{"filter moved to projection", Query{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, Query{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, false},
+		{"db.c vs d.b.c namespace split", Query{Database: "a.b", Collection: "c"}, Query{Database: "a", Collection: "b.c"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 20 { // map iteration order is random: try many
+				ka, kb := key(t, tt.a, 7), key(t, tt.b, 7)
+				if tt.same {
+					require.Equal(t, ka, kb)
+				} else {
+					require.NotEqual(t, ka, kb)
+				}
+			}
+		})
+	}
+}
+
+func TestKeyIncludesGeneration(t *testing.T) {
+	q := Query{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}
+	assert.NotEqual(t, key(t, q, 1), key(t, q, 2))
+}
+
+func TestKeyUnencodable(t *testing.T) {
+	_, err := Query{Filter: bson.M{"f": func() {}}}.canonical(0)
+	assert.Error(t, err)
+}
