@@ -1,0 +1,612 @@
+package odm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"reflect"
+	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/query"
+)
+
+// Hooks are small interfaces that model types implement to run code around
+// writes; they are found by type assertion on *T. Each takes the write's
+// context and aborts the write by returning an error (wrapped in a
+// *HookError). Hooks run per document, also in InsertMany and BulkSave,
+// before anything is sent; WithoutHooks skips them.
+type (
+	// BeforeSaveHook runs first in Save and BulkSave.
+	BeforeSaveHook interface{ BeforeSave(ctx context.Context) error }
+	// AfterSaveHook runs after a successful Save or BulkSave.
+	AfterSaveHook interface{ AfterSave(ctx context.Context) error }
+	// BeforeInsertHook runs before a document is inserted (Insert,
+	// InsertMany, and Save or BulkSave of a document without an _id).
+	BeforeInsertHook interface{ BeforeInsert(ctx context.Context) error }
+	// AfterInsertHook runs after a successful insert.
+	AfterInsertHook interface{ AfterInsert(ctx context.Context) error }
+	// BeforeDeleteHook runs before Delete.
+	BeforeDeleteHook interface{ BeforeDelete(ctx context.Context) error }
+	// AfterDeleteHook runs after a successful Delete.
+	AfterDeleteHook interface{ AfterDelete(ctx context.Context) error }
+)
+
+// Validator is implemented by model types that check themselves before
+// they are written. It runs after the Before hooks (which may fill in
+// defaults) and before anything is sent; WithoutValidation skips it.
+type Validator interface{ Validate() error }
+
+// ErrNotFound is returned by Replace and Delete when no document has the
+// given _id. It also matches mongo.ErrNoDocuments with errors.Is.
+var ErrNotFound = query.ErrNotFound
+
+// ValidationError reports a document that failed Validate; nothing was
+// written. Index is the document's position in a bulk call (0 otherwise).
+type ValidationError struct {
+	Index int
+	Err   error
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("odm: document %d failed validation: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the validator's error.
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// HookError reports a hook that aborted a write (Before hooks: nothing was
+// written) or failed after it (After hooks: the write happened).
+type HookError struct {
+	Hook  string // "BeforeSave", "AfterInsert", …
+	Index int
+	Err   error
+}
+
+func (e *HookError) Error() string {
+	return fmt.Sprintf("odm: %s hook of document %d: %v", e.Hook, e.Index, e.Err)
+}
+
+// Unwrap returns the hook's error.
+func (e *HookError) Unwrap() error { return e.Err }
+
+// BulkError reports the documents of an InsertMany or BulkSave that the
+// server rejected. With Unordered, the others were written; ordered writes
+// stop at the first failure, so documents after it were not attempted.
+type BulkError struct {
+	Failed []IndexError // in input order
+	Err    error        // the driver's error
+}
+
+// IndexError is one rejected document of a bulk write.
+type IndexError struct {
+	Index int
+	Err   error
+}
+
+func (e *BulkError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "odm: %d document(s) rejected", len(e.Failed))
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, ", …")
+			break
+		}
+		fmt.Fprintf(&b, "; document %d: %v", f.Index, f.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the driver's error, so mongo.IsDuplicateKeyError and
+// IsDuplicateKey work on it.
+func (e *BulkError) Unwrap() error { return e.Err }
+
+// IsDuplicateKey reports whether err (from any write here, bulk or single)
+// is a duplicate key error.
+func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }
+
+// WriteOption configures one write.
+type WriteOption interface{ apply(*writeConfig) }
+
+type writeConfig struct {
+	skipValidation, skipHooks, unordered bool
+}
+
+type writeOptionFunc func(*writeConfig)
+
+func (f writeOptionFunc) apply(c *writeConfig) { f(c) }
+
+// WithoutValidation skips Validate for this write: the fast path for data
+// already known to be valid. Default: validation runs. Skipping it writes
+// whatever the struct holds; use it only for trusted, already-checked data.
+func WithoutValidation() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.skipValidation = true }) }
+
+// WithoutHooks skips every hook for this write. Default: hooks run. With
+// WithoutValidation too, Save is a single driver call.
+func WithoutHooks() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.skipHooks = true }) }
+
+// Unordered lets InsertMany and BulkSave continue past a rejected document;
+// the returned *BulkError lists every rejected one. Default: ordered (stop at
+// the first failure).
+func Unordered() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.unordered = true }) }
+
+func newWriteConfig(opts []WriteOption) writeConfig {
+	var c writeConfig
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	return c
+}
+
+// Collection writes (and reads) model values of type T in one MongoDB
+// collection. It is safe for concurrent use.
+type Collection[T any] struct {
+	coll  *mongo.Collection
+	cache *cache.Cache
+	id    idField
+	h     query.Handle[T]
+}
+
+// Iter streams the documents matching filter: see query.Handle.Iter.
+func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Option) iter.Seq2[T, error] {
+	return c.h.Iter(ctx, filter, opts...)
+}
+
+// FindMany returns the documents matching filter: see query.Handle.FindMany.
+func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.Option) ([]T, error) {
+	return c.h.FindMany(ctx, filter, opts...)
+}
+
+// FindOne returns the first document matching filter, or ErrNotFound: see
+// query.Handle.FindOne.
+func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+	return c.h.FindOne(ctx, filter, opts...)
+}
+
+// Count counts the documents matching filter: see query.Handle.Count.
+func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Option) (int64, error) {
+	return c.h.Count(ctx, filter, opts...)
+}
+
+// Option configures a Collection.
+type Option interface{ applyColl(*collConfig) }
+
+type collConfig struct{ cache *cache.Cache }
+
+type collOptionFunc func(*collConfig)
+
+func (f collOptionFunc) applyColl(c *collConfig) { f(c) }
+
+// WithCache makes the collection invalidate (and its reads use) c instead of
+// the process default set by query.UseCache.
+func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
+
+// New returns the Collection of T in coll. T must be a struct with an _id
+// field (a field whose bson key is "_id").
+func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) {
+	var cfg collConfig
+	for _, o := range opts {
+		o.applyColl(&cfg)
+	}
+	id, err := idFieldOf(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	h := query.From[T](coll)
+	if cfg.cache != nil {
+		h = h.WithCache(cfg.cache)
+	}
+	return &Collection[T]{coll: coll, cache: cfg.cache, id: id, h: h}, nil
+}
+
+// Collection returns the driver collection.
+func (c *Collection[T]) Collection() *mongo.Collection { return c.coll }
+
+// invalidate runs after every write, successful or not: the server may
+// have applied part of it.
+func (c *Collection[T]) invalidate() {
+	rc := c.cache
+	if rc == nil {
+		rc = query.DefaultCache()
+	}
+	if rc != nil {
+		rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
+	}
+}
+
+// idField locates the _id field of a model type.
+type idField struct {
+	index []int
+	typ   reflect.Type
+	isOID bool
+}
+
+var idCache sync.Map // reflect.Type → idField
+
+var tOID = reflect.TypeFor[bson.ObjectID]()
+
+func idFieldOf(t reflect.Type) (idField, error) {
+	if v, ok := idCache.Load(t); ok {
+		return v.(idField), nil
+	}
+	if t.Kind() != reflect.Struct {
+		return idField{}, fmt.Errorf("odm: model type %s is not a struct", t)
+	}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if sf.PkgPath != "" {
+			continue
+		}
+		tag, ok := sf.Tag.Lookup("bson")
+		if !ok {
+			continue
+		}
+		if name, _, _ := strings.Cut(tag, ","); name == "_id" {
+			f := idField{index: sf.Index, typ: sf.Type, isOID: sf.Type == tOID}
+			idCache.Store(t, f)
+			return f, nil
+		}
+	}
+	return idField{}, fmt.Errorf("odm: model type %s has no field tagged bson:\"_id\"", t)
+}
+
+// ensureID gives doc a new ObjectID when its _id is a zero ObjectID, and
+// reports whether doc is new (its _id was zero).
+func (c *Collection[T]) ensureID(doc *T) (id any, isNew bool) {
+	v := reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index)
+	if c.id.isOID {
+		oid := v.Interface().(bson.ObjectID)
+		if oid.IsZero() {
+			oid = bson.NewObjectID()
+			v.Set(reflect.ValueOf(oid))
+			return oid, true
+		}
+		return oid, false
+	}
+	return v.Interface(), v.IsZero()
+}
+
+func (c *Collection[T]) idOf(doc *T) any {
+	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).Interface()
+}
+
+// before runs the Before hooks named, then validation.
+func before(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...string) error {
+	if !cfg.skipHooks {
+		for _, h := range hooks {
+			if err := runHook(ctx, doc, h); err != nil {
+				return &HookError{Hook: h, Index: index, Err: err}
+			}
+		}
+	}
+	if !cfg.skipValidation {
+		if v, ok := doc.(Validator); ok {
+			if err := v.Validate(); err != nil {
+				return &ValidationError{Index: index, Err: err}
+			}
+		}
+	}
+	return nil
+}
+
+func after(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...string) error {
+	if cfg.skipHooks {
+		return nil
+	}
+	for _, h := range hooks {
+		if err := runHook(ctx, doc, h); err != nil {
+			return &HookError{Hook: h, Index: index, Err: err}
+		}
+	}
+	return nil
+}
+
+func runHook(ctx context.Context, doc any, name string) error {
+	switch name {
+	case "BeforeSave":
+		if h, ok := doc.(BeforeSaveHook); ok {
+			return h.BeforeSave(ctx)
+		}
+	case "AfterSave":
+		if h, ok := doc.(AfterSaveHook); ok {
+			return h.AfterSave(ctx)
+		}
+	case "BeforeInsert":
+		if h, ok := doc.(BeforeInsertHook); ok {
+			return h.BeforeInsert(ctx)
+		}
+	case "AfterInsert":
+		if h, ok := doc.(AfterInsertHook); ok {
+			return h.AfterInsert(ctx)
+		}
+	case "BeforeDelete":
+		if h, ok := doc.(BeforeDeleteHook); ok {
+			return h.BeforeDelete(ctx)
+		}
+	case "AfterDelete":
+		if h, ok := doc.(AfterDeleteHook); ok {
+			return h.AfterDelete(ctx)
+		}
+	}
+	return nil
+}
+
+// Save inserts doc if its _id is zero (writing a new ObjectID into it) and
+// otherwise upserts it by _id. Hook order: BeforeSave, BeforeInsert (new
+// documents), Validate, the write, AfterInsert (new documents), AfterSave.
+// With WithoutValidation and WithoutHooks, Save is one driver call.
+func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	id, isNew := c.ensureID(doc)
+	if !cfg.skipHooks || !cfg.skipValidation {
+		hooks := []string{"BeforeSave"}
+		if isNew {
+			hooks = append(hooks, "BeforeInsert")
+		}
+		if err := before(ctx, doc, 0, cfg, hooks...); err != nil {
+			return err
+		}
+	}
+	var err error
+	if isNew {
+		_, err = c.coll.InsertOne(ctx, doc)
+	} else {
+		_, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	}
+	c.invalidate()
+	if err != nil {
+		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
+	}
+	if cfg.skipHooks {
+		return nil
+	}
+	if isNew {
+		return after(ctx, doc, 0, cfg, "AfterInsert", "AfterSave")
+	}
+	return after(ctx, doc, 0, cfg, "AfterSave")
+}
+
+// Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:
+// BeforeInsert, Validate, the insert, AfterInsert.
+func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	c.ensureID(doc)
+	if err := before(ctx, doc, 0, cfg, "BeforeInsert"); err != nil {
+		return err
+	}
+	_, err := c.coll.InsertOne(ctx, doc)
+	c.invalidate()
+	if err != nil {
+		return fmt.Errorf("odm: insert into %s: %w", c.coll.Name(), err)
+	}
+	return after(ctx, doc, 0, cfg, "AfterInsert")
+}
+
+// InsertMany inserts docs in one driver call, writing new ObjectIDs into
+// zero _ids. BeforeInsert and Validate run for every document before
+// anything is sent; AfterInsert runs for every document written. Rejected
+// documents are reported in a *BulkError (see Unordered).
+func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	if len(docs) == 0 {
+		return nil
+	}
+	batch := make([]any, len(docs))
+	for i := range docs {
+		c.ensureID(&docs[i])
+		if err := before(ctx, &docs[i], i, cfg, "BeforeInsert"); err != nil {
+			return err
+		}
+		batch[i] = &docs[i]
+	}
+	_, err := c.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(!cfg.unordered))
+	c.invalidate()
+	failed, err := bulkError(err)
+	if err != nil && failed == nil {
+		return fmt.Errorf("odm: insert many into %s: %w", c.coll.Name(), err)
+	}
+	if !cfg.skipHooks {
+		for i := range docs {
+			if written(i, failed, cfg.unordered) {
+				if herr := after(ctx, &docs[i], i, cfg, "AfterInsert"); herr != nil && err == nil {
+					err = herr
+				}
+			}
+		}
+	}
+	return err
+}
+
+// written reports whether document i of a bulk write was applied, given the
+// rejected ones: unordered writes skip only the rejected; ordered writes
+// stop at the first rejection.
+func written(i int, failed *BulkError, unordered bool) bool {
+	if failed == nil {
+		return true
+	}
+	for _, f := range failed.Failed {
+		if f.Index == i {
+			return false
+		}
+		if !unordered && f.Index < i {
+			return false
+		}
+	}
+	return true
+}
+
+// bulkError turns the driver's bulk write error into a *BulkError naming the
+// rejected documents.
+func bulkError(err error) (*BulkError, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
+		return nil, err
+	}
+	be := &BulkError{Err: err}
+	for _, we := range bwe.WriteErrors {
+		be.Failed = append(be.Failed, IndexError{Index: we.Index, Err: we})
+	}
+	return be, be
+}
+
+// BulkSave saves every document in one BulkWrite: documents with a zero _id
+// get a new ObjectID and are inserted, the others are upserted by _id.
+// BeforeSave (and BeforeInsert for new documents) and Validate run for every
+// document before anything is sent; After hooks run for every document
+// written. Rejected documents are reported in a *BulkError.
+func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	if len(docs) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(docs))
+	isNew := make([]bool, len(docs))
+	for i := range docs {
+		id, fresh := c.ensureID(&docs[i])
+		isNew[i] = fresh
+		hooks := []string{"BeforeSave"}
+		if fresh {
+			hooks = append(hooks, "BeforeInsert")
+		}
+		if err := before(ctx, &docs[i], i, cfg, hooks...); err != nil {
+			return err
+		}
+		if fresh {
+			models[i] = mongo.NewInsertOneModel().SetDocument(&docs[i])
+		} else {
+			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(&docs[i]).SetUpsert(true)
+		}
+	}
+	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
+	c.invalidate()
+	failed, err := bulkError(err)
+	if err != nil && failed == nil {
+		return fmt.Errorf("odm: bulk save into %s: %w", c.coll.Name(), err)
+	}
+	if !cfg.skipHooks {
+		for i := range docs {
+			if !written(i, failed, cfg.unordered) {
+				continue
+			}
+			hooks := []string{"AfterSave"}
+			if isNew[i] {
+				hooks = []string{"AfterInsert", "AfterSave"}
+			}
+			if herr := after(ctx, &docs[i], i, cfg, hooks...); herr != nil && err == nil {
+				err = herr
+			}
+		}
+	}
+	return err
+}
+
+// Replace replaces the stored document with doc's _id, or returns
+// ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
+func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	if err := before(ctx, doc, 0, cfg, "BeforeSave"); err != nil {
+		return err
+	}
+	res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
+	c.invalidate()
+	if err != nil {
+		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return after(ctx, doc, 0, cfg, "AfterSave")
+}
+
+// UpdateResult counts the documents an update matched and changed.
+type UpdateResult struct {
+	Matched, Modified, Upserted int64
+}
+
+// Update applies update (e.g. bson.D{{"$set", …}}) to the first document
+// matching filter. No hooks run: there is no document value to run them on.
+func (c *Collection[T]) Update(ctx context.Context, filter, update any) (UpdateResult, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	res, err := c.coll.UpdateOne(ctx, f, update)
+	c.invalidate()
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("odm: update in %s: %w", c.coll.Name(), err)
+	}
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+}
+
+// UpdateMany applies update to every document matching filter.
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any) (UpdateResult, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	res, err := c.coll.UpdateMany(ctx, f, update)
+	c.invalidate()
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
+	}
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+}
+
+// Delete deletes the stored document with doc's _id, or returns
+// ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
+func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	cfg.skipValidation = true
+	if err := before(ctx, doc, 0, cfg, "BeforeDelete"); err != nil {
+		return err
+	}
+	res, err := c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
+	c.invalidate()
+	if err != nil {
+		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return after(ctx, doc, 0, cfg, "AfterDelete")
+}
+
+// DeleteMany deletes every document matching filter and returns how many.
+// No hooks run.
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (int64, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return 0, err
+	}
+	res, err := c.coll.DeleteMany(ctx, f)
+	c.invalidate()
+	if err != nil {
+		return 0, fmt.Errorf("odm: delete many in %s: %w", c.coll.Name(), err)
+	}
+	return res.DeletedCount, nil
+}
+
+func filterOf(filter any) (any, error) {
+	switch f := filter.(type) {
+	case nil:
+		return bson.D{}, nil
+	case query.Filter:
+		if err := f.Err(); err != nil {
+			return nil, err
+		}
+		if d := f.D(); d != nil {
+			return d, nil
+		}
+		return bson.D{}, nil
+	}
+	return filter, nil
+}
