@@ -24,18 +24,30 @@ import (
 // before anything is sent; WithoutHooks skips them.
 type (
 	// BeforeSaveHook runs first in Save and BulkSave.
-	BeforeSaveHook interface{ BeforeSave(ctx context.Context) error }
+	BeforeSaveHook interface {
+		BeforeSave(ctx context.Context) error
+	}
 	// AfterSaveHook runs after a successful Save or BulkSave.
-	AfterSaveHook interface{ AfterSave(ctx context.Context) error }
+	AfterSaveHook interface {
+		AfterSave(ctx context.Context) error
+	}
 	// BeforeInsertHook runs before a document is inserted (Insert,
 	// InsertMany, and Save or BulkSave of a document without an _id).
-	BeforeInsertHook interface{ BeforeInsert(ctx context.Context) error }
+	BeforeInsertHook interface {
+		BeforeInsert(ctx context.Context) error
+	}
 	// AfterInsertHook runs after a successful insert.
-	AfterInsertHook interface{ AfterInsert(ctx context.Context) error }
+	AfterInsertHook interface {
+		AfterInsert(ctx context.Context) error
+	}
 	// BeforeDeleteHook runs before Delete.
-	BeforeDeleteHook interface{ BeforeDelete(ctx context.Context) error }
+	BeforeDeleteHook interface {
+		BeforeDelete(ctx context.Context) error
+	}
 	// AfterDeleteHook runs after a successful Delete.
-	AfterDeleteHook interface{ AfterDelete(ctx context.Context) error }
+	AfterDeleteHook interface {
+		AfterDelete(ctx context.Context) error
+	}
 )
 
 // Validator is implemented by model types that check themselves before
@@ -125,7 +137,9 @@ func (f writeOptionFunc) apply(c *writeConfig) { f(c) }
 // WithoutValidation skips Validate for this write: the fast path for data
 // already known to be valid. Default: validation runs. Skipping it writes
 // whatever the struct holds; use it only for trusted, already-checked data.
-func WithoutValidation() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.skipValidation = true }) }
+func WithoutValidation() WriteOption {
+	return writeOptionFunc(func(c *writeConfig) { c.skipValidation = true })
+}
 
 // WithoutHooks skips every hook for this write. Default: hooks run. With
 // WithoutValidation too, Save is a single driver call.
