@@ -1,4 +1,4 @@
-.PHONY: test devserver bench fuzz
+.PHONY: test devserver bench bench-quick bench-readme fuzz
 
 # Everything CI runs: modules, dev server, gofmt, go mod tidy, vet, test -race.
 test:
@@ -7,3 +7,19 @@ test:
 # Run the embedded dev server in the foreground on 127.0.0.1:27017.
 devserver:
 	cd bench && go run ./cmd/devserver
+
+# databridge vs the official driver, side by side (about 2 minutes).
+bench:
+	cd bench && go run ./cmd/compare
+
+bench-quick:
+	cd bench && go run ./cmd/compare -quick
+
+# Regenerate the README's results table from a real run.
+bench-readme:
+	./scripts/bench-readme.sh
+
+# Fuzz the decoder (FUZZTIME=30m for a long run).
+FUZZTIME ?= 10m
+fuzz:
+	go test ./decode -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)

@@ -33,15 +33,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "build the dev server (the first build compiles SQLite: ~1-2 min)"
+(cd bench && go build -o "$tmp/devserver" ./cmd/devserver)
+# Tests that need a server process of their own (the compare command's) run
+# this binary rather than a race-instrumented copy of themselves.
+export DATABRIDGE_DEVSERVER="$tmp/devserver"
+
 if [ -z "${MONGODB_URI:-}" ]; then
-	step "build and start the dev server (first build compiles SQLite: ~1-2 min)"
-	(cd bench && go build -o "$tmp/devserver" ./cmd/devserver)
+	step "start the dev server"
 	mkfifo "$tmp/uri"
 	"$tmp/devserver" -addr 127.0.0.1:0 >"$tmp/uri" &
 	server_pid=$!
 	read -r -t 60 MONGODB_URI <"$tmp/uri" || { echo "dev server did not start" >&2; exit 1; }
 	export MONGODB_URI
-	export DATABRIDGE_DEVSERVER="$tmp/devserver"
 fi
 step "testing against $MONGODB_URI"
 

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/databridge-go/databridge/bench/internal/compare"
+	"github.com/databridge-go/databridge/bench/internal/devserver"
+)
+
+func TestMain(m *testing.M) {
+	devserver.MaybeServeChild() // the spawned dev server runs this binary
+	os.Exit(m.Run())
+}
+
+// TestQuickRun runs the command as a newcomer would, in -quick mode, with
+// its own embedded dev server (MONGODB_URI is ignored so the spawn path is
+// tested too), and checks the report, JSON and chart it writes.
+func TestQuickRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole comparison (about 30 s)")
+	}
+	t.Setenv("MONGODB_URI", "")
+	out := t.TempDir()
+	table := filepath.Join(out, "table.md")
+	require.NoError(t, run([]string{"-quick", "-out", out, "-table", table}))
+
+	dirs, err := filepath.Glob(filepath.Join(out, "*", "results.json"))
+	require.NoError(t, err)
+	require.Len(t, dirs, 1)
+	dir := filepath.Dir(dirs[0])
+
+	var rep compare.Report
+	js, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(js, &rep))
+	require.Len(t, rep.Rows, 8)
+	assert.Equal(t, "insert_one", rep.Rows[0].Name, "the spec's four rows come first")
+	assert.Equal(t, "bulk_update(1000)", rep.Rows[3].Name)
+	for _, row := range rep.Rows {
+		assert.Positive(t, row.Databridge.CPUPerOp, row.Name)
+		assert.Positive(t, row.Driver.WallMedian, row.Name)
+		assert.Positive(t, row.CPUSpeedup, row.Name)
+	}
+	assert.True(t, rep.Quick)
+	assert.NotEmpty(t, rep.GoVersion)
+
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "| insert_one |")
+	assert.Contains(t, string(md), "chart.png")
+
+	f, err := os.Open(filepath.Join(dir, "chart.png"))
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	assert.Greater(t, img.Bounds().Dx(), 500)
+
+	tb, err := os.ReadFile(table)
+	require.NoError(t, err)
+	assert.Equal(t, 1+2+8, strings.Count(string(tb), "\n")-1, "environment line, blank, header, rule and 8 rows")
+}

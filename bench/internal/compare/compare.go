@@ -1,0 +1,279 @@
+// Package compare runs databridge and the official driver side by side on
+// the same operations, interleaved, and reports client CPU, wall time and
+// allocations per operation.
+package compare
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/benchdata"
+)
+
+// Config is one run's settings.
+type Config struct {
+	URI      string    // server to use
+	Server   string    // how the server was obtained, for the report
+	Quick    bool      // fewer iterations and a smaller stream
+	OutDir   string    // results are written to OutDir/<date>/
+	Progress io.Writer // progress lines (stderr)
+}
+
+// LibResult is one library's figures for one row.
+type LibResult struct {
+	Ops         int     `json:"ops"`
+	WallMedian  float64 `json:"wall_median_ns"`
+	WallP95     float64 `json:"wall_p95_ns"`
+	CPUPerOp    float64 `json:"cpu_ns_per_op"`
+	AllocsPerOp float64 `json:"allocs_per_op"`
+	BytesPerOp  float64 `json:"bytes_per_op"`
+}
+
+// Row is one operation measured for both libraries.
+type Row struct {
+	Name        string    `json:"name"`
+	Databridge  LibResult `json:"databridge"`
+	Driver      LibResult `json:"driver"`
+	CPUSpeedup  float64   `json:"cpu_speedup"`  // driver / databridge
+	WallSpeedup float64   `json:"wall_speedup"` // driver / databridge, medians
+	Target      Target    `json:"target"`
+	Pass        bool      `json:"pass"`
+}
+
+// Report is the whole run.
+type Report struct {
+	Date          string  `json:"date"`
+	GoVersion     string  `json:"go_version"`
+	OS            string  `json:"os"`
+	CPU           string  `json:"cpu"`
+	NumCPU        int     `json:"num_cpu"`
+	GOMAXPROCS    int     `json:"gomaxprocs"`
+	Server        string  `json:"server"`
+	ServerVersion string  `json:"server_version"`
+	Driver        string  `json:"driver_version"`
+	Quick         bool    `json:"quick"`
+	Seconds       float64 `json:"seconds"`
+	Rows          []Row   `json:"rows"`
+	Dir           string  `json:"-"`
+}
+
+// Run measures every row and writes the report files.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	start := time.Now()
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	cl, err := mongo.Connect(options.Client().ApplyURI(cfg.URI))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Disconnect(context.WithoutCancel(ctx))
+	if err := cl.Ping(ctx, nil); err != nil {
+		return nil, fmt.Errorf("compare: ping %s: %w", cfg.URI, err)
+	}
+	db := cl.Database(fmt.Sprintf("databridge_compare_%d", time.Now().UnixNano()))
+	defer db.Drop(context.WithoutCancel(ctx))
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	e := &env{db: db, cache: c}
+
+	rep := &Report{
+		Date: time.Now().UTC().Format("2006-01-02"), GoVersion: runtime.Version(),
+		OS: runtime.GOOS + "/" + runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Server: cfg.Server, ServerVersion: serverVersion(ctx, cl),
+		Driver: moduleVersion("go.mongodb.org/mongo-driver/v2"), Quick: cfg.Quick,
+	}
+	rows := ops(e, cfg.Quick)
+	for i, o := range rows {
+		rowStart := time.Now()
+		fmt.Fprintf(progress, "[%d/%d] %s: ", i+1, len(rows), o.name)
+		if o.setup != nil {
+			if err := o.setup(ctx, e); err != nil {
+				return nil, fmt.Errorf("compare: set up %s: %w", o.name, err)
+			}
+		}
+		row, err := measureRow(ctx, o, progress)
+		if err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", o.name, err)
+		}
+		fmt.Fprintf(progress, " cpu %.2fx, wall %.2fx (%.1fs)\n", row.CPUSpeedup, row.WallSpeedup, time.Since(rowStart).Seconds())
+		rep.Rows = append(rep.Rows, row)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if cfg.OutDir != "" {
+		if err := rep.write(cfg.OutDir); err != nil {
+			return nil, err
+		}
+	}
+	return rep, nil
+}
+
+type sample struct {
+	wall, cpu     time.Duration
+	allocs, bytes uint64
+	ops           int
+}
+
+// measureRow runs warm-up ops, then blocks of each library alternately
+// (A B, B A, A B, …) so that drift in the machine or the server cancels.
+func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
+	fns := [2]func(context.Context, int) error{o.databridge, o.driver}
+	seq := [2]int{}
+	for lib := range fns { // warm up: plans, pools, connections
+		if err := fns[lib](ctx, 1_000_000+lib); err != nil {
+			return Row{}, err
+		}
+	}
+	var samples [2][]sample
+	for it := range o.iterations {
+		order := [2]int{0, 1}
+		if it%2 == 1 {
+			order = [2]int{1, 0}
+		}
+		for _, lib := range order {
+			s, err := block(ctx, fns[lib], seq[lib], o.block[lib])
+			if err != nil {
+				return Row{}, err
+			}
+			seq[lib] += o.block[lib]
+			samples[lib] = append(samples[lib], s)
+		}
+		fmt.Fprint(progress, ".")
+	}
+	row := Row{Name: o.name, Target: o.target, Databridge: summarize(samples[0]), Driver: summarize(samples[1])}
+	row.CPUSpeedup = row.Driver.CPUPerOp / row.Databridge.CPUPerOp
+	row.WallSpeedup = row.Driver.WallMedian / row.Databridge.WallMedian
+	got := row.CPUSpeedup
+	if o.target.Metric == MetricWall {
+		got = row.WallSpeedup
+	}
+	row.Pass = got >= o.target.Min
+	return row, nil
+}
+
+func block(ctx context.Context, fn func(context.Context, int) error, seq, n int) (sample, error) {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	c0 := benchdata.CPUTime()
+	t0 := time.Now()
+	for k := range n {
+		if err := fn(ctx, seq+k); err != nil {
+			return sample{}, err
+		}
+	}
+	wall := time.Since(t0)
+	cpu := benchdata.CPUTime() - c0
+	runtime.ReadMemStats(&m1)
+	return sample{wall: wall, cpu: cpu, allocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc, ops: n}, nil
+}
+
+func summarize(ss []sample) LibResult {
+	var r LibResult
+	var walls []float64
+	var cpu time.Duration
+	var allocs, bytes uint64
+	for _, s := range ss {
+		r.Ops += s.ops
+		walls = append(walls, float64(s.wall)/float64(s.ops))
+		cpu += s.cpu
+		allocs += s.allocs
+		bytes += s.bytes
+	}
+	slices.Sort(walls)
+	r.WallMedian = quantile(walls, 0.5)
+	r.WallP95 = quantile(walls, 0.95)
+	r.CPUPerOp = float64(cpu) / float64(r.Ops)
+	r.AllocsPerOp = float64(allocs) / float64(r.Ops)
+	r.BytesPerOp = float64(bytes) / float64(r.Ops)
+	return r
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	pos := q * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := int(math.Ceil(pos))
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func serverVersion(ctx context.Context, cl *mongo.Client) string {
+	var info bson.M
+	if err := cl.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return "unknown"
+	}
+	v := fmt.Sprint(info["version"])
+	if f, ok := info["ferretdbVersion"]; ok {
+		fv := fmt.Sprint(f)
+		if fv == "unknown" { // embedded builds carry no version string
+			fv = moduleVersion("github.com/FerretDB/FerretDB") + " embedded"
+		}
+		v += " (FerretDB " + fv + ")"
+	}
+	return v
+}
+
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == path {
+				return m.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+func (r *Report) write(outDir string) error {
+	dir := filepath.Join(outDir, r.Date)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	r.Dir = dir
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var md strings.Builder
+	r.Markdown(&md)
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	return r.Chart(filepath.Join(dir, "chart.png"))
+}

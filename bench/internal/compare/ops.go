@@ -1,0 +1,229 @@
+package compare
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
+)
+
+// Metric names what a target is measured on.
+type Metric string
+
+// The metrics a row's target can use.
+const (
+	MetricCPU  Metric = "cpu"  // client CPU per op
+	MetricWall Metric = "wall" // wall time per op (median)
+)
+
+// Target is a row's goal: driver/databridge ratio of Metric at least Min.
+type Target struct {
+	Metric Metric  `json:"metric"`
+	Min    float64 `json:"min"`
+	Source string  `json:"source"` // the issue that set it
+}
+
+func (t Target) String() string {
+	if t.Min < 1 {
+		return fmt.Sprintf("%s ≤ %.2fx driver", t.Metric, 1/t.Min)
+	}
+	return fmt.Sprintf("%s ≥ %.4gx", t.Metric, t.Min)
+}
+
+// op is one row: the same operation done by databridge and by the driver.
+type op struct {
+	name       string
+	target     Target
+	iterations int // measured blocks per library (default run)
+	block      [2]int
+	setup      func(ctx context.Context, e *env) error
+	databridge func(context.Context, int) error
+	driver     func(context.Context, int) error
+}
+
+type env struct {
+	db    *mongo.Database
+	cache *cache.Cache
+}
+
+func (e *env) coll(name string) *mongo.Collection { return e.db.Collection(name) }
+
+// ops builds the rows, the spec's four first. Each library writes to its
+// own collections so neither pays for the other's data.
+func ops(e *env, quick bool) []*op {
+	scale := func(n int) int {
+		if quick {
+			return max(1, n/4)
+		}
+		return n
+	}
+	o := []*op{}
+
+	// insert_one: Save on the fast path against InsertOne.
+	{
+		dbColl, drColl := e.coll("insert_one_databridge"), e.coll("insert_one_driver")
+		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+		o = append(o, &op{
+			name: "insert_one", iterations: scale(20), block: [2]int{20, 20},
+			target: Target{MetricCPU, 1 / 1.05, "#6: fast path ≤1.05x the driver's client CPU"},
+			databridge: func(ctx context.Context, i int) error {
+				u := benchdata.NewSmall(i)
+				u.ID = bson.ObjectID{}
+				return users.Save(ctx, &u, odm.WithoutValidation(), odm.WithoutHooks())
+			},
+			driver: driverInsertOne(drColl),
+		})
+	}
+	// bulk_insert(1000)
+	{
+		dbColl, drColl := e.coll("bulk_insert_databridge"), e.coll("bulk_insert_driver")
+		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+		const n = 1000
+		o = append(o, &op{
+			name: "bulk_insert(1000)", iterations: scale(8), block: [2]int{1, 1},
+			target: Target{MetricCPU, 2, "#6: ≥2x lower client CPU"},
+			databridge: func(ctx context.Context, i int) error {
+				docs := make([]benchdata.Small, n)
+				for k := range docs {
+					docs[k] = benchdata.NewSmall(i*n + k)
+					docs[k].ID = bson.ObjectID{}
+				}
+				return users.InsertMany(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
+			},
+			driver: driverInsertMany(drColl, n),
+		})
+	}
+	// find_many(100) small
+	small := e.coll("find_small")
+	o = append(o, &op{
+		name: "find_many(100)", iterations: scale(10), block: [2]int{10, 10},
+		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
+		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, small, "small", 100) },
+		databridge: func(ctx context.Context, _ int) error {
+			out, err := query.From[benchdata.Small](small).FindMany(ctx, everything)
+			if err != nil {
+				return err
+			}
+			return count(len(out), 100)
+		},
+		driver: driverFindAll[benchdata.Small](small, 100),
+	})
+	// bulk_update(1000)
+	{
+		dbColl, drColl := e.coll("update_databridge"), e.coll("update_driver")
+		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+		o = append(o, &op{
+			name: "bulk_update(1000)", iterations: scale(4), block: [2]int{1, 1},
+			target: Target{MetricCPU, 0.95, "#6: no worse than the driver"},
+			setup: func(ctx context.Context, e *env) error {
+				if err := benchdata.Seed(ctx, dbColl, "small", 1000); err != nil {
+					return err
+				}
+				return benchdata.Seed(ctx, drColl, "small", 1000)
+			},
+			databridge: func(ctx context.Context, _ int) error {
+				res, err := users.UpdateMany(ctx, nil, incAge)
+				if err != nil {
+					return err
+				}
+				return count(int(res.Matched), 1000)
+			},
+			driver: driverUpdateMany(drColl, 1000),
+		})
+	}
+	// find_many(100) medium
+	medium := e.coll("find_medium")
+	o = append(o, &op{
+		name: "find_many(100) medium", iterations: scale(10), block: [2]int{5, 5},
+		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
+		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, medium, "medium", 100) },
+		databridge: func(ctx context.Context, _ int) error {
+			out, err := query.From[benchdata.Medium](medium).FindMany(ctx, everything)
+			if err != nil {
+				return err
+			}
+			return count(len(out), 100)
+		},
+		driver: driverFindAll[benchdata.Medium](medium, 100),
+	})
+	// find_many(100) cached: a hit against the driver's uncached read.
+	{
+		h := query.From[benchdata.Small](small).WithCache(e.cache)
+		o = append(o, &op{
+			name: "find_many(100) cached", iterations: scale(10), block: [2]int{200, 5},
+			target: Target{MetricWall, 500, "#5: a hit ≥500x faster than the uncached read"},
+			setup: func(ctx context.Context, e *env) error {
+				_, err := h.FindMany(ctx, everything, query.Cache(time.Hour))
+				e.cache.Wait()
+				return err
+			},
+			databridge: func(ctx context.Context, _ int) error {
+				out, err := h.FindMany(ctx, everything, query.Cache(time.Hour))
+				if err != nil {
+					return err
+				}
+				return count(len(out), 100)
+			},
+			driver: driverFindAll[benchdata.Small](small, 100),
+		})
+	}
+	// bulk_save(1000): one BulkWrite of 1000 upserts by _id. Each op
+	// saves 1000 documents with fresh _ids (so every upsert inserts): on the
+	// dev server, FerretDB v1.24's SQLite backend deadlocks on an update
+	// command with 100 or more statements that match existing documents
+	// (see docs/ferretdb.md). Client-side work, what databridge changes, is
+	// the same either way.
+	{
+		dbColl, drColl := e.coll("bulk_save_databridge"), e.coll("bulk_save_driver")
+		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+		const n = 1000
+		o = append(o, &op{
+			name: "bulk_save(1000)", iterations: scale(4), block: [2]int{1, 1},
+			target: Target{MetricCPU, 2, "#6: ≥2x lower client CPU"},
+			databridge: func(ctx context.Context, i int) error {
+				docs := make([]benchdata.Small, n)
+				for k := range docs {
+					docs[k] = benchdata.NewSmall(i*n + k)
+				}
+				return users.BulkSave(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
+			},
+			driver: driverBulkSave(drColl, n),
+		})
+	}
+	// stream(10000) medium
+	{
+		n := 10000
+		if quick {
+			n = 2000
+		}
+		stream := e.coll("stream_medium")
+		o = append(o, &op{
+			name: fmt.Sprintf("stream(%d) medium", n), iterations: scale(3), block: [2]int{1, 1},
+			target: Target{MetricCPU, 5, "#4: ≥5x lower client CPU than Next+Decode"},
+			setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, stream, "medium", n) },
+			databridge: func(ctx context.Context, _ int) error {
+				cur, err := query.From[benchdata.Medium](stream).Cursor(ctx, everything)
+				if err != nil {
+					return err
+				}
+				k := 0
+				for _, err := range cur.Borrowed(ctx) {
+					if err != nil {
+						return err
+					}
+					k++
+				}
+				return count(k, n)
+			},
+			driver: driverStream[benchdata.Medium](stream, n),
+		})
+	}
+	return o
+}

@@ -1,0 +1,152 @@
+package compare
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+func dur(ns float64) string {
+	d := time.Duration(ns)
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
+	}
+}
+
+func status(pass bool) string {
+	if pass {
+		return "✅"
+	}
+	return "❌"
+}
+
+// Table writes the results table (markdown, readable in a terminal).
+func (r *Report) Table(w io.Writer) {
+	fmt.Fprintln(w, "| Operation | databridge CPU/op | driver CPU/op | CPU speedup | databridge wall (p50 / p95) | driver wall (p50 / p95) | wall speedup | allocs/op (databridge / driver) | target | status |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|:-:|")
+	for _, row := range r.Rows {
+		a, b := row.Databridge, row.Driver
+		fmt.Fprintf(w, "| %s | %s | %s | **%.2fx** | %s / %s | %s / %s | **%.2fx** | %.0f / %.0f | %s | %s |\n",
+			row.Name, dur(a.CPUPerOp), dur(b.CPUPerOp), row.CPUSpeedup,
+			dur(a.WallMedian), dur(a.WallP95), dur(b.WallMedian), dur(b.WallP95), row.WallSpeedup,
+			a.AllocsPerOp, b.AllocsPerOp, row.Target, status(row.Pass))
+	}
+}
+
+// Environment writes what the run was measured on.
+func (r *Report) Environment(w io.Writer) {
+	mode := "default"
+	if r.Quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(w, "Measured %s with %s on %s (%s, %d CPUs, GOMAXPROCS=%d); server %s, %s; driver %s; %s run, %.0f s. "+
+		"Speedup = driver / databridge (higher is better); client CPU is this process's user+system time per op, the server being another process.\n",
+		r.Date, r.GoVersion, r.OS, r.CPU, r.NumCPU, r.GOMAXPROCS, r.Server, r.ServerVersion, r.Driver, mode, r.Seconds)
+}
+
+// Markdown writes the whole report.
+func (r *Report) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "# databridge vs the official driver — %s\n\n", r.Date)
+	r.Environment(w)
+	fmt.Fprintln(w)
+	r.Table(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "![client CPU and wall time per operation](chart.png)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Both libraries run the same operations on the same data with one shared client, interleaved (A B, B A, …) so that drift cancels. "+
+		"The driver's code is in bench/internal/compare/peer_driver.go. Wall time on the embedded dev server is dominated by the server; "+
+		"client CPU is what databridge changes.")
+}
+
+// Chart draws client CPU and wall time per operation, both libraries side
+// by side, on log scales.
+func (r *Report) Chart(path string) error {
+	cpu, err := r.panel("Client CPU per operation", func(l LibResult) float64 { return l.CPUPerOp })
+	if err != nil {
+		return err
+	}
+	wall, err := r.panel("Wall time per operation (median)", func(l LibResult) float64 { return l.WallMedian })
+	if err != nil {
+		return err
+	}
+	const width, height = 30 * vg.Centimeter, 24 * vg.Centimeter
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter, PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter}
+	canvases := plot.Align([][]*plot.Plot{{cpu}, {wall}}, tiles, dc)
+	cpu.Draw(canvases[0][0])
+	wall.Draw(canvases[1][0])
+	png := vgimg.PngCanvas{Canvas: img}
+	return writeFile(path, png.WriteTo)
+}
+
+// panel draws one grouped bar chart. Values span microseconds to seconds,
+// so bars are log10 of milliseconds, shifted to start above zero (bar
+// charts grow from zero), with ticks labelled in real units.
+func (r *Report) panel(title string, value func(LibResult) float64) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "time per operation (log scale)"
+	names := make([]string, len(r.Rows))
+	var raw [2][]float64
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, row := range r.Rows {
+		names[i] = row.Name
+		for lib, res := range []LibResult{row.Databridge, row.Driver} {
+			v := math.Log10(max(value(res)/1e6, 1e-6))
+			raw[lib] = append(raw[lib], v)
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	base := math.Floor(lo) - 0.5
+	w := vg.Points(14)
+	colors := []color.Color{color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}}
+	for lib, label := range []string{"databridge", "driver"} {
+		vals := make(plotter.Values, len(raw[lib]))
+		for i, v := range raw[lib] {
+			vals[i] = v - base
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return nil, err
+		}
+		bars.Color = colors[lib]
+		bars.LineStyle.Width = 0
+		bars.Offset = w * vg.Length(2*lib-1) / 2
+		p.Add(bars)
+		p.Legend.Add(label, bars)
+	}
+	p.Y.Min, p.Y.Max = 0, math.Ceil(hi)-base+0.2
+	p.Y.Tick.Marker = logTicker{base: base}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = 0.35
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+// logTicker labels decades of milliseconds on the shifted log axis.
+type logTicker struct{ base float64 }
+
+func (t logTicker) Ticks(min, max float64) []plot.Tick {
+	var ticks []plot.Tick
+	for k := math.Ceil(min + t.base); k <= max+t.base; k++ {
+		ticks = append(ticks, plot.Tick{Value: k - t.base, Label: dur(math.Pow(10, k) * 1e6)})
+	}
+	return ticks
+}
