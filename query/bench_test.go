@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -276,4 +277,114 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 			return check(n)
 		})
 	})
+}
+
+// BenchmarkStreamBatchSize streams 10,000 medium documents per op at several
+// batch sizes, to choose the default (docs/performance.md).
+func BenchmarkStreamBatchSize(b *testing.B) {
+	coll := fixtures(b, "medium", 10000)
+	ctx := context.Background()
+	for _, bs := range []int32{0, 101, 500, 1000, 5000} {
+		name := fmt.Sprintf("batch=%d", bs)
+		if bs == 0 {
+			name = "batch=server-default"
+		}
+		b.Run(name, func(b *testing.B) {
+			var opts []query.Option
+			if bs > 0 {
+				opts = append(opts, query.BatchSize(bs))
+			}
+			h := query.From[benchdata.Medium](coll)
+			measure(b, func() error {
+				cur, err := h.Cursor(ctx, bson.D{}, opts...)
+				if err != nil {
+					return err
+				}
+				n := 0
+				for _, err := range cur.Borrowed(ctx) {
+					if err != nil {
+						return err
+					}
+					n++
+				}
+				if n != 10000 {
+					return fmt.Errorf("got %d", n)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// BenchmarkPrefetch compares pipelined getMore with fetching on demand for a
+// consumer that works ~20 µs per document (stream of 10,000 medium).
+func BenchmarkPrefetch(b *testing.B) {
+	coll := fixtures(b, "medium", 10000)
+	ctx := context.Background()
+	work := func() {
+		deadline := time.Now().Add(20 * time.Microsecond)
+		for time.Now().Before(deadline) {
+		}
+	}
+	for _, prefetch := range []bool{true, false} {
+		b.Run(fmt.Sprintf("prefetch=%v", prefetch), func(b *testing.B) {
+			opts := []query.Option{query.BatchSize(500)}
+			if !prefetch {
+				opts = append(opts, query.WithoutPrefetch())
+			}
+			h := query.From[benchdata.Medium](coll)
+			measure(b, func() error {
+				cur, err := h.Cursor(ctx, bson.D{}, opts...)
+				if err != nil {
+					return err
+				}
+				for _, err := range cur.Borrowed(ctx) {
+					if err != nil {
+						return err
+					}
+					work()
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// BenchmarkFindManyParallel measures find_many(100) small throughput with
+// 1, 8 and 64 concurrent goroutines, with the driver's default pool and with
+// tuned pool settings (docs/performance.md).
+func BenchmarkFindManyParallel(b *testing.B) {
+	fixtures(b, "small", 100) // seeds with the shared client
+	pools := []struct {
+		name string
+		opts *options.ClientOptions
+	}{
+		{"default", options.Client()},
+		{"maxPool=8,maxConnecting=8", options.Client().SetMaxPoolSize(8).SetMaxConnecting(8)},
+		{"minPool=8,maxConnecting=8", options.Client().SetMinPoolSize(8).SetMaxConnecting(8)},
+	}
+	for _, p := range pools {
+		cl := testdb.NewClient(b, p.opts)
+		coll := cl.Database(benchDB).Collection("small_100")
+		h := query.From[benchdata.Small](coll)
+		for _, g := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("goroutines=%d/pool=%s", g, p.name), func(b *testing.B) {
+				ctx := context.Background()
+				b.SetParallelism(max(1, g/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				start := benchdata.CPUTime()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						out, err := h.FindMany(ctx, bson.D{})
+						if err != nil || len(out) != 100 {
+							b.Errorf("%d docs, %v", len(out), err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+				b.ReportMetric(float64(benchdata.CPUTime()-start)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
 }
