@@ -8,12 +8,14 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -286,6 +288,14 @@ func (c *Collection[T]) ensureID(doc *T) (id any, isNew bool) {
 	return v.Interface(), v.IsZero()
 }
 
+func (c *Collection[T]) idIsZero(doc *T) bool {
+	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).IsZero()
+}
+
+func (c *Collection[T]) setID(doc *T, id bson.ObjectID) {
+	reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).Set(reflect.ValueOf(id))
+}
+
 func (c *Collection[T]) idOf(doc *T) any {
 	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).Interface()
 }
@@ -412,15 +422,48 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 		return nil
 	}
 	batch := make([]any, len(docs))
+	// The fast encoding: documents are encoded once by the compiled encoder,
+	// a zero ObjectID _id is left out so the driver adds a new one cheaply
+	// (it decodes every _id it finds back through a new decoder), and the new
+	// ids are written back from the result. When BeforeInsert hooks will run,
+	// they get to see the id first, as everywhere else.
+	plan := encode.For(reflect.TypeFor[T]())
+	_, hooked := any((*T)(nil)).(BeforeInsertHook)
+	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked)
+	var missing []int // documents whose id the driver assigns
+	var buf []byte
 	for i := range docs {
-		c.ensureID(&docs[i])
+		if fast {
+			if c.idIsZero(&docs[i]) {
+				missing = append(missing, i)
+			}
+		} else {
+			c.ensureID(&docs[i])
+		}
 		if err := before(ctx, &docs[i], i, cfg, "BeforeInsert"); err != nil {
 			return err
 		}
-		batch[i] = &docs[i]
+		if !fast {
+			batch[i] = &docs[i]
+			continue
+		}
+		start := len(buf)
+		var err error
+		if buf, err = plan.Append(buf, unsafe.Pointer(&docs[i]), true); err != nil {
+			return fmt.Errorf("odm: encode document %d: %w", i, err)
+		}
+		// Earlier documents keep pointing into the old array if buf grows.
+		batch[i] = bson.Raw(buf[start:len(buf):len(buf)])
 	}
-	_, err := c.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(!cfg.unordered))
+	res, err := c.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(!cfg.unordered))
 	c.invalidate()
+	if res != nil {
+		for _, i := range missing {
+			if id, ok := res.InsertedIDs[i].(bson.ObjectID); ok {
+				c.setID(&docs[i], id)
+			}
+		}
+	}
 	failed, err := bulkError(err)
 	if err != nil && failed == nil {
 		return fmt.Errorf("odm: insert many into %s: %w", c.coll.Name(), err)
@@ -472,8 +515,9 @@ func bulkError(err error) (*BulkError, error) {
 	return be, be
 }
 
-// BulkSave saves every document in one BulkWrite: documents with a zero _id
-// get a new ObjectID and are inserted, the others are upserted by _id.
+// BulkSave saves every document in one BulkWrite of upserts by _id:
+// documents with a zero _id first get a new ObjectID (so their upsert
+// inserts them), the others replace or insert the stored document.
 // BeforeSave (and BeforeInsert for new documents) and Validate run for every
 // document before anything is sent; After hooks run for every document
 // written. Rejected documents are reported in a *BulkError.
@@ -484,6 +528,8 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	}
 	models := make([]mongo.WriteModel, len(docs))
 	isNew := make([]bool, len(docs))
+	plan := encode.For(reflect.TypeFor[T]())
+	var buf []byte
 	for i := range docs {
 		id, fresh := c.ensureID(&docs[i])
 		isNew[i] = fresh
@@ -494,11 +540,23 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		if err := before(ctx, &docs[i], i, cfg, hooks...); err != nil {
 			return err
 		}
-		if fresh {
-			models[i] = mongo.NewInsertOneModel().SetDocument(&docs[i])
-		} else {
-			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(&docs[i]).SetUpsert(true)
+		// Every document, new ones included (their fresh id matches
+		// nothing), is an upsert by _id with a replacement encoded once by
+		// the compiled encoder: the driver copies it as it is.
+		start := len(buf)
+		var err error
+		if buf, err = plan.Append(buf, unsafe.Pointer(&docs[i]), false); err != nil {
+			return fmt.Errorf("odm: encode document %d: %w", i, err)
 		}
+		replacement := bson.Raw(buf[start:len(buf):len(buf)])
+		var filter any = bson.D{{Key: "_id", Value: id}}
+		if oid, ok := id.(bson.ObjectID); ok { // {_id: oid}, pre-encoded too
+			start = len(buf)
+			buf = append(buf, 22, 0, 0, 0, byte(bson.TypeObjectID), '_', 'i', 'd', 0)
+			buf = append(append(buf, oid[:]...), 0)
+			filter = bson.Raw(buf[start:len(buf):len(buf)])
+		}
+		models[i] = mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(replacement).SetUpsert(true)
 	}
 	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
 	c.invalidate()

@@ -400,3 +400,36 @@ func TestReadsThroughCollection(t *testing.T) {
 	}
 	assert.Equal(t, 5, k)
 }
+
+// TestInsertManyEncodedPath covers the compiled-encoder path (no hooks to
+// run): ids assigned by the driver are written back, the stored documents
+// are what bson.Marshal would have stored, and partial failures are named.
+func TestInsertManyEncodedPath(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	docs := []User{e.user("a"), e.user("b"), e.user("c")}
+	preset := bson.NewObjectID()
+	docs[1].ID = preset
+	require.NoError(t, e.users.InsertMany(ctx, docs, odm.WithoutHooks()))
+	assert.Equal(t, []string{"Validate:a", "Validate:b", "Validate:c"}, e.calls.names(), "validation ran, no hooks")
+	for _, d := range docs {
+		require.False(t, d.ID.IsZero(), "ids are written back")
+	}
+	assert.Equal(t, preset, docs[1].ID, "a preset id is kept")
+	got := e.stored(t)
+	require.Len(t, got, 3)
+	for i := range got {
+		got[i].log = e.calls
+		assert.Equal(t, docs[i], got[i])
+	}
+
+	dup := []User{e.user("d"), e.user("e")}
+	dup[1].ID = preset
+	err := e.users.InsertMany(ctx, dup, odm.WithoutHooks(), odm.Unordered())
+	var be *odm.BulkError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Failed, 1)
+	assert.Equal(t, 1, be.Failed[0].Index)
+	assert.False(t, dup[0].ID.IsZero())
+	assert.Len(t, e.stored(t), 4)
+}

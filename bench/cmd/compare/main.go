@@ -99,7 +99,15 @@ func spliceReadme(path string, rep *compare.Report) error {
 	if i < 0 || j < i {
 		return fmt.Errorf("%s has no %s … %s section", path, start, end)
 	}
-	rel, err := filepath.Rel(filepath.Dir(path), rep.Dir)
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(rep.Dir)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(base, dir)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,44 @@
+package encode_test
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/encode"
+)
+
+// FuzzEncode decodes fuzzed documents into several struct shapes with the
+// driver and checks that encode produces the bytes bson.Marshal produces for
+// the resulting values. Run it with
+//
+//	go test ./internal/encode -run '^$' -fuzz FuzzEncode -fuzztime 10m
+func FuzzEncode(f *testing.F) {
+	seeds := []any{benchdata.NewSmall(1), benchdata.NewMedium(2), Ints{I: 1, U64: 5}, Omit{S: "s"}, Inner{A: "a", B: []int{1, 2}}}
+	for i, s := range seeds {
+		b, _ := bson.Marshal(s)
+		f.Add(byte(i), b)
+	}
+	shapes := []func(*testing.T, []byte){fuzzOne[benchdata.Small], fuzzOne[benchdata.Medium], fuzzOne[Ints], fuzzOne[Omit], fuzzOne[Inner]}
+	f.Fuzz(func(t *testing.T, shape byte, doc []byte) {
+		shapes[int(shape)%len(shapes)](t, doc)
+	})
+}
+
+func fuzzOne[T any](t *testing.T, doc []byte) {
+	var v T
+	if bson.Unmarshal(doc, &v) != nil {
+		return
+	}
+	want, werr := bson.Marshal(&v)
+	got, gerr := encode.For(reflect.TypeFor[T]()).Append(nil, unsafePtr(&v), false)
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("error mismatch: driver %v, encode %v", werr, gerr)
+	}
+	if werr == nil && !bytes.Equal(want, got) {
+		t.Fatalf("bytes differ for %#v\ndriver: %s\nencode: %s", v, bson.Raw(want), bson.Raw(got))
+	}
+}
