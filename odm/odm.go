@@ -367,6 +367,11 @@ func runHook(ctx context.Context, doc any, name string) error {
 // With WithoutValidation and WithoutHooks, Save is one driver call.
 func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
+	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) {
+		if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() {
+			return c.insertEncoded(ctx, doc, plan)
+		}
+	}
 	id, isNew := c.ensureID(doc)
 	if !cfg.skipHooks || !cfg.skipValidation {
 		hooks := []string{"BeforeSave"}
@@ -394,6 +399,28 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 		return after(ctx, doc, 0, cfg, "AfterInsert", "AfterSave")
 	}
 	return after(ctx, doc, 0, cfg, "AfterSave")
+}
+
+// insertEncoded is the fast path's insert of a new document: encoded by the
+// compiled encoder without its zero _id, so that the driver adds one cheaply
+// (it decodes any _id it finds back through a new decoder); the id is then
+// written back from the result. One driver call.
+func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.Plan) error {
+	raw, err := plan.Append(make([]byte, 0, 256), unsafe.Pointer(doc), true)
+	if err != nil {
+		return fmt.Errorf("odm: encode: %w", err)
+	}
+	res, err := c.coll.InsertOne(ctx, bson.Raw(raw))
+	c.invalidate()
+	if res != nil {
+		if oid, ok := res.InsertedID.(bson.ObjectID); ok {
+			c.setID(doc, oid)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
+	}
+	return nil
 }
 
 // Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:

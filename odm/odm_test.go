@@ -174,6 +174,10 @@ func TestFastPathSkipsHooksAndValidation(t *testing.T) {
 			require.NoError(t, e.users.Save(ctx, &u, tt.opts...))
 			assert.Equal(t, tt.wantCalls, e.calls.names())
 			assert.Equal(t, 1, e.log.Count("insert"), "one driver call")
+			require.False(t, u.ID.IsZero(), "the new id is written back")
+			n, err := e.coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: u.ID}})
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, n, "stored under that id")
 		})
 	}
 }
