@@ -297,82 +297,21 @@ func (s *state) value(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int
 		}
 		return s.delegate(tp, t, pos, p)
 	case opInt64:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		*(*int64)(p) = i
-		return next, nil
+		return storeInt[int64](s, t, pos, tp, p, math.MinInt64, math.MaxInt64)
 	case opInt32:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < math.MinInt32 || i > math.MaxInt32 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*int32)(p) = int32(i)
-		return next, nil
+		return storeInt[int32](s, t, pos, tp, p, math.MinInt32, math.MaxInt32)
 	case opInt16:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < math.MinInt16 || i > math.MaxInt16 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*int16)(p) = int16(i)
-		return next, nil
+		return storeInt[int16](s, t, pos, tp, p, math.MinInt16, math.MaxInt16)
 	case opInt8:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < math.MinInt8 || i > math.MaxInt8 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*int8)(p) = int8(i)
-		return next, nil
-	case opUint64:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < 0 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*uint64)(p) = uint64(i)
-		return next, nil
+		return storeInt[int8](s, t, pos, tp, p, math.MinInt8, math.MaxInt8)
+	case opUint64: // the driver reads through int64, so the top half overflows
+		return storeInt[uint64](s, t, pos, tp, p, 0, math.MaxInt64)
 	case opUint32:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < 0 || i > math.MaxUint32 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*uint32)(p) = uint32(i)
-		return next, nil
+		return storeInt[uint32](s, t, pos, tp, p, 0, math.MaxUint32)
 	case opUint16:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < 0 || i > math.MaxUint16 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*uint16)(p) = uint16(i)
-		return next, nil
+		return storeInt[uint16](s, t, pos, tp, p, 0, math.MaxUint16)
 	case opUint8:
-		i, next, err := s.readInt(t, pos, tp)
-		if err != nil {
-			return 0, err
-		}
-		if i < 0 || i > math.MaxUint8 {
-			return 0, overflow(t, tp, i)
-		}
-		*(*uint8)(p) = uint8(i)
-		return next, nil
+		return storeInt[uint8](s, t, pos, tp, p, 0, math.MaxUint8)
 	case opFloat64:
 		f, next, err := s.readFloat(t, pos, tp)
 		if err != nil {
@@ -493,6 +432,20 @@ func (s *state) value(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int
 	default:
 		return s.delegate(tp, t, pos, p)
 	}
+}
+
+// storeInt reads an integer with the driver's conversions and stores it as
+// an I after the driver's range check.
+func storeInt[I int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](s *state, t bson.Type, pos int, tp *typePlan, p unsafe.Pointer, lo, hi int64) (int, error) {
+	i, next, err := s.readInt(t, pos, tp)
+	if err != nil {
+		return 0, err
+	}
+	if i < lo || i > hi {
+		return 0, overflow(t, tp, i)
+	}
+	*(*I)(p) = I(i)
+	return next, nil
 }
 
 func overflow(t bson.Type, tp *typePlan, _ int64) error {

@@ -13,20 +13,6 @@ import (
 	"github.com/databridge-go/databridge/odm"
 )
 
-// measure runs fn in the benchmark loop and reports client CPU per op
-// (cpu-ns/op, this process's user+system time; the server is another
-// process).
-func measure(b *testing.B, fn func() error) {
-	b.ReportAllocs()
-	start := benchdata.CPUTime()
-	for b.Loop() {
-		if err := fn(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(benchdata.CPUTime()-start)/float64(b.N), "cpu-ns/op")
-}
-
 // ValidSmall is benchdata.Small with a no-op hook and a validator, for the
 // default (safe) path.
 type ValidSmall benchdata.Small
@@ -52,7 +38,7 @@ func BenchmarkInsertOne(b *testing.B) {
 			b.Fatal(err)
 		}
 		i := 0
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			u := benchdata.NewSmall(i)
 			u.ID = bson.ObjectID{}
 			i++
@@ -65,7 +51,7 @@ func BenchmarkInsertOne(b *testing.B) {
 			b.Fatal(err)
 		}
 		i := 0
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			u := ValidSmall(benchdata.NewSmall(i))
 			u.ID = bson.ObjectID{}
 			i++
@@ -75,7 +61,7 @@ func BenchmarkInsertOne(b *testing.B) {
 	b.Run("lib=driver", func(b *testing.B) {
 		coll := benchColl(b)
 		i := 0
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			u := benchdata.NewSmall(i)
 			i++
 			_, err := coll.InsertOne(ctx, &u)
@@ -99,7 +85,7 @@ func BenchmarkInsertMany(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			docs := fresh()
 			for i := range docs {
 				docs[i].ID = bson.ObjectID{} // new documents: odm assigns the ids
@@ -109,7 +95,7 @@ func BenchmarkInsertMany(b *testing.B) {
 	})
 	b.Run("docs=1000/lib=driver", func(b *testing.B) {
 		coll := benchColl(b)
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			docs := fresh()
 			_, err := coll.InsertMany(ctx, docs)
 			return err
@@ -135,11 +121,11 @@ func BenchmarkBulkSave(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		measure(b, func() error { return users.BulkSave(ctx, fresh(), odm.WithoutValidation(), odm.WithoutHooks()) })
+		benchdata.Measure(b, func() error { return users.BulkSave(ctx, fresh(), odm.WithoutValidation(), odm.WithoutHooks()) })
 	})
 	b.Run("docs=1000/lib=driver", func(b *testing.B) {
 		coll := benchColl(b)
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			docs := fresh()
 			models := make([]mongo.WriteModel, len(docs))
 			for i := range docs {
@@ -166,7 +152,7 @@ func BenchmarkUpdateMany(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			res, err := users.UpdateMany(ctx, nil, inc)
 			if err == nil && res.Matched != 1000 {
 				b.Fatalf("matched %d", res.Matched)
@@ -176,7 +162,7 @@ func BenchmarkUpdateMany(b *testing.B) {
 	})
 	b.Run("docs=1000/lib=driver", func(b *testing.B) {
 		coll := seed(b)
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			_, err := coll.UpdateMany(ctx, bson.D{}, inc, options.UpdateMany())
 			return err
 		})

@@ -61,20 +61,6 @@ func fixtures(b *testing.B, shape string, n int) *mongo.Collection {
 	return cl.Database(benchDB).Collection(fmt.Sprintf("%s_%d", shape, n))
 }
 
-// measure runs fn in the benchmark loop and reports client CPU per op
-// (cpu-ns/op: this process's user+system time; the server is another
-// process) beside wall time.
-func measure(b *testing.B, fn func() error) {
-	b.ReportAllocs()
-	start := benchdata.CPUTime()
-	for b.Loop() {
-		if err := fn(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(benchdata.CPUTime()-start)/float64(b.N), "cpu-ns/op")
-}
-
 // BenchmarkFindMany reads 100 documents per op into a new []T.
 // lib=driver-raw walks the raw documents without decoding: the round-trip
 // floor that no library on the driver can go below.
@@ -95,7 +81,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 	}
 	h := query.From[T](coll)
 	b.Run("lib=databridge", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			out, err := h.FindMany(ctx, filter)
 			if err != nil {
 				return err
@@ -114,7 +100,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 			b.Fatal(err)
 		}
 		c.Wait()
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			out, err := hc.FindMany(ctx, filter, query.Cache(time.Hour))
 			if err != nil {
 				return err
@@ -126,7 +112,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 		}
 	})
 	b.Run("lib=driver-all", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter)
 			if err != nil {
 				return err
@@ -139,7 +125,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 		})
 	})
 	b.Run("lib=driver-unmarshal", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter)
 			if err != nil {
 				return err
@@ -160,7 +146,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 		})
 	})
 	b.Run("lib=driver-raw", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter)
 			if err != nil {
 				return err
@@ -199,7 +185,7 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 	}
 	h := query.From[T](coll)
 	b.Run("lib=databridge", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := h.Cursor(ctx, filter)
 			if err != nil {
 				return err
@@ -215,7 +201,7 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 		})
 	})
 	b.Run("lib=databridge-iter", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			n := 0
 			for _, err := range h.Iter(ctx, filter) {
 				if err != nil {
@@ -227,7 +213,7 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 		})
 	})
 	b.Run("lib=driver-all", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter, findOpts)
 			if err != nil {
 				return err
@@ -240,7 +226,7 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 		})
 	})
 	b.Run("lib=driver-unmarshal", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter, findOpts)
 			if err != nil {
 				return err
@@ -261,7 +247,7 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 		})
 	})
 	b.Run("lib=driver-raw", func(b *testing.B) {
-		measure(b, func() error {
+		benchdata.Measure(b, func() error {
 			cur, err := coll.Find(ctx, filter, findOpts)
 			if err != nil {
 				return err
@@ -295,7 +281,7 @@ func BenchmarkStreamBatchSize(b *testing.B) {
 				opts = append(opts, query.BatchSize(bs))
 			}
 			h := query.From[benchdata.Medium](coll)
-			measure(b, func() error {
+			benchdata.Measure(b, func() error {
 				cur, err := h.Cursor(ctx, bson.D{}, opts...)
 				if err != nil {
 					return err
@@ -333,7 +319,7 @@ func BenchmarkPrefetch(b *testing.B) {
 				opts = append(opts, query.WithoutPrefetch())
 			}
 			h := query.From[benchdata.Medium](coll)
-			measure(b, func() error {
+			benchdata.Measure(b, func() error {
 				cur, err := h.Cursor(ctx, bson.D{}, opts...)
 				if err != nil {
 					return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -110,4 +111,18 @@ func CPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Measure runs fn in the benchmark loop and reports client CPU per op
+// (cpu-ns/op: this process's user+system time; the server under test is
+// another process) beside wall time, with allocations.
+func Measure(b *testing.B, fn func() error) {
+	b.ReportAllocs()
+	start := CPUTime()
+	for b.Loop() {
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
 }
