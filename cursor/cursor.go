@@ -26,6 +26,7 @@ type DocumentError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *DocumentError) Error() string {
 	if e.ID.Type != 0 {
 		return fmt.Sprintf("cursor: document %d (_id %s): %v", e.Index, e.ID, e.Err)

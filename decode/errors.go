@@ -47,6 +47,7 @@ type Error struct {
 	Err      error
 }
 
+// Error implements error: "decode: path: BSON type into Go type: cause".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("decode: ")

@@ -68,6 +68,7 @@ type ValidationError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("odm: document %d failed validation: %v", e.Index, e.Err)
 }
@@ -83,6 +84,7 @@ type HookError struct {
 	Err   error
 }
 
+// Error implements error.
 func (e *HookError) Error() string {
 	return fmt.Sprintf("odm: %s hook of document %d: %v", e.Hook, e.Index, e.Err)
 }
@@ -104,6 +106,7 @@ type IndexError struct {
 	Err   error
 }
 
+// Error implements error, naming the first rejected documents.
 func (e *BulkError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "odm: %d document(s) rejected", len(e.Failed))

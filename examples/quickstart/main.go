@@ -19,6 +19,7 @@ import (
 	"github.com/databridge-go/databridge/query"
 )
 
+// User is the example model.
 type User struct {
 	ID    bson.ObjectID `bson:"_id"`
 	Name  string        `bson:"name"`

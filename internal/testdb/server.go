@@ -111,4 +111,5 @@ func (s *Server) Restart() {
 	s.start()
 }
 
+// String names the server by address.
 func (s *Server) String() string { return fmt.Sprintf("dev server %s", s.addr) }

@@ -30,6 +30,7 @@ type Target struct {
 	Source string  `json:"source"` // the issue that set it
 }
 
+// String describes the target, e.g. "cpu ≥ 2x".
 func (t Target) String() string {
 	if t.Min < 1 {
 		return fmt.Sprintf("%s ≤ %.2fx driver", t.Metric, 1/t.Min)

@@ -143,6 +143,7 @@ func (r *Report) panel(title string, value func(LibResult) float64) (*plot.Plot,
 // logTicker labels decades of milliseconds on the shifted log axis.
 type logTicker struct{ base float64 }
 
+// Ticks implements plot.Ticker.
 func (t logTicker) Ticks(min, max float64) []plot.Tick {
 	var ticks []plot.Tick
 	for k := math.Ceil(min + t.base); k <= max+t.base; k++ {
