@@ -295,7 +295,7 @@ func empty(op eop, fp unsafe.Pointer) bool {
 		return *(*uint32)(fp) == 0
 	case eInt, eInt64, eUint64, eDateTime:
 		return *(*uint64)(fp) == 0
-	case eFloat32:
+	case eFloat32: // -0.0 is empty too, as for the driver
 		return *(*float32)(fp) == 0
 	case eFloat64:
 		return *(*float64)(fp) == 0

@@ -118,6 +118,7 @@ func TestParity(t *testing.T) {
 			Map: map[string]int{"one": 1}, Arr: [2]int{1, 2}, DT: 42, F32: 0.25, Named: 3, Embed: Embed{E: "e"}, skip: "x", Dash: "y"})},
 		{"inline delegates", check("inline", Inline{Embed: Embed{E: "e"}, X: 1})},
 		{"zero values", check("zero", Mixed{})},
+		{"negative zero is empty", check("negzero", Omit{F: math.Copysign(0, -1)})},
 		{"long slice", check("long", Inner{B: make([]int, 1500)})},
 	}
 	for _, tt := range tests {
