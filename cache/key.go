@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -37,79 +38,93 @@ func (q Query) canonical(g uint64) (string, error) {
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
-	enc.SetSortMapKeys(true)
 
-	parts := []any{q.Database, q.Collection, g, q.Skip, q.Limit}
+	if err := enc.EncodeArrayLen(9); err != nil {
+		return "", err
+	}
+	_ = enc.EncodeString(q.Database)
+	_ = enc.EncodeString(q.Collection)
+	_ = enc.EncodeUint(g)
+	_ = enc.EncodeInt(q.Skip)
+	_ = enc.EncodeInt(q.Limit)
 	for _, v := range []any{q.Filter, q.Sort, q.Projection, q.Collation} {
-		c, err := canon(v)
-		if err != nil {
+		if err := encodeCanon(enc, v); err != nil {
 			return "", err
 		}
-		parts = append(parts, c)
-	}
-	if err := enc.Encode(parts); err != nil {
-		return "", fmt.Errorf("cache: encode key: %w", err)
 	}
 	return buf.String(), nil
 }
 
-// canon turns a query part into values msgpack encodes deterministically:
-// documents keep their order (bson.D) or sort their keys (maps); leaves are
-// tagged with their BSON type and bytes.
-func canon(v any) (any, error) {
+// encodeCanon writes a query part so that equal queries encode equally:
+// documents keep their order (bson.D) or sort their keys (maps), and leaves
+// are tagged with their BSON type and bytes. It writes straight to the
+// encoder (a cache hit computes a key, so this is on the hit path).
+func encodeCanon(enc *msgpack.Encoder, v any) error {
 	switch x := v.(type) {
 	case nil:
-		return nil, nil
+		return enc.EncodeNil()
 	case bson.D:
-		out := make([]any, 0, 1+2*len(x))
-		out = append(out, "D")
-		for _, e := range x {
-			c, err := canon(e.Value)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, e.Key, c)
+		if err := enc.EncodeArrayLen(1 + 2*len(x)); err != nil {
+			return err
 		}
-		return out, nil
+		_ = enc.EncodeString("D")
+		for _, e := range x {
+			_ = enc.EncodeString(e.Key)
+			if err := encodeCanon(enc, e.Value); err != nil {
+				return err
+			}
+		}
+		return nil
 	case bson.M:
-		return canonMap(x)
+		return encodeMap(enc, x)
 	case map[string]any:
-		return canonMap(x)
+		return encodeMap(enc, x)
 	case bson.A:
-		return canonSlice(x)
+		return encodeSlice(enc, x)
 	case []any:
-		return canonSlice(x)
+		return encodeSlice(enc, x)
 	case bson.Raw:
-		return []any{"R", []byte(x)}, nil
+		_ = enc.EncodeArrayLen(2)
+		_ = enc.EncodeString("R")
+		return enc.EncodeBytes(x)
 	}
 	t, data, err := bson.MarshalValue(v)
 	if err != nil {
-		return nil, fmt.Errorf("cache: key part %T: %w", v, err)
+		return fmt.Errorf("cache: key part %T: %w", v, err)
 	}
-	return []any{"V", byte(t), data}, nil
+	_ = enc.EncodeArrayLen(3)
+	_ = enc.EncodeString("V")
+	_ = enc.EncodeUint(uint64(t))
+	return enc.EncodeBytes(data)
 }
 
-func canonMap(m map[string]any) (any, error) {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		c, err := canon(v)
-		if err != nil {
-			return nil, err
+func encodeMap(enc *msgpack.Encoder, m map[string]any) error {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	_ = enc.EncodeArrayLen(2)
+	_ = enc.EncodeString("M")
+	if err := enc.EncodeMapLen(len(m)); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		_ = enc.EncodeString(k)
+		if err := encodeCanon(enc, m[k]); err != nil {
+			return err
 		}
-		out[k] = c
 	}
-	return []any{"M", out}, nil
+	return nil
 }
 
-func canonSlice(a []any) (any, error) {
-	out := make([]any, 0, 1+len(a))
-	out = append(out, "A")
+func encodeSlice(enc *msgpack.Encoder, a []any) error {
+	_ = enc.EncodeArrayLen(1 + len(a))
+	_ = enc.EncodeString("A")
 	for _, v := range a {
-		c, err := canon(v)
-		if err != nil {
-			return nil, err
+		if err := encodeCanon(enc, v); err != nil {
+			return err
 		}
-		out = append(out, c)
 	}
-	return out, nil
+	return nil
 }

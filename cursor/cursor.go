@@ -158,7 +158,7 @@ func (c *Cursor[T]) fetch(ctx context.Context) ([]bson.Raw, error) {
 	if !c.started {
 		c.started = true
 		// The first batch came with the find: take it without a goroutine.
-		docs := c.drainBatch()
+		docs := c.drainBatch(make([]bson.Raw, 0, c.cur.RemainingBatchLength()))
 		if c.cur.ID() == 0 || !c.cfg.prefetch {
 			if c.cur.ID() == 0 {
 				c.done = true
@@ -187,30 +187,34 @@ func (c *Cursor[T]) fetch(ctx context.Context) ([]bson.Raw, error) {
 	}
 }
 
-// drainBatch takes the documents left in the driver's current batch; the
-// driver does not reuse a batch's memory, so the raw documents stay valid.
-func (c *Cursor[T]) drainBatch() []bson.Raw {
-	n := c.cur.RemainingBatchLength()
-	if n == 0 {
-		return nil
-	}
-	docs := make([]bson.Raw, 0, n)
+// drainBatch appends the documents left in the driver's current batch to
+// docs; the driver does not reuse a batch's memory, so the raw documents
+// stay valid.
+func (c *Cursor[T]) drainBatch(docs []bson.Raw) []bson.Raw {
 	for c.cur.RemainingBatchLength() > 0 && c.cur.Next(context.Background()) {
 		docs = append(docs, c.cur.Current)
 	}
 	return docs
 }
 
-// fetchSync runs one getMore in the caller's goroutine.
-func (c *Cursor[T]) fetchSync(ctx context.Context) ([]bson.Raw, error) {
+// nextBatch runs one getMore and returns its documents (in one allocation);
+// nil docs and nil error at the end of the stream.
+func (c *Cursor[T]) nextBatch(ctx context.Context) ([]bson.Raw, error) {
 	if !c.cur.Next(ctx) {
-		c.done = true
 		return nil, c.cur.Err()
 	}
-	first := c.cur.Current
-	rest := c.drainBatch()
-	docs := make([]bson.Raw, 0, 1+len(rest))
-	return append(append(docs, first), rest...), nil
+	docs := make([]bson.Raw, 1, 1+c.cur.RemainingBatchLength())
+	docs[0] = c.cur.Current
+	return c.drainBatch(docs), nil
+}
+
+// fetchSync runs one getMore in the caller's goroutine.
+func (c *Cursor[T]) fetchSync(ctx context.Context) ([]bson.Raw, error) {
+	docs, err := c.nextBatch(ctx)
+	if docs == nil {
+		c.done = true
+	}
+	return docs, err
 }
 
 // startPrefetch starts the goroutine that fetches batch n+1 while batch n is
@@ -226,11 +230,7 @@ func (c *Cursor[T]) startPrefetch(ctx context.Context) {
 		defer close(c.batches)
 		for {
 			var b fetched
-			if c.cur.Next(pctx) {
-				first := c.cur.Current
-				rest := c.drainBatch()
-				b.docs = append(append(make([]bson.Raw, 0, 1+len(rest)), first), rest...)
-			} else if b.err = c.cur.Err(); b.err == nil {
+			if b.docs, b.err = c.nextBatch(pctx); b.docs == nil && b.err == nil {
 				return // end of stream
 			}
 			select {

@@ -233,7 +233,7 @@ func (s *state) save(tp *typePlan, p unsafe.Pointer) int {
 		if h.data == nil || h.cap == 0 || h.data == unsafe.Pointer(&zeroBase) {
 			continue
 		}
-		if s.aliased(h.data, h.cap, tp) {
+		if s.aliased(h.data) {
 			continue
 		}
 		if s.pooled == nil {
@@ -247,17 +247,12 @@ func (s *state) save(tp *typePlan, p unsafe.Pointer) int {
 
 // aliased reports whether a backing array overlaps one already saved, in
 // which case reusing both would let one field overwrite another.
-func (s *state) aliased(data unsafe.Pointer, capacity int, _ *typePlan) bool {
-	if len(s.saved) == 0 {
-		return false
-	}
-	lo := uintptr(data)
+func (s *state) aliased(data unsafe.Pointer) bool {
 	for _, sv := range s.saved {
-		if uintptr(sv.data) == lo {
+		if sv.data == data {
 			return true
 		}
 	}
-	_ = capacity
 	return false
 }
 
@@ -458,47 +453,54 @@ func truncated(t bson.Type, tp *typePlan) error {
 	return pe
 }
 
-// readInt reads an integer the way the driver's int and uint decoders do.
-func (s *state) readInt(t bson.Type, pos int, tp *typePlan) (int64, int, error) {
+// readScalar reads a value of the four types the driver converts between
+// numbers and booleans: its raw bits (an int32 sign-extended, an int64, a
+// double's bits, a boolean as 0 or 1) and the position after it. Null and
+// undefined read as 0; any other type is a mismatch.
+func (s *state) readScalar(t bson.Type, pos int, tp *typePlan) (uint64, int, error) {
 	d := s.data
+	var n int
 	switch t {
 	case bson.TypeInt32:
-		if pos+4 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		return int64(int32(binary.LittleEndian.Uint32(d[pos:]))), pos + 4, nil
-	case bson.TypeInt64:
-		if pos+8 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		return int64(binary.LittleEndian.Uint64(d[pos:])), pos + 8, nil
-	case bson.TypeDouble:
-		if pos+8 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		f := math.Float64frombits(binary.LittleEndian.Uint64(d[pos:]))
-		if !tp.truncate && math.Floor(f) != f {
-			return 0, 0, newErr(t, tp.typ, ErrTruncation)
-		}
-		if f > float64(math.MaxInt64) {
-			return 0, 0, newErr(t, tp.typ, ErrOverflow)
-		}
-		return int64(f), pos + 8, nil
+		n = 4
+	case bson.TypeInt64, bson.TypeDouble:
+		n = 8
 	case bson.TypeBoolean:
-		if pos+1 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		switch d[pos] {
-		case 0:
-			return 0, pos + 1, nil
-		case 1:
-			return 1, pos + 1, nil
-		}
-		return 0, 0, badBool(t, tp, d[pos])
+		n = 1
 	case bson.TypeNull, bson.TypeUndefined:
 		return 0, pos, nil
+	default:
+		return 0, 0, mismatch(t, tp.typ)
 	}
-	return 0, 0, mismatch(t, tp.typ)
+	if pos+n > len(d) {
+		return 0, 0, truncated(t, tp)
+	}
+	switch t {
+	case bson.TypeInt32:
+		return uint64(int64(int32(binary.LittleEndian.Uint32(d[pos:])))), pos + 4, nil
+	case bson.TypeBoolean:
+		if d[pos] > 1 {
+			return 0, 0, badBool(t, tp, d[pos])
+		}
+		return uint64(d[pos]), pos + 1, nil
+	}
+	return binary.LittleEndian.Uint64(d[pos:]), pos + 8, nil
+}
+
+// readInt reads an integer the way the driver's int and uint decoders do.
+func (s *state) readInt(t bson.Type, pos int, tp *typePlan) (int64, int, error) {
+	bits, next, err := s.readScalar(t, pos, tp)
+	if err != nil || t != bson.TypeDouble {
+		return int64(bits), next, err
+	}
+	f := math.Float64frombits(bits)
+	if !tp.truncate && math.Floor(f) != f {
+		return 0, 0, newErr(t, tp.typ, ErrTruncation)
+	}
+	if f > float64(math.MaxInt64) {
+		return 0, 0, newErr(t, tp.typ, ErrOverflow)
+	}
+	return int64(f), next, nil
 }
 
 func badBool(t bson.Type, tp *typePlan, b byte) error {
@@ -507,78 +509,27 @@ func badBool(t bson.Type, tp *typePlan, b byte) error {
 	return pe
 }
 
+// readFloat reads a float the way the driver's float decoder does.
 func (s *state) readFloat(t bson.Type, pos int, tp *typePlan) (float64, int, error) {
-	d := s.data
-	switch t {
-	case bson.TypeDouble:
-		if pos+8 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		return math.Float64frombits(binary.LittleEndian.Uint64(d[pos:])), pos + 8, nil
-	case bson.TypeInt32:
-		if pos+4 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		return float64(int32(binary.LittleEndian.Uint32(d[pos:]))), pos + 4, nil
-	case bson.TypeInt64:
-		if pos+8 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		return float64(int64(binary.LittleEndian.Uint64(d[pos:]))), pos + 8, nil
-	case bson.TypeBoolean:
-		if pos+1 > len(d) {
-			return 0, 0, truncated(t, tp)
-		}
-		switch d[pos] {
-		case 0:
-			return 0, pos + 1, nil
-		case 1:
-			return 1, pos + 1, nil
-		}
-		return 0, 0, badBool(t, tp, d[pos])
-	case bson.TypeNull, bson.TypeUndefined:
-		return 0, pos, nil
+	bits, next, err := s.readScalar(t, pos, tp)
+	if t == bson.TypeDouble {
+		return math.Float64frombits(bits), next, err
 	}
-	return 0, 0, mismatch(t, tp.typ)
+	return float64(int64(bits)), next, err
 }
 
+// readBool reads a boolean the way the driver's bool decoder does: numbers
+// are true when not zero.
 func (s *state) readBool(t bson.Type, pos int, tp *typePlan, p unsafe.Pointer) (int, error) {
-	d := s.data
-	var b bool
-	next := pos
-	switch t {
-	case bson.TypeBoolean:
-		if pos+1 > len(d) {
-			return 0, truncated(t, tp)
-		}
-		switch d[pos] {
-		case 0:
-		case 1:
-			b = true
-		default:
-			return 0, badBool(t, tp, d[pos])
-		}
-		next = pos + 1
-	case bson.TypeInt32:
-		if pos+4 > len(d) {
-			return 0, truncated(t, tp)
-		}
-		b, next = binary.LittleEndian.Uint32(d[pos:]) != 0, pos+4
-	case bson.TypeInt64:
-		if pos+8 > len(d) {
-			return 0, truncated(t, tp)
-		}
-		b, next = binary.LittleEndian.Uint64(d[pos:]) != 0, pos+8
-	case bson.TypeDouble:
-		if pos+8 > len(d) {
-			return 0, truncated(t, tp)
-		}
-		b, next = math.Float64frombits(binary.LittleEndian.Uint64(d[pos:])) != 0, pos+8
-	case bson.TypeNull, bson.TypeUndefined:
-	default:
-		return 0, mismatch(t, tp.typ)
+	bits, next, err := s.readScalar(t, pos, tp)
+	if err != nil {
+		return 0, err
 	}
-	*(*bool)(p) = b
+	if t == bson.TypeDouble {
+		*(*bool)(p) = math.Float64frombits(bits) != 0 // -0.0 is false
+	} else {
+		*(*bool)(p) = bits != 0
+	}
 	return next, nil
 }
 
@@ -624,28 +575,44 @@ func (s *state) docBounds(pos int) (int, error) {
 	return pos + n, nil
 }
 
-// element reads the type and key of the next element of the document or
-// array ending at end; it returns a zero type at the terminator.
-func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
-	d := s.data
+// elemType reads the type byte of the next element of the document or
+// array ending at end; at the terminator it returns type 0 and end.
+func (s *state) elemType(pos, end int) (bson.Type, int, error) {
 	if pos >= end {
-		return 0, nil, 0, malformed("document is missing its terminator")
+		return 0, 0, malformed("document is missing its terminator")
 	}
-	t := bson.Type(d[pos])
+	t := bson.Type(s.data[pos])
 	pos++
-	if t == 0 {
-		if pos != end {
-			return 0, nil, 0, malformed("document terminator before its declared end")
-		}
-		return 0, nil, pos, nil
+	if t == 0 && pos != end {
+		return 0, 0, malformed("document terminator before its declared end")
 	}
+	return t, pos, nil
+}
+
+// key reads the NUL-terminated key at pos and returns the value's position.
+func (s *state) key(pos, end int) ([]byte, int, error) {
+	d := s.data
 	// Keys are short: a plain loop beats bytes.IndexByte's call and setup.
 	for i := pos; i < end; i++ {
 		if d[i] == 0 {
-			return t, d[pos:i], i + 1, nil
+			return d[pos:i], i + 1, nil
 		}
 	}
-	return 0, nil, 0, malformed("element key is not terminated")
+	return nil, 0, malformed("element key is not terminated")
+}
+
+// element reads the type and key of the next element of the document or
+// array ending at end; it returns a zero type at the terminator.
+func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
+	t, pos, err := s.elemType(pos, end)
+	if err != nil || t == 0 {
+		return t, nil, pos, err
+	}
+	k, pos, err := s.key(pos, end)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	return t, k, pos, nil
 }
 
 // unsafeString views b as a string for a comparison or a map lookup.
@@ -690,15 +657,12 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	next := 0 // documents usually list fields in struct order: try that first
 	d := s.data
 	for {
-		if pos >= end {
-			return 0, malformed("document is missing its terminator")
+		var et bson.Type
+		var err error
+		if et, pos, err = s.elemType(pos, end); err != nil {
+			return 0, err
 		}
-		et := bson.Type(d[pos])
-		pos++
 		if et == 0 {
-			if pos != end {
-				return 0, malformed("document terminator before its declared end")
-			}
 			s.depth--
 			return pos, nil
 		}
@@ -716,14 +680,9 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 			}
 		}
 		if f == nil {
-			k := pos
-			for k < end && d[k] != 0 {
-				k++
+			if key, vpos, err = s.key(pos, end); err != nil {
+				return 0, err
 			}
-			if k >= end {
-				return 0, malformed("element key is not terminated")
-			}
-			key, vpos = d[pos:k], k+1
 			if i, ok := sp.index[unsafeString(key)]; ok {
 				f = &sp.fields[i]
 				next = i + 1

@@ -51,7 +51,6 @@ type typePlan struct {
 	typ      reflect.Type
 	op       opcode
 	truncate bool
-	size     uintptr
 	elem     *typePlan   // opPtr, opSlice, opArray, opMap
 	st       *structPlan // opStruct
 	arrayLen int         // opArray
@@ -160,7 +159,7 @@ func (c *compiler) compile(t reflect.Type, truncate bool) *typePlan {
 	if p, ok := c.building[k]; ok {
 		return p
 	}
-	p := &typePlan{typ: t, truncate: truncate, size: t.Size()}
+	p := &typePlan{typ: t, truncate: truncate}
 	c.building[k] = p
 
 	switch {
@@ -427,11 +426,6 @@ func parseTags(sf reflect.StructField) tags {
 
 // errNoPlan is returned for a nil or non-pointer destination.
 var errNoPlan = errors.New("destination must be a non-nil pointer")
-
-// ptrOf returns the data pointer of a pointer held in an interface.
-func ptrOf(v any) unsafe.Pointer {
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
-}
 
 // clearOp zeroes part of a value: a pointer word (with a write barrier, as a
 // typed store) or a run of pointer-free bytes.

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/bsontag"
 	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/query"
 )
@@ -262,11 +263,7 @@ func idFieldOf(t reflect.Type) (idField, error) {
 		if sf.PkgPath != "" {
 			continue
 		}
-		tag, ok := sf.Tag.Lookup("bson")
-		if !ok {
-			continue
-		}
-		if name, _, _ := strings.Cut(tag, ","); name == "_id" {
+		if tag := bsontag.Parse(sf); !tag.Skip && !tag.Inline && tag.Name == "_id" {
 			f := idField{index: sf.Index, typ: sf.Type, isOID: sf.Type == tOID}
 			idCache.Store(t, f)
 			return f, nil
@@ -278,7 +275,7 @@ func idFieldOf(t reflect.Type) (idField, error) {
 // ensureID gives doc a new ObjectID when its _id is a zero ObjectID, and
 // reports whether doc is new (its _id was zero).
 func (c *Collection[T]) ensureID(doc *T) (id any, isNew bool) {
-	v := reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index)
+	v := c.idValue(doc)
 	if c.id.isOID {
 		oid := v.Interface().(bson.ObjectID)
 		if oid.IsZero() {
@@ -291,17 +288,16 @@ func (c *Collection[T]) ensureID(doc *T) (id any, isNew bool) {
 	return v.Interface(), v.IsZero()
 }
 
-func (c *Collection[T]) idIsZero(doc *T) bool {
-	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).IsZero()
+// idValue is doc's _id field.
+func (c *Collection[T]) idValue(doc *T) reflect.Value {
+	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index)
 }
 
-func (c *Collection[T]) setID(doc *T, id bson.ObjectID) {
-	reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).Set(reflect.ValueOf(id))
-}
+func (c *Collection[T]) idIsZero(doc *T) bool { return c.idValue(doc).IsZero() }
 
-func (c *Collection[T]) idOf(doc *T) any {
-	return reflect.ValueOf(doc).Elem().FieldByIndex(c.id.index).Interface()
-}
+func (c *Collection[T]) setID(doc *T, id bson.ObjectID) { c.idValue(doc).Set(reflect.ValueOf(id)) }
+
+func (c *Collection[T]) idOf(doc *T) any { return c.idValue(doc).Interface() }
 
 // before runs the Before hooks named, then validation.
 func before(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...string) error {

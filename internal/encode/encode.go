@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/internal/bsontag"
 )
 
 type eop uint8
@@ -122,28 +124,14 @@ func compile(t reflect.Type, building map[reflect.Type]*Plan) *Plan {
 		if sf.PkgPath != "" {
 			continue
 		}
-		key := strings.ToLower(sf.Name)
-		tag, ok := sf.Tag.Lookup("bson")
-		if !ok && !strings.Contains(string(sf.Tag), ":") && len(sf.Tag) > 0 {
-			tag = string(sf.Tag)
-		}
-		if tag == "-" {
+		tags := bsontag.Parse(sf)
+		if tags.Skip {
 			continue
 		}
-		var omit, minSize bool
-		for j, s := range strings.Split(tag, ",") {
-			if j == 0 && s != "" {
-				key = s
-			}
-			switch s {
-			case "omitempty":
-				omit = true
-			case "minsize":
-				minSize = true
-			case "inline":
-				p.whole = true // the driver's inline rules: let it do them
-			}
+		if tags.Inline {
+			p.whole = true // the driver's inline rules: let it do them
 		}
+		key, omit, minSize, tag := tags.Name, tags.OmitEmpty, tags.MinSize, tags.Raw
 		if p.whole || seen[key] || strings.ContainsRune(key, 0) {
 			p.whole = true
 			return p
