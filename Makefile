@@ -1,8 +1,12 @@
-.PHONY: test devserver bench bench-quick bench-readme fuzz
+.PHONY: test soak devserver bench bench-quick bench-readme fuzz
 
 # Everything CI runs: modules, dev server, gofmt, go mod tidy, vet, test -race.
 test:
 	./scripts/test.sh
+
+# The long load tests, not run in CI (SOAK=30m for a longer run).
+soak:
+	./scripts/test.sh soak
 
 # Run the embedded dev server in the foreground on 127.0.0.1:27017.
 devserver:

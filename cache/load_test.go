@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"math/rand"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,13 +19,20 @@ import (
 	"github.com/databridge-go/databridge/query"
 )
 
-// TestCacheUnderLoad runs 64 goroutines for a bounded time, mixing cached
-// and uncached reads with writes, against the dev server: zero errors, zero
+// TestCacheUnderLoad runs 64 goroutines for a bounded time (3 s, or
+// $DATABRIDGE_SOAK: `make soak` runs it for 10 minutes), mixing cached and
+// uncached reads with writes, against the dev server: zero errors, zero
 // stale cached reads, the cache within MaxCost, and the heap and goroutine
 // count back where they started.
 func TestCacheUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 3 s load test")
+	}
+	length := 3 * time.Second
+	if s := os.Getenv("DATABRIDGE_SOAK"); s != "" {
+		var err error
+		length, err = time.ParseDuration(s)
+		require.NoError(t, err, "DATABRIDGE_SOAK")
 	}
 	leakcheck.Check(t, 10*time.Second)
 	const workers = 64
@@ -42,7 +50,7 @@ func TestCacheUnderLoad(t *testing.T) {
 
 	var committed [workers]atomic.Int64
 	var errs, stale, ops atomic.Int64
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(length)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)

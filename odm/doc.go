@@ -48,9 +48,11 @@
 // # Errors
 //
 // Duplicate keys: IsDuplicateKey(err), for single and bulk writes.
-// InsertMany and BulkSave report rejected documents in a *BulkError listing
-// their indexes; with Unordered the others were written, otherwise the write
-// stopped at the first rejection. Replace and Delete return ErrNotFound
+// When InsertMany or BulkSave does not write every document, the error is a
+// *BulkError listing, by index, the documents written, rejected by the
+// server (with Unordered the write goes on past them, otherwise it stops at
+// the first) and unknown (sent, but the reply was lost). Replace and Delete
+// return ErrNotFound
 // (which also matches mongo.ErrNoDocuments) when no document has the _id.
 //
 // # Cache invalidation

@@ -93,12 +93,22 @@ func (e *HookError) Error() string {
 // Unwrap returns the hook's error.
 func (e *HookError) Unwrap() error { return e.Err }
 
-// BulkError reports the documents of an InsertMany or BulkSave that the
-// server rejected. With Unordered, the others were written; ordered writes
-// stop at the first failure, so documents after it were not attempted.
+// BulkError reports a bulk write (InsertMany, BulkSave) that did not write
+// every document, with what is known about each one: written (acknowledged
+// by the server), rejected by the server (Failed), or sent without a reply
+// (Unknown: the connection dropped, the server died or the context ended
+// before the reply, so each may or may not be stored). Documents in none of
+// the three lists were not sent. Nothing is listed as written that the
+// server did not acknowledge.
+//
+// Unknown documents whose _id was assigned before the call (by the caller,
+// or by odm when hooks run) can be looked up by it once the server is back;
+// see InsertMany for the fast path, where the driver assigns ids.
 type BulkError struct {
-	Failed []IndexError // in input order
-	Err    error        // the driver's error
+	Written []int        // acknowledged as written, in input order
+	Failed  []IndexError // rejected by the server, in input order
+	Unknown []int        // sent, but no reply: may or may not be stored
+	Err     error        // the driver's (first) error
 }
 
 // IndexError is one rejected document of a bulk write.
@@ -107,22 +117,27 @@ type IndexError struct {
 	Err   error
 }
 
-// Error implements error, naming the first rejected documents.
+// Error implements error: the counts, the first rejections and, when some
+// documents' fate is unknown, the error that cut the write short.
 func (e *BulkError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "odm: %d document(s) rejected", len(e.Failed))
+	fmt.Fprintf(&b, "odm: bulk write: %d written, %d rejected, %d unknown", len(e.Written), len(e.Failed), len(e.Unknown))
 	for i, f := range e.Failed {
 		if i == 3 {
-			fmt.Fprintf(&b, ", …")
+			fmt.Fprintf(&b, "; …")
 			break
 		}
 		fmt.Fprintf(&b, "; document %d: %v", f.Index, f.Err)
 	}
+	if len(e.Failed) == 0 || len(e.Unknown) > 0 {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
 	return b.String()
 }
 
-// Unwrap returns the driver's error, so mongo.IsDuplicateKeyError and
-// IsDuplicateKey work on it.
+// Unwrap returns the driver's error, so mongo.IsDuplicateKeyError,
+// mongo.IsNetworkError, IsDuplicateKey and errors.Is(err,
+// context.DeadlineExceeded) work on it.
 func (e *BulkError) Unwrap() error { return e.Err }
 
 // IsDuplicateKey reports whether err (from any write here, bulk or single)
@@ -134,6 +149,7 @@ type WriteOption interface{ apply(*writeConfig) }
 
 type writeConfig struct {
 	skipValidation, skipHooks, unordered bool
+	batchSize                            int
 }
 
 type writeOptionFunc func(*writeConfig)
@@ -156,10 +172,26 @@ func WithoutHooks() WriteOption { return writeOptionFunc(func(c *writeConfig) { 
 // the first failure).
 func Unordered() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.unordered = true }) }
 
+// DefaultInsertBatch is how many documents InsertMany sends per
+// acknowledged driver call unless InsertBatch says otherwise.
+const DefaultInsertBatch = 10_000
+
+// InsertBatch makes InsertMany send at most n documents per driver call
+// (default DefaultInsertBatch). Each call is acknowledged before the next is
+// sent, so when one fails, every document of the earlier calls is known to
+// be written: a smaller n narrows what a lost connection leaves unknown, a
+// larger one saves round trips. n < 1 means the default.
+func InsertBatch(n int) WriteOption {
+	return writeOptionFunc(func(c *writeConfig) { c.batchSize = n })
+}
+
 func newWriteConfig(opts []WriteOption) writeConfig {
-	var c writeConfig
+	c := writeConfig{batchSize: DefaultInsertBatch}
 	for _, o := range opts {
 		o.apply(&c)
+	}
+	if c.batchSize < 1 {
+		c.batchSize = DefaultInsertBatch
 	}
 	return c
 }
@@ -438,36 +470,42 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption)
 	return after(ctx, doc, 0, cfg, "AfterInsert")
 }
 
-// InsertMany inserts docs in one driver call, writing new ObjectIDs into
-// zero _ids. BeforeInsert and Validate run for every document before
-// anything is sent; AfterInsert runs for every document written. Rejected
-// documents are reported in a *BulkError (see Unordered).
+// InsertMany inserts docs, writing new ObjectIDs into zero _ids.
+// BeforeInsert and Validate run for every document before anything is sent;
+// AfterInsert runs for every document written.
 //
-// Documents are encoded by a compiled encoder; when no BeforeInsert hook
-// runs, zero ObjectID _ids are assigned by the driver and written back after
-// the call (2.6x less client CPU than the driver's InsertMany of the same
-// structs); otherwise they are assigned first, so hooks see them.
+// Documents go out in driver calls of InsertBatch documents (10,000 by
+// default), each acknowledged before the next. If not every document is
+// written, the error is a *BulkError that says which were (Written), which
+// the server rejected (Failed; see Unordered) and which were sent without a
+// reply (Unknown). Documents are never reported written unless the server
+// acknowledged them.
+//
+// Documents are encoded by a compiled encoder. When no BeforeInsert hook
+// runs, zero ObjectID _ids are assigned by the driver and written back from
+// its reply (2.6x less client CPU than the driver's InsertMany of the same
+// structs; the driver decodes every _id it is given back through a new
+// decoder). Ids of Unknown documents on this path stay zero, as there was no
+// reply to read them from: callers who must look such documents up after a
+// failure set the ids before the call, at the driver's cost. With hooks,
+// odm assigns the ids first so that hooks see them.
 func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
 	if len(docs) == 0 {
 		return nil
 	}
 	batch := make([]any, len(docs))
-	// The fast encoding: documents are encoded once by the compiled encoder,
-	// a zero ObjectID _id is left out so the driver adds a new one cheaply
-	// (it decodes every _id it finds back through a new decoder), and the new
-	// ids are written back from the result. When BeforeInsert hooks will run,
-	// they get to see the id first, as everywhere else.
 	plan := encode.For(reflect.TypeFor[T]())
 	_, hooked := any((*T)(nil)).(BeforeInsertHook)
 	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked)
-	var missing []int // documents whose id the driver assigns
+	var missing []bool // documents whose id the driver assigns
+	if fast {
+		missing = make([]bool, len(docs))
+	}
 	var buf []byte
 	for i := range docs {
 		if fast {
-			if c.idIsZero(&docs[i]) {
-				missing = append(missing, i)
-			}
+			missing[i] = c.idIsZero(&docs[i])
 		} else {
 			c.ensureID(&docs[i])
 		}
@@ -486,64 +524,94 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 		// Earlier documents keep pointing into the old array if buf grows.
 		batch[i] = bson.Raw(buf[start:len(buf):len(buf)])
 	}
-	res, err := c.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(!cfg.unordered))
+	report := c.insertBatches(ctx, docs, batch, missing, cfg)
 	c.invalidate()
-	if res != nil {
-		for _, i := range missing {
-			if id, ok := res.InsertedIDs[i].(bson.ObjectID); ok {
-				c.setID(&docs[i], id)
-			}
+	return finish(ctx, report, docs, cfg, func(int) []string { return []string{"AfterInsert"} })
+}
+
+// insertBatches sends batch in driver calls of cfg.batchSize documents and
+// records the fate of every document in the returned report (whose Err is
+// nil when all were written). Ids the driver assigned (missing[i]) are
+// written back into docs from each reply.
+func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any, missing []bool, cfg writeConfig) *BulkError {
+	report := &BulkError{Written: make([]int, 0, len(docs))}
+	opts := options.InsertMany().SetOrdered(!cfg.unordered)
+	for lo := 0; lo < len(batch); lo += cfg.batchSize {
+		hi := min(lo+cfg.batchSize, len(batch))
+		if err := ctx.Err(); err != nil { // nothing more is sent
+			report.Err = err
+			break
 		}
-	}
-	failed, err := bulkError(err)
-	if err != nil && failed == nil {
-		return fmt.Errorf("odm: insert many into %s: %w", c.coll.Name(), err)
-	}
-	if !cfg.skipHooks {
-		for i := range docs {
-			if written(i, failed, cfg.unordered) {
-				if herr := after(ctx, &docs[i], i, cfg, "AfterInsert"); herr != nil && err == nil {
-					err = herr
+		res, err := c.coll.InsertMany(ctx, batch[lo:hi], opts)
+		written, stop := report.record(lo, hi, err, cfg.unordered)
+		if res != nil && missing != nil {
+			// The driver's ids are those of the written documents, in order.
+			for k, i := range written {
+				if k >= len(res.InsertedIDs) {
+					break
+				}
+				if id, ok := res.InsertedIDs[k].(bson.ObjectID); ok && missing[i] {
+					c.setID(&docs[i], id)
 				}
 			}
 		}
-	}
-	return err
-}
-
-// written reports whether document i of a bulk write was applied, given the
-// rejected ones: unordered writes skip only the rejected; ordered writes
-// stop at the first rejection.
-func written(i int, failed *BulkError, unordered bool) bool {
-	if failed == nil {
-		return true
-	}
-	for _, f := range failed.Failed {
-		if f.Index == i {
-			return false
-		}
-		if !unordered && f.Index < i {
-			return false
+		if stop {
+			break
 		}
 	}
-	return true
+	return report
 }
 
-// bulkError turns the driver's bulk write error into a *BulkError naming the
-// rejected documents.
-func bulkError(err error) (*BulkError, error) {
-	if err == nil {
-		return nil, nil
+// record files documents lo..hi-1, sent in one driver call that returned
+// err, under Written, Failed or Unknown, and returns the newly written ones
+// and whether the bulk write must stop here.
+func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int, stop bool) {
+	if err != nil && e.Err == nil {
+		e.Err = err
 	}
 	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
-		return nil, err
+	if err != nil && (!errors.As(err, &bwe) || len(bwe.WriteErrors) == 0) {
+		// No per-document verdict (a network error, a timeout, a write
+		// concern error): the whole call's outcome is unknown.
+		for i := lo; i < hi; i++ {
+			e.Unknown = append(e.Unknown, i)
+		}
+		return nil, true
 	}
-	be := &BulkError{Err: err}
+	rejected := make(map[int]error, len(bwe.WriteErrors))
 	for _, we := range bwe.WriteErrors {
-		be.Failed = append(be.Failed, IndexError{Index: we.Index, Err: we})
+		rejected[lo+we.Index] = we
 	}
-	return be, be
+	n := len(e.Written)
+	for i := lo; i < hi; i++ {
+		if werr, ok := rejected[i]; ok {
+			e.Failed = append(e.Failed, IndexError{Index: i, Err: werr})
+			if !unordered { // the server stopped here
+				break
+			}
+			continue
+		}
+		e.Written = append(e.Written, i)
+	}
+	return e.Written[n:], len(rejected) > 0 && !unordered
+}
+
+// finish runs the After hooks of the documents report lists as written and
+// returns the outcome of the whole write: report if not every document was
+// written, or else the first hook error.
+func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg writeConfig, hooks func(i int) []string) error {
+	var first error
+	if !cfg.skipHooks {
+		for _, i := range report.Written {
+			if err := after(ctx, &docs[i], i, cfg, hooks(i)...); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	if report.Err != nil {
+		return report
+	}
+	return first
 }
 
 // BulkSave saves every document in one BulkWrite of upserts by _id:
@@ -551,7 +619,7 @@ func bulkError(err error) (*BulkError, error) {
 // inserts them), the others replace or insert the stored document.
 // BeforeSave (and BeforeInsert for new documents) and Validate run for every
 // document before anything is sent; After hooks run for every document
-// written. Rejected documents are reported in a *BulkError.
+// written. If not every document is written, the error is a *BulkError.
 func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
 	if len(docs) == 0 {
@@ -591,25 +659,14 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	}
 	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
 	c.invalidate()
-	failed, err := bulkError(err)
-	if err != nil && failed == nil {
-		return fmt.Errorf("odm: bulk save into %s: %w", c.coll.Name(), err)
-	}
-	if !cfg.skipHooks {
-		for i := range docs {
-			if !written(i, failed, cfg.unordered) {
-				continue
-			}
-			hooks := []string{"AfterSave"}
-			if isNew[i] {
-				hooks = []string{"AfterInsert", "AfterSave"}
-			}
-			if herr := after(ctx, &docs[i], i, cfg, hooks...); herr != nil && err == nil {
-				err = herr
-			}
+	report := &BulkError{Written: make([]int, 0, len(docs))}
+	report.record(0, len(docs), err, cfg.unordered)
+	return finish(ctx, report, docs, cfg, func(i int) []string {
+		if isNew[i] {
+			return []string{"AfterInsert", "AfterSave"}
 		}
-	}
-	return err
+		return []string{"AfterSave"}
+	})
 }
 
 // Replace replaces the stored document with doc's _id, or returns

@@ -437,3 +437,81 @@ func TestInsertManyEncodedPath(t *testing.T) {
 	assert.False(t, dup[0].ID.IsZero())
 	assert.Len(t, e.stored(t), 4)
 }
+
+// TestInsertManyIDsAfterRejection is the regression test for a write-back
+// bug found while building the fault report: the driver's reply lists the
+// ids of the written documents only, so when a rejected document came
+// before a new one, the new one's id was read from the wrong position (or
+// past the end). Each written document must get its own stored id.
+func TestInsertManyIDsAfterRejection(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	existing := e.user("existing")
+	require.NoError(t, e.users.Insert(ctx, &existing))
+
+	for _, opts := range [][]odm.WriteOption{
+		{odm.WithoutHooks(), odm.Unordered()},
+		{odm.WithoutHooks(), odm.Unordered(), odm.InsertBatch(2)},
+	} {
+		docs := []User{e.user("dup"), e.user("x"), e.user("y")}
+		docs[0].ID = existing.ID
+		err := e.users.InsertMany(ctx, docs, opts...)
+		var be *odm.BulkError
+		require.ErrorAs(t, err, &be)
+		assert.Equal(t, []int{1, 2}, be.Written)
+		require.Len(t, be.Failed, 1)
+		assert.Equal(t, 0, be.Failed[0].Index)
+		assert.Empty(t, be.Unknown)
+		for _, d := range docs[1:] {
+			stored, err := e.users.FindOne(ctx, query.Eq("_id", d.ID))
+			require.NoError(t, err, "document %s must be stored under the id written back", d.Name)
+			assert.Equal(t, d.Name, stored.Name)
+		}
+	}
+}
+
+// TestInsertManyBatches checks that InsertMany sends one driver call per
+// InsertBatch documents and that an ordered write stops at the batch with a
+// rejection, reporting the earlier batches as written and the later ones
+// as not sent.
+func TestInsertManyBatches(t *testing.T) {
+	log := &testdb.CommandLog{}
+	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	coll := testdb.DBOn(t, cl).Collection("users")
+	users, err := odm.New[User](coll)
+	require.NoError(t, err)
+	ctx := context.Background()
+	existing := User{Name: "existing", Email: "e@example.com"}
+	require.NoError(t, users.Insert(ctx, &existing))
+
+	docs := make([]User, 7)
+	for i := range docs {
+		docs[i].Name = fmt.Sprint("b", i)
+		docs[i].Email = docs[i].Name + "@example.com"
+	}
+	docs[3].ID = existing.ID
+	log.Reset()
+	err = users.InsertMany(ctx, docs, odm.WithoutHooks(), odm.InsertBatch(2))
+	var be *odm.BulkError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, []int{0, 1, 2}, be.Written)
+	require.Len(t, be.Failed, 1)
+	assert.Equal(t, 3, be.Failed[0].Index)
+	assert.Empty(t, be.Unknown)
+	assert.Equal(t, 2, log.Count("insert"), "batches after the rejection are not sent")
+	assert.ErrorContains(t, err, "3 written, 1 rejected, 0 unknown")
+	n, err := users.Count(ctx, nil)
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, n)
+
+	log.Reset()
+	more := make([]User, 5)
+	for i := range more {
+		more[i].Email = "m@example.com"
+	}
+	require.NoError(t, users.InsertMany(ctx, more, odm.WithoutHooks(), odm.InsertBatch(2)))
+	assert.Equal(t, 3, log.Count("insert"))
+	for _, d := range more {
+		assert.False(t, d.ID.IsZero())
+	}
+}

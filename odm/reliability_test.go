@@ -3,12 +3,15 @@ package odm_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
@@ -125,3 +128,103 @@ func TestContextEndsOperationsPromptly(t *testing.T) {
 }
 
 type cancelKey struct{}
+
+// TestInsertManyInterruptedByServerKill kills the server (SIGKILL) right
+// after the third of ten insert batches is acknowledged, then restarts it and
+// reads everything back: every document reported written is stored, nothing
+// is stored that was reported neither written nor unknown, and documents
+// that were not sent are not stored. It runs on both id paths: ids assigned
+// by the driver (the fast path; unknown documents keep a zero id) and ids
+// set before the call (every document can be looked up).
+func TestInsertManyInterruptedByServerKill(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		clientIDs bool
+	}{
+		{"driver assigns ids", false},
+		{"ids set before the call", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leakcheck.Check(t, 10*time.Second)
+			srv := testdb.StartServer(t)
+			var acked atomic.Int32
+			monitor := &event.CommandMonitor{
+				Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+					if e.CommandName == "insert" && acked.Add(1) == 3 {
+						srv.Kill() // before the driver returns the third reply
+					}
+				},
+			}
+			cl, err := mongo.Connect(options.Client().ApplyURI(srv.URI).
+				SetServerSelectionTimeout(2 * time.Second).SetMonitor(monitor))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+			coll := cl.Database("faults").Collection("insert_many")
+			users, err := odm.New[benchdata.Small](coll)
+			require.NoError(t, err)
+
+			const n, per = 10_000, 1_000
+			docs := make([]benchdata.Small, n)
+			for i := range docs {
+				docs[i] = benchdata.NewSmall(i)
+				if !tc.clientIDs {
+					docs[i].ID = bson.ObjectID{}
+				}
+			}
+			start := time.Now()
+			err = users.InsertMany(context.Background(), docs, odm.InsertBatch(per))
+			t.Logf("InsertMany returned after %v: %v", time.Since(start), err)
+			var be *odm.BulkError
+			require.ErrorAs(t, err, &be)
+			assert.True(t, mongo.IsNetworkError(err) || mongo.IsTimeout(err), "the cause is the lost server: %v", err)
+			assert.Len(t, be.Written, 3*per, "the three acknowledged batches")
+			assert.Empty(t, be.Failed)
+			assert.LessOrEqual(t, len(be.Unknown), per, "at most the batch in flight is unknown")
+
+			srv.Restart()
+			stored := map[bson.ObjectID]bool{}
+			require.Eventually(t, func() bool {
+				clear(stored)
+				cur, err := coll.Find(context.Background(), bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+				if err != nil {
+					return false
+				}
+				var ids []struct {
+					ID bson.ObjectID `bson:"_id"`
+				}
+				if cur.All(context.Background(), &ids) != nil {
+					return false
+				}
+				for _, d := range ids {
+					stored[d.ID] = true
+				}
+				return true
+			}, 20*time.Second, 200*time.Millisecond, "the server is back")
+
+			status := make([]string, n) // "", "written", "unknown"
+			for _, i := range be.Written {
+				status[i] = "written"
+				require.False(t, docs[i].ID.IsZero(), "written documents have their ids")
+				assert.True(t, stored[docs[i].ID], "document %d was reported written but is not stored", i)
+			}
+			for _, i := range be.Unknown {
+				status[i] = "unknown"
+			}
+			notSent := 0
+			for i := range docs {
+				switch {
+				case status[i] == "" && tc.clientIDs:
+					notSent++
+					assert.False(t, stored[docs[i].ID], "document %d was not sent but is stored", i)
+				case status[i] == "":
+					notSent++
+					assert.True(t, docs[i].ID.IsZero(), "document %d was not sent but has an id", i)
+				case status[i] == "unknown" && !tc.clientIDs:
+					assert.True(t, docs[i].ID.IsZero(), "no reply, so no driver-assigned id")
+				}
+			}
+			assert.LessOrEqual(t, len(stored), len(be.Written)+len(be.Unknown), "nothing is stored beyond what may have been sent")
+			t.Logf("written %d, unknown %d, not sent %d, stored after restart %d", len(be.Written), len(be.Unknown), notSent, len(stored))
+		})
+	}
+}

@@ -3,16 +3,22 @@
 # starts the embedded dev server on a free port unless MONGODB_URI is set,
 # checks gofmt and go mod tidy, and runs go vet and go test -race for both
 # modules against that server. The server is stopped on exit, also on failure.
+#
+# `scripts/test.sh soak` (make soak) runs the long load tests instead: the
+# cache under 64 goroutines for $SOAK (default 10m) and a 1,000,000-document
+# stream whose heap must stay flat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 modules=(. bench)
+mode=${1:-test}
 
 step() { printf '==> %s\n' "$*" >&2; }
 
 step "download modules"
 for m in "${modules[@]}"; do (cd "$m" && go mod download); done
 
+if [ "$mode" = test ]; then
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
@@ -24,6 +30,7 @@ for m in "${modules[@]}"; do (cd "$m" && go mod tidy -diff) || { echo "go mod ti
 
 step "go vet"
 for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
+fi
 
 server_pid=""
 tmp=$(mktemp -d)
@@ -48,6 +55,13 @@ if [ -z "${MONGODB_URI:-}" ]; then
 	export MONGODB_URI
 fi
 step "testing against $MONGODB_URI"
+
+if [ "$mode" = soak ]; then
+	step "soak: cache load for ${SOAK:-10m}, then a 1,000,000-document stream"
+	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 \
+		go test -count=1 -timeout 2h -v -run 'TestCacheUnderLoad|TestStreamHeapIsFlat' ./cache ./cursor
+	exit 0
+fi
 
 step "go test -race"
 for m in "${modules[@]}"; do (cd "$m" && go test -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...); done
