@@ -24,6 +24,38 @@ type Config struct {
 	// DefaultTTL is how long an entry lives when a query asks for caching
 	// without a TTL of its own. Default: 1 minute.
 	DefaultTTL time.Duration
+	// Source shares invalidations with the other processes that cache the
+	// same collections (package coherence has two). Default: none, and the
+	// cache is coherent within this process only.
+	Source Source
+}
+
+// Source connects a Cache to the other processes that cache the same data:
+// it tells them about this process's writes and reports theirs. New runs
+// it; Close stops it.
+type Source interface {
+	// Publish announces that this process wrote to collection coll of
+	// database db. Invalidate calls it for every write; it must not block.
+	Publish(db, coll string)
+	// Run reports the other processes' writes to sink until ctx is done.
+	// New calls it in a goroutine of its own; Close cancels ctx and waits
+	// for it to return.
+	Run(ctx context.Context, sink Sink)
+}
+
+// Sink is the Cache as its Source sees it.
+type Sink interface {
+	// Invalidate applies a write made by another process to db.coll.
+	Invalidate(db, coll string)
+	// Lost reports that the source may have missed writes (its cursor
+	// died, its log wrapped, the server went away). The cache invalidates
+	// everything and serves every read from the server, storing nothing,
+	// until Synced.
+	Lost(reason error)
+	// Synced reports that the source follows the other processes' writes
+	// again (also the first time: a cache with a Source caches nothing
+	// before its first Synced).
+	Synced()
 }
 
 // Cache is an in-process cache of query results, keyed by the query's
@@ -39,6 +71,12 @@ type Cache struct {
 	flights map[string]*flight
 
 	hits, misses, invalidations, evictions, loads atomic.Uint64
+
+	source                    Source
+	synced                    atomic.Bool
+	stop                      context.CancelFunc
+	stopped                   chan struct{}
+	remote, resyncs, bypassed atomic.Uint64
 }
 
 // entry is one cached result: the documents as raw BSON in one buffer that
@@ -104,11 +142,44 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c.rc = rc
+	if cfg.Source != nil {
+		c.source = cfg.Source
+		ctx, stop := context.WithCancel(context.Background())
+		c.stop, c.stopped = stop, make(chan struct{})
+		go func() {
+			defer close(c.stopped)
+			cfg.Source.Run(ctx, sink{c})
+		}()
+	}
 	return c, nil
 }
 
-// Close stops the cache's background goroutines and drops its entries.
-func (c *Cache) Close() { c.rc.Close() }
+// Close stops the cache's Source (waiting for it to return) and its
+// background goroutines, and drops its entries.
+func (c *Cache) Close() {
+	if c.stop != nil {
+		c.stop()
+		<-c.stopped
+	}
+	c.rc.Close()
+}
+
+// sink applies a Source's reports to the cache.
+type sink struct{ c *Cache }
+
+func (s sink) Invalidate(db, coll string) {
+	s.c.remote.Add(1)
+	s.c.invalidate(db, coll)
+}
+
+func (s sink) Lost(error) {
+	// Stop storing first, so nothing loaded before the flush is kept.
+	s.c.synced.Store(false)
+	s.c.resyncs.Add(1)
+	s.c.InvalidateAll()
+}
+
+func (s sink) Synced() { s.c.synced.Store(true) }
 
 // MaxCost returns the byte budget of the cache.
 func (c *Cache) MaxCost() int64 { return c.rc.MaxCost() }
@@ -138,13 +209,23 @@ func (c *Cache) Generation(db, coll string) uint64 { return c.gen(namespace(db, 
 // write failed, or failed partway), and the one a cross-process source calls
 // for writes made elsewhere. It does not depend on ristretto applying
 // anything in time.
+//
+// With a Source, Invalidate also publishes the write to the other processes.
 func (c *Cache) Invalidate(db, coll string) {
+	c.invalidate(db, coll)
+	if c.source != nil {
+		c.source.Publish(db, coll)
+	}
+}
+
+func (c *Cache) invalidate(db, coll string) {
 	c.gen(namespace(db, coll)).Add(1)
 	c.invalidations.Add(1)
 }
 
-// InvalidateAll invalidates every collection the cache has seen, for a
-// source that lost track of which ones changed.
+// InvalidateAll invalidates every collection the cache has seen, for code
+// that lost track of which ones changed. It is not published to other
+// processes.
 func (c *Cache) InvalidateAll() {
 	c.gens.Range(func(_, g any) bool {
 		g.(*atomic.Uint64).Add(1)
@@ -161,6 +242,13 @@ type Stats struct {
 	Evictions     uint64
 	UsedBytes     int64
 	MaxBytes      int64
+
+	// With a Source: invalidations received from other processes; times the
+	// source lost its place and the cache was flushed; reads served from
+	// the server while it was not following (each counted as a miss too);
+	// and whether it is following now.
+	Remote, Resyncs, Bypassed uint64
+	Synced                    bool
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
@@ -177,6 +265,8 @@ func (c *Cache) Stats() Stats {
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Loads: c.loads.Load(),
 		Invalidations: c.invalidations.Load(), Evictions: c.evictions.Load(),
 		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
+		Remote: c.remote.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
+		Synced: c.source == nil || c.synced.Load(),
 	}
 }
 
@@ -206,6 +296,11 @@ func (c *Cache) Fetch(ctx context.Context, q Query, ttl time.Duration, load Load
 		return e.res, nil
 	}
 	c.misses.Add(1)
+	if c.source != nil && !c.synced.Load() {
+		// Writes by other processes might go unseen: do not cache.
+		c.bypassed.Add(1)
+		return c.load(ctx, key, 0, load, memo)
+	}
 	return c.loadShared(ctx, key, ttl, load, memo)
 }
 
@@ -249,6 +344,8 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// load runs load and stores its result for ttl; with ttl 0 it only builds
+// the result.
 func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
 	c.loads.Add(1)
 	docs, err := load(ctx)
@@ -278,7 +375,9 @@ func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load Lo
 		res.memoKey, res.memo = memo.Key, v
 		cost += mcost
 	}
-	c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl)
+	if ttl > 0 {
+		c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl)
+	}
 	return res, nil
 }
 

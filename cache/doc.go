@@ -23,7 +23,7 @@
 // the guarantee does not depend on TTLs or on ristretto applying a set or a
 // delete in time. Writes by other processes, or by code that bypasses
 // databridge without calling Invalidate, are seen when the entry's TTL runs
-// out (or through a cross-process invalidation source).
+// out, or when a Source from package coherence reports them (Config.Source).
 //
 // How: every collection has a generation counter, and the generation is part
 // of every key. A write bumps it after the server answers. A read takes the

@@ -1,0 +1,62 @@
+package coherence
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
+)
+
+// BenchmarkWriteOverhead measures what publishing to the Log adds to odm
+// writes: the same Save and InsertMany(1000) with a cache alone and with a
+// cache whose Source is a Log (whose tailer runs, as in production).
+func BenchmarkWriteOverhead(b *testing.B) {
+	ctx := context.Background()
+	db := testdb.DB(b)
+	for _, src := range []string{"cache", "cache+log", "cache+tailonly"} {
+		cfg := cache.Config{}
+		switch src {
+		case "cache+log":
+			cfg.Source = NewLog(db)
+		case "cache+tailonly":
+			cfg.Source = tailOnly{NewLog(db)}
+		}
+		c, err := cache.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		coll, err := odm.New[benchdata.Small](db.Collection("bench_"+src), odm.WithCache(c))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("op=save/source="+src, func(b *testing.B) {
+			benchdata.Measure(b, func() error {
+				doc := benchdata.NewSmall(1)
+				doc.ID = bson.ObjectID{}
+				return coll.Save(ctx, &doc)
+			})
+		})
+		b.Run("op=insertmany1000/source="+src, func(b *testing.B) {
+			docs := make([]benchdata.Small, 1000)
+			benchdata.Measure(b, func() error {
+				for i := range docs {
+					docs[i] = benchdata.NewSmall(i)
+					docs[i].ID = bson.ObjectID{}
+				}
+				return coll.InsertMany(ctx, docs)
+			})
+		})
+		c.Close()
+	}
+}
+
+// tailOnly is a Log that follows but never publishes: it separates the cost
+// of tailing from the cost of appending.
+type tailOnly struct{ *Log }
+
+func (tailOnly) Publish(db, coll string) {}

@@ -1,0 +1,133 @@
+package coherence
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+)
+
+// ChangeStream is a cache.Source that watches a change stream, so that
+// writes by any client (the shell, other services, other drivers) invalidate
+// the cache, not only writes through databridge. It needs a replica set or a
+// sharded cluster; a standalone server (and the dev server) has no change
+// streams. Publish does nothing: the stream sees this process's writes too.
+//
+// When the stream fails, the cache is flushed and stops caching; the stream
+// is resumed from its last resume token (or opened afresh when the token is
+// no longer in the oplog) and caching starts again once it is open.
+type ChangeStream struct {
+	watch   func(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
+	onError func(error)
+}
+
+// ChangeStreamOption configures a ChangeStream.
+type ChangeStreamOption func(*ChangeStream)
+
+// WatchDatabase limits the stream to one database (default: the whole
+// deployment).
+func WatchDatabase(db *mongo.Database) ChangeStreamOption {
+	return func(c *ChangeStream) { c.watch = db.Watch }
+}
+
+// OnStreamError receives the errors the ChangeStream recovers from, for
+// logging. Default: ignored; Stats counts the flushes they cause.
+func OnStreamError(f func(error)) ChangeStreamOption {
+	return func(c *ChangeStream) { c.onError = f }
+}
+
+// NewChangeStream returns a ChangeStream on client's deployment.
+func NewChangeStream(client *mongo.Client, opts ...ChangeStreamOption) *ChangeStream {
+	c := &ChangeStream{watch: client.Watch, onError: func(error) {}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Publish implements cache.Source; it does nothing (the stream reports this
+// process's writes as well).
+func (c *ChangeStream) Publish(db, coll string) {}
+
+// changeEvents keeps the events that change data or drop namespaces, with
+// only the fields the cache needs.
+var changeEvents = mongo.Pipeline{
+	{{Key: "$match", Value: bson.D{{Key: "operationType", Value: bson.D{{Key: "$in", Value: bson.A{
+		"insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate",
+	}}}}}}},
+	{{Key: "$project", Value: bson.D{{Key: "operationType", Value: 1}, {Key: "ns", Value: 1}, {Key: "to", Value: 1}}}},
+}
+
+type namespace struct {
+	DB   string `bson:"db"`
+	Coll string `bson:"coll"`
+}
+
+type change struct {
+	Op string    `bson:"operationType"`
+	NS namespace `bson:"ns"`
+	To namespace `bson:"to"` // rename's target
+}
+
+// Run implements cache.Source.
+func (c *ChangeStream) Run(ctx context.Context, sink cache.Sink) {
+	var token bson.Raw
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		err := c.follow(ctx, sink, &token, backoff.reset)
+		if ctx.Err() != nil {
+			return
+		}
+		sink.Lost(err)
+		c.onError(fmt.Errorf("coherence: change stream: %w", err))
+		backoff.wait(ctx)
+	}
+}
+
+func (c *ChangeStream) follow(ctx context.Context, sink cache.Sink, token *bson.Raw, opened func()) error {
+	opts := options.ChangeStream()
+	if *token != nil {
+		opts.SetStartAfter(*token)
+	}
+	cs, err := c.watch(ctx, changeEvents, opts)
+	if err != nil && *token != nil {
+		// The token may have left the oplog: start from now (the cache
+		// was flushed when the previous stream failed).
+		*token = nil
+		cs, err = c.watch(ctx, changeEvents)
+	}
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
+	opened()
+	sink.Synced()
+	var ev change
+	for cs.Next(ctx) {
+		*token = cs.ResumeToken()
+		ev = change{}
+		if err := cs.Decode(&ev); err != nil {
+			return fmt.Errorf("malformed change event: %w", err)
+		}
+		switch ev.Op {
+		case "insert", "update", "replace", "delete", "drop":
+			sink.Invalidate(ev.NS.DB, ev.NS.Coll)
+		case "rename":
+			sink.Invalidate(ev.NS.DB, ev.NS.Coll)
+			sink.Invalidate(ev.To.DB, ev.To.Coll)
+		default: // dropDatabase, invalidate: more than one collection
+			sink.Lost(fmt.Errorf("%s of %s", ev.Op, ev.NS.DB))
+			sink.Synced()
+		}
+	}
+	if err := cs.Err(); err != nil {
+		return err
+	}
+	return errStreamClosed
+}
+
+var errStreamClosed = fmt.Errorf("coherence: the change stream was closed")

@@ -1,0 +1,61 @@
+package coherence
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
+)
+
+// requireReplicaSet skips, naming the reason, unless MONGODB_URI points at a
+// replica set or a sharded cluster: only they have change streams.
+func requireReplicaSet(t *testing.T, cl *mongo.Client) {
+	t.Helper()
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	require.NoError(t, cl.Database("admin").RunCommand(context.Background(), bson.D{{Key: "hello", Value: 1}}).Decode(&hello))
+	if hello.SetName == "" && hello.Msg != "isdbgrid" {
+		t.Skip("NOT RUN: change streams need a replica set or a sharded cluster; MONGODB_URI is a standalone server (the dev server is one)")
+	}
+}
+
+// TestChangeStreamSeesAnyWriter caches a query, changes its document with
+// the plain driver from another client (no databridge, no Invalidate), and
+// checks the cached read sees the change.
+func TestChangeStreamSeesAnyWriter(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	cl := testdb.NewClient(t)
+	requireReplicaSet(t, cl)
+	db := testdb.DBOn(t, cl)
+	c, err := cache.New(cache.Config{Source: NewChangeStream(cl)})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	require.Eventually(t, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
+	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
+	require.NoError(t, err)
+	p := &peer{cache: c, reader: query.From[Doc](db.Collection("docs")).WithCache(c), writer: w}
+	p.write(t, 1)
+	require.Equal(t, 1, p.read(t))
+
+	other := testdb.NewClient(t).Database(db.Name()).Collection("docs")
+	var delays []time.Duration
+	for v := 2; v <= 50; v++ {
+		_, err := other.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}})
+		require.NoError(t, err)
+		delays = append(delays, p.waitFor(t, v))
+	}
+	t.Logf("change stream propagation, 49 writes: %v", delays)
+	assert.Zero(t, c.Stats().Resyncs)
+}
