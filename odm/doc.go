@@ -10,7 +10,7 @@
 //	err = users.Save(ctx, &u)                 // inserts; u.ID now holds a new ObjectID
 //	u.Age = 37
 //	err = users.Save(ctx, &u)                 // upserts by _id
-//	err = users.InsertMany(ctx, batch)        // one driver call, hooks per document
+//	err = users.InsertMany(ctx, batch)        // acknowledged batches, hooks per document
 //	err = users.BulkSave(ctx, batch)          // one BulkWrite of per-document upserts
 //	res, err := users.UpdateMany(ctx, query.Lt("age", 18), bson.D{{Key: "$set", Value: bson.D{{Key: "minor", Value: true}}}})
 //	n, err := users.DeleteMany(ctx, query.Eq("status", "gone"))
