@@ -157,7 +157,11 @@ var savedPool = sync.Pool{New: func() any { s := make([]saved, 0, 16); return &s
 
 // top decodes the document into the (already reset) value at p.
 func (s *state) top(tp *typePlan, p unsafe.Pointer) error {
+	s.hint = int(tp.strBytes.Load())
 	next, err := s.value(tp, bson.TypeEmbeddedDocument, 0, p)
+	if s.used > s.hint || s.used < s.hint/2 { // rarely: the hint is shared
+		tp.strBytes.Store(int32(min(s.used, arenaChunk)))
+	}
 	if s.pooled != nil {
 		s.release(0)
 		*s.pooled = s.saved[:0]
@@ -173,6 +177,9 @@ func (s *state) top(tp *typePlan, p unsafe.Pointer) error {
 type state struct {
 	data     []byte
 	zeroCopy bool
+	arena    []byte // holds the copied strings of this call, in chunks
+	hint     int    // expected string bytes of the whole call
+	used     int    // string bytes copied so far
 	depth    int
 	saved    []saved
 	pooled   *[]saved // where saved came from, returned when done
@@ -552,13 +559,36 @@ func (s *state) readString(pos int) (string, int, error) {
 		return "", 0, malformed("string does not end with a NUL byte")
 	}
 	b := d[start : end-1]
+	if len(b) == 0 {
+		return "", end, nil
+	}
 	if s.zeroCopy {
-		if len(b) == 0 {
-			return "", end, nil
-		}
 		return unsafe.String(&b[0], len(b)), end, nil
 	}
-	return string(b), end, nil
+	return s.copyString(b), end, nil
+}
+
+// arenaChunk bounds the chunks strings are copied into: a string the caller
+// keeps holds at most this much memory of other strings alive (or itself,
+// if longer).
+const arenaChunk = 2048
+
+// copyString copies b into the call's string arena, one allocation for many
+// strings: a document's strings cost one allocation, not one each. Chunks
+// are never written once a string points into them.
+func (s *state) copyString(b []byte) string {
+	s.used += len(b)
+	if cap(s.arena)-len(s.arena) < len(b) {
+		if len(b) >= arenaChunk/2 { // a long string: an allocation of its own
+			return string(b)
+		}
+		// The first chunk is sized for the previous document's strings,
+		// later ones for the rest of them.
+		s.arena = make([]byte, 0, min(arenaChunk, max(s.hint-s.used+len(b), len(b), 32)))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return unsafe.String(&s.arena[start], len(b))
 }
 
 // docBounds checks the length of the document or array at pos and returns

@@ -50,10 +50,17 @@
 // Decode resets the destination first, so a reused value never keeps fields
 // from an earlier document (bson.Unmarshal would). The backing arrays of
 // slices already in the destination are reused, so decoding a stream into one
-// value allocates only for strings, maps, pointers and slice growth: with k
-// string fields, k allocations per document. Do not keep slices of a
-// destination across a Decode into it; copy what you keep (or decode into a
-// fresh value, which never shares memory with an earlier one).
+// value allocates only for strings, maps, pointers and slice growth.
+//
+// The strings of one document are copied into shared chunks of at most 2 KiB,
+// sized from the documents decoded before with the same plan, so a
+// document's strings usually cost one allocation, not one each (strings of
+// 1 KiB or more get their own). A string you keep therefore keeps its chunk
+// alive: at most 2 KiB of the same document's other strings.
+//
+// Do not keep slices of a destination across a Decode into it; copy what you
+// keep (or decode into a fresh value, which never shares memory with an
+// earlier one).
 //
 // # Zero-copy
 //

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -57,6 +58,10 @@ type typePlan struct {
 	wrapper  reflect.Type
 	clear    []clearOp // how to zero a value without reflection
 	clearOK  bool
+	// strBytes is about the string bytes of the documents decoded with this
+	// plan (it grows at once and shrinks by halves): the size of the next
+	// document's first string chunk (see copyString).
+	strBytes atomic.Int32
 	// resets lists the offsets of slice fields reachable from this type
 	// through value (not pointer) struct fields: their backing arrays are
 	// kept when a destination is reset, so reused values allocate less.
