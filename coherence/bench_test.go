@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/benchdata"
@@ -34,7 +35,9 @@ func BenchmarkWriteOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		events := countEvents(b, db, cfg.Source)
 		b.Run("op=save/source="+src, func(b *testing.B) {
+			defer events(b)()
 			benchdata.Measure(b, func() error {
 				doc := benchdata.NewSmall(1)
 				doc.ID = bson.ObjectID{}
@@ -42,6 +45,7 @@ func BenchmarkWriteOverhead(b *testing.B) {
 			})
 		})
 		b.Run("op=insertmany1000/source="+src, func(b *testing.B) {
+			defer events(b)()
 			docs := make([]benchdata.Small, 1000)
 			benchdata.Measure(b, func() error {
 				for i := range docs {
@@ -52,6 +56,32 @@ func BenchmarkWriteOverhead(b *testing.B) {
 			})
 		})
 		c.Close()
+	}
+}
+
+// countEvents returns a function that starts counting the events src
+// appends and returns the function reporting them per op (events/op: how
+// well bursts coalesce). For other sources it reports nothing.
+func countEvents(b *testing.B, db *mongo.Database, src cache.Source) func(*testing.B) func() {
+	l, ok := src.(*Log)
+	if !ok {
+		return func(*testing.B) func() { return func() {} }
+	}
+	count := func(b *testing.B) int64 {
+		n, err := db.Collection(DefaultLogCollection).CountDocuments(context.Background(), bson.D{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	return func(b *testing.B) func() {
+		before := count(b)
+		return func() {
+			if err := l.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(count(b)-before)/float64(b.N), "events/op")
+		}
 	}
 }
 

@@ -192,8 +192,17 @@ func (l *Log) publish(ctx context.Context) {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			for l.appendPending(final) != nil && final.Err() == nil {
-				time.Sleep(50 * time.Millisecond)
+			for final.Err() == nil {
+				if err := l.appendPending(final); err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				l.mu.Lock()
+				done := l.retry == nil && len(l.pending) == 0
+				l.mu.Unlock()
+				if done {
+					break
+				}
 			}
 			return
 		}
@@ -236,16 +245,14 @@ func (l *Log) appendPending(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	l.retry = nil
-	more := len(l.pending) > 0
-	if !more {
+	if len(l.pending) == 0 {
 		l.written = marked
 	}
+	// Otherwise Publish has woken the loop, which appends the rest after
+	// the coalescing window.
 	close(l.flushed)
 	l.flushed = make(chan struct{})
 	l.mu.Unlock()
-	if more {
-		return l.appendPending(ctx)
-	}
 	return nil
 }
 
