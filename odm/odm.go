@@ -108,7 +108,7 @@ type BulkError struct {
 	Written []int        // acknowledged as written, in input order
 	Failed  []IndexError // rejected by the server, in input order
 	Unknown []int        // sent, but no reply: may or may not be stored
-	Err     error        // the driver's (first) error
+	Err     error        // the driver's error (errors joined, if batches failed differently)
 }
 
 // IndexError is one rejected document of a bulk write.
@@ -539,7 +539,7 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 	for lo := 0; lo < len(batch); lo += cfg.batchSize {
 		hi := min(lo+cfg.batchSize, len(batch))
 		if err := ctx.Err(); err != nil { // nothing more is sent
-			report.Err = err
+			report.addErr(err)
 			break
 		}
 		res, err := c.coll.InsertMany(ctx, batch[lo:hi], opts)
@@ -566,9 +566,7 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 // err, under Written, Failed or Unknown, and returns the newly written ones
 // and whether the bulk write must stop here.
 func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int, stop bool) {
-	if err != nil && e.Err == nil {
-		e.Err = err
-	}
+	e.addErr(err)
 	var bwe mongo.BulkWriteException
 	if err != nil && (!errors.As(err, &bwe) || len(bwe.WriteErrors) == 0) {
 		// No per-document verdict (a network error, a timeout, a write
@@ -594,6 +592,18 @@ func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int
 		e.Written = append(e.Written, i)
 	}
 	return e.Written[n:], len(rejected) > 0 && !unordered
+}
+
+// addErr records err (if not nil) as the cause, or as one more: an
+// unordered write can meet rejections, then a lost server.
+func (e *BulkError) addErr(err error) {
+	switch {
+	case err == nil:
+	case e.Err == nil:
+		e.Err = err
+	default:
+		e.Err = errors.Join(e.Err, err)
+	}
 }
 
 // finish runs the After hooks of the documents report lists as written and

@@ -504,6 +504,21 @@ func TestInsertManyBatches(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 4, n)
 
+	// Unordered: the batches after the rejection are sent too.
+	for i := range docs {
+		if i != 3 {
+			docs[i].ID = bson.ObjectID{}
+		}
+	}
+	log.Reset()
+	err = users.InsertMany(ctx, docs, odm.WithoutHooks(), odm.InsertBatch(2), odm.Unordered())
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, []int{0, 1, 2, 4, 5, 6}, be.Written)
+	require.Len(t, be.Failed, 1)
+	assert.Equal(t, 3, be.Failed[0].Index)
+	assert.Equal(t, 4, log.Count("insert"))
+	assert.True(t, odm.IsDuplicateKey(err))
+
 	log.Reset()
 	more := make([]User, 5)
 	for i := range more {
