@@ -3,6 +3,7 @@ package coherence
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -19,7 +20,9 @@ import (
 //
 // When the stream fails, the cache is flushed and stops caching; the stream
 // is resumed from its last resume token (or opened afresh when the token is
-// no longer in the oplog) and caching starts again once it is open.
+// no longer in the oplog) and caching starts again once it is open. On a
+// standalone server the stream never opens, so the cache never caches (and
+// OnStreamError reports why): use a Log there.
 type ChangeStream struct {
 	watch   func(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
 	onError func(error)
@@ -103,7 +106,11 @@ func (c *ChangeStream) follow(ctx context.Context, sink cache.Sink, token *bson.
 	if err != nil {
 		return err
 	}
-	defer func() { _ = cs.Close(context.WithoutCancel(ctx)) }()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = cs.Close(cctx)
+	}()
 	opened()
 	sink.Synced()
 	var ev change
