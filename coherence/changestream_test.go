@@ -17,16 +17,23 @@ import (
 	"github.com/databridge-go/databridge/query"
 )
 
-// requireReplicaSet skips, naming the reason, unless MONGODB_URI points at a
-// replica set or a sharded cluster: only they have change streams.
-func requireReplicaSet(t *testing.T, cl *mongo.Client) {
+// hasChangeStreams reports whether cl's deployment is a replica set or a
+// sharded cluster: only they have change streams.
+func hasChangeStreams(t *testing.T, cl *mongo.Client) bool {
 	t.Helper()
 	var hello struct {
 		SetName string `bson:"setName"`
 		Msg     string `bson:"msg"`
 	}
 	require.NoError(t, cl.Database("admin").RunCommand(context.Background(), bson.D{{Key: "hello", Value: 1}}).Decode(&hello))
-	if hello.SetName == "" && hello.Msg != "isdbgrid" {
+	return hello.SetName != "" || hello.Msg == "isdbgrid"
+}
+
+// requireReplicaSet skips, naming the reason, unless MONGODB_URI has
+// change streams.
+func requireReplicaSet(t *testing.T, cl *mongo.Client) {
+	t.Helper()
+	if !hasChangeStreams(t, cl) {
 		t.Skip("NOT RUN: change streams need a replica set or a sharded cluster; MONGODB_URI is a standalone server (the dev server is one)")
 	}
 }
@@ -58,4 +65,45 @@ func TestChangeStreamSeesAnyWriter(t *testing.T) {
 	}
 	t.Logf("change stream propagation, 49 writes: %v", delays)
 	assert.Zero(t, c.Stats().Resyncs)
+}
+
+// TestChangeStreamOnStandalone checks the failure mode where change streams
+// do not exist (a standalone server, the dev server): the error is
+// reported, the cache never caches (no silent staleness), and Close stops
+// the retry loop.
+func TestChangeStreamOnStandalone(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	cl := testdb.NewClient(t)
+	if hasChangeStreams(t, cl) {
+		t.Skip("NOT RUN: MONGODB_URI has change streams")
+	}
+	db := testdb.DBOn(t, cl)
+	errs := make(chan error, 100)
+	c, err := cache.New(cache.Config{Source: NewChangeStream(cl, OnStreamError(func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))})
+	require.NoError(t, err)
+	select {
+	case err := <-errs:
+		t.Logf("reported: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error reported")
+	}
+	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
+	require.NoError(t, err)
+	p := &peer{cache: c, reader: query.From[Doc](db.Collection("docs")).WithCache(c), writer: w}
+	p.write(t, 1)
+	require.Equal(t, 1, p.read(t))
+	require.Equal(t, 1, p.read(t))
+	s := c.Stats()
+	assert.False(t, s.Synced)
+	assert.EqualValues(t, 2, s.Loads, "every read went to the server")
+	assert.EqualValues(t, 2, s.Bypassed)
+	assert.Positive(t, s.Resyncs)
+	start := time.Now()
+	c.Close()
+	assert.Less(t, time.Since(start), 5*time.Second)
 }
