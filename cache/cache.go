@@ -65,7 +65,8 @@ type Cache struct {
 	rc         *ristretto.Cache[string, *entry]
 	defaultTTL time.Duration
 
-	gens sync.Map // namespace "db.coll" → *atomic.Uint64
+	gens  sync.Map      // namespace "db.coll" → *atomic.Uint64
+	epoch atomic.Uint64 // InvalidateAll calls, added to every generation
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -199,9 +200,12 @@ func (c *Cache) gen(ns string) *atomic.Uint64 {
 }
 
 // Generation returns the current generation of a collection: the number of
-// invalidations it has had. Cached results are stored under the generation
-// read when their query started.
-func (c *Cache) Generation(db, coll string) uint64 { return c.gen(namespace(db, coll)).Load() }
+// invalidations it has had plus the number of InvalidateAll calls (both only
+// grow, so any of them makes every earlier generation unreachable). Cached
+// results are stored under the generation read when their query started.
+func (c *Cache) Generation(db, coll string) uint64 {
+	return c.gen(namespace(db, coll)).Load() + c.epoch.Load()
+}
 
 // Invalidate makes every cached result of the collection unreachable: it
 // bumps the collection's generation, which is part of every key. It is the
@@ -226,12 +230,13 @@ func (c *Cache) invalidate(db, coll string) {
 // InvalidateAll invalidates every collection the cache has seen, for code
 // that lost track of which ones changed. It is not published to other
 // processes.
+//
+// It is one atomic add to a counter that is part of every collection's
+// generation, so it also covers collections whose first read is racing
+// with it.
 func (c *Cache) InvalidateAll() {
-	c.gens.Range(func(_, g any) bool {
-		g.(*atomic.Uint64).Add(1)
-		c.invalidations.Add(1)
-		return true
-	})
+	c.epoch.Add(1)
+	c.invalidations.Add(1)
 }
 
 // Stats are the cache's counters since New.

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"sync"
@@ -378,4 +379,93 @@ func ExampleCache_Stats() {
 	defer c.Close()
 	fmt.Println(c.Stats().MaxBytes, c.Stats().HitRatio())
 	// Output: 1048576 0
+}
+
+// scriptSource is a cache.Source driven by the test: it hands the sink
+// over and records what the cache publishes.
+type scriptSource struct {
+	sinks     chan cache.Sink
+	published chan string
+}
+
+func (s *scriptSource) Publish(db, coll string) { s.published <- db + "." + coll }
+
+func (s *scriptSource) Run(ctx context.Context, sink cache.Sink) {
+	s.sinks <- sink
+	<-ctx.Done()
+}
+
+// TestSourceContract checks the cache's side of cache.Source without a
+// server: nothing is cached before Synced or after Lost, local
+// invalidations are published and remote ones are not, Lost and
+// InvalidateAll flush every collection, and Close waits for Run.
+func TestSourceContract(t *testing.T) {
+	src := &scriptSource{sinks: make(chan cache.Sink, 1), published: make(chan string, 10)}
+	c, err := cache.New(cache.Config{Source: src})
+	require.NoError(t, err)
+	sink := <-src.sinks
+	q := cache.Query{Database: "db", Collection: "c"}
+	loads := 0
+	load := func(context.Context) ([]bson.Raw, error) {
+		loads++
+		d, _ := bson.Marshal(bson.D{{Key: "n", Value: loads}})
+		return []bson.Raw{d}, nil
+	}
+	fetch := func() {
+		t.Helper()
+		_, err := c.Fetch(context.Background(), q, time.Minute, load, nil)
+		require.NoError(t, err)
+		c.Wait()
+	}
+
+	fetch()
+	fetch()
+	assert.Equal(t, 2, loads, "not synced yet: nothing is cached")
+	assert.EqualValues(t, 2, c.Stats().Bypassed)
+	assert.False(t, c.Stats().Synced)
+
+	sink.Synced()
+	fetch()
+	fetch()
+	assert.Equal(t, 3, loads, "synced: cached")
+
+	c.Invalidate("db", "c")
+	assert.Equal(t, "db.c", <-src.published, "a local invalidation is published")
+	fetch()
+	assert.Equal(t, 4, loads)
+
+	sink.Invalidate("db", "c")
+	assert.Empty(t, src.published, "a remote invalidation is not published back")
+	assert.EqualValues(t, 1, c.Stats().Remote)
+	fetch()
+	assert.Equal(t, 5, loads)
+
+	sink.Lost(errors.New("cursor killed"))
+	fetch()
+	fetch()
+	assert.Equal(t, 7, loads, "lost: flushed, and nothing cached until synced")
+	assert.EqualValues(t, 1, c.Stats().Resyncs)
+	sink.Synced()
+	fetch()
+	fetch()
+	assert.Equal(t, 8, loads)
+
+	other := cache.Query{Database: "db", Collection: "never-seen-before"}
+	_, err = c.Fetch(context.Background(), other, time.Minute, load, nil)
+	require.NoError(t, err)
+	c.Wait()
+	c.InvalidateAll()
+	fetch()
+	_, err = c.Fetch(context.Background(), other, time.Minute, load, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 11, loads, "InvalidateAll reaches every collection")
+	assert.Empty(t, src.published, "InvalidateAll is not published")
+
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop the source")
+	}
 }
