@@ -526,7 +526,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 	}
 	report := c.insertBatches(ctx, docs, batch, missing, cfg)
 	c.invalidate()
-	return finish(ctx, report, docs, cfg, func(int) []string { return []string{"AfterInsert"} })
+	return finish(ctx, report, docs, cfg, func(int) []string { return afterInsert })
 }
 
 // insertBatches sends batch in driver calls of cfg.batchSize documents and
@@ -606,6 +606,13 @@ func (e *BulkError) addErr(err error) {
 	}
 }
 
+// The After hooks of bulk writes, in the order they run.
+var (
+	afterInsert     = []string{"AfterInsert"}
+	afterSave       = []string{"AfterSave"}
+	afterInsertSave = []string{"AfterInsert", "AfterSave"}
+)
+
 // finish runs the After hooks of the documents report lists as written and
 // returns the outcome of the whole write: report if not every document was
 // written, or else the first hook error.
@@ -673,9 +680,9 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	report.record(0, len(docs), err, cfg.unordered)
 	return finish(ctx, report, docs, cfg, func(i int) []string {
 		if isNew[i] {
-			return []string{"AfterInsert", "AfterSave"}
+			return afterInsertSave
 		}
-		return []string{"AfterSave"}
+		return afterSave
 	})
 }
 
