@@ -31,8 +31,8 @@
 // source is not following, reads go to the server and nothing is cached.
 //
 // What it does not cover: with the Log, a process that dies between a write
-// and the append of its event (appends are asynchronous, normally within a
-// millisecond or two of the write) leaves the others to see that write when
-// their entries' TTL ends; writes that bypass databridge are seen by the
-// ChangeStream only.
+// and the append of its event (appends are asynchronous: within the 5 ms
+// coalescing window of the write, plus the insert itself) leaves the others
+// to see that write when their entries' TTL ends; writes that bypass
+// databridge are seen by the ChangeStream only.
 package coherence
