@@ -3,7 +3,6 @@ package coherence
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -106,11 +105,7 @@ func (c *ChangeStream) follow(ctx context.Context, sink cache.Sink, token *bson.
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = cs.Close(cctx)
-	}()
+	defer closeAfter(ctx, cs.Close)
 	opened()
 	sink.Synced()
 	var ev change

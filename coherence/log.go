@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +191,7 @@ func (l *Log) publish(ctx context.Context) {
 			}
 			last = time.Now()
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			final, cancel := afterCancel(ctx)
 			defer cancel()
 			for final.Err() == nil {
 				if err := l.appendPending(final); err != nil {
@@ -286,11 +287,7 @@ func (l *Log) tail(ctx context.Context, sink cache.Sink, seen map[bson.ObjectID]
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = cur.Close(cctx)
-	}()
+	defer closeAfter(ctx, cur.Close)
 	if l.cursorID != nil {
 		l.cursorID(cur.ID())
 	}
@@ -315,7 +312,7 @@ func (l *Log) tail(ctx context.Context, sink cache.Sink, seen map[bson.ObjectID]
 			sink.Synced()
 		default:
 			for _, ns := range ev.NS {
-				db, coll, _ := cut(ns)
+				db, coll, _ := strings.Cut(ns, "\x00")
 				sink.Invalidate(db, coll)
 			}
 		}
@@ -335,15 +332,6 @@ var ErrEventsLost = errors.New("coherence: invalidation events overwritten befor
 
 var errCursorClosed = errors.New("coherence: the server closed the tailable cursor")
 
-func cut(ns string) (db, coll string, ok bool) {
-	for i := 0; i < len(ns); i++ {
-		if ns[i] == 0 {
-			return ns[:i], ns[i+1:], true
-		}
-	}
-	return ns, "", false
-}
-
 // ensure creates the capped collection unless it exists, and appends this
 // publisher's first event (sequence 0), so that the log is never empty (a
 // tailable cursor on an empty collection dies at once on MongoDB).
@@ -356,6 +344,19 @@ func (l *Log) ensure(ctx context.Context) error {
 	}
 	_, err = l.coll.InsertOne(ctx, event{ID: bson.NewObjectID(), Publisher: l.id, NS: []string{}})
 	return err
+}
+
+// afterCancel returns a context for cleanup once ctx is done: its values,
+// and 2 s to finish.
+func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+}
+
+// closeAfter closes a cursor or stream with an afterCancel context.
+func closeAfter(ctx context.Context, close func(context.Context) error) {
+	cctx, cancel := afterCancel(ctx)
+	defer cancel()
+	_ = close(cctx)
 }
 
 // backoff waits between retries: 50 ms, doubling to 2 s.

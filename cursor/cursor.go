@@ -62,6 +62,10 @@ func WithoutPrefetch() Option { return optionFunc(func(c *config) { c.prefetch =
 // (up to 16 MiB). Default: off, strings are copied.
 func ZeroCopyStrings() Option { return optionFunc(func(c *config) { c.zeroCopy = true }) }
 
+// DefaultCloseTimeout is how long closing a server cursor may take after
+// the caller's context has ended, unless CloseTimeout says otherwise.
+const DefaultCloseTimeout = 5 * time.Second
+
 // CloseTimeout bounds how long closing the server cursor may take when the
 // loop's own context is already done (the killCursors command is sent with a
 // fresh context so that a cancelled loop still frees the server cursor).
@@ -102,7 +106,7 @@ type fetched struct {
 // New wraps a driver cursor, which the Cursor then owns: do not use cur
 // afterwards. It fails only when T cannot be decoded (see decode.Compile).
 func New[T any](cur *mongo.Cursor, opts ...Option) (*Cursor[T], error) {
-	cfg := config{prefetch: true, closeTimeout: 5 * time.Second}
+	cfg := config{prefetch: true, closeTimeout: DefaultCloseTimeout}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}

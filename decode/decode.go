@@ -591,9 +591,10 @@ func (s *state) copyString(b []byte) string {
 	return unsafe.String(&s.arena[start], len(b))
 }
 
-// docBounds checks the length of the document or array at pos and returns
-// its end.
-func (s *state) docBounds(pos int) (int, error) {
+// open starts a document or array at pos: it checks its length, returns
+// its end, and counts one more level of nesting (the caller decrements
+// s.depth when done).
+func (s *state) open(pos int) (int, error) {
 	d := s.data
 	if pos+4 > len(d) {
 		return 0, malformed("document length runs past the end of the input")
@@ -601,6 +602,10 @@ func (s *state) docBounds(pos int) (int, error) {
 	n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
 	if n < 5 || pos+n > len(d) {
 		return 0, malformed("invalid document length %d", n)
+	}
+	s.depth++
+	if s.depth > MaxDepth {
+		return 0, &pathError{err: ErrTooDeep}
 	}
 	return pos + n, nil
 }
@@ -653,14 +658,6 @@ func unsafeString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-func (s *state) enter() error {
-	s.depth++
-	if s.depth > MaxDepth {
-		return &pathError{err: ErrTooDeep}
-	}
-	return nil
-}
-
 // document decodes an embedded document into a struct, as the driver's
 // struct codec does (into the existing value: callers reset first).
 func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
@@ -676,11 +673,8 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	if sp.err != nil {
 		return 0, newErr(t, tp.typ, sp.err)
 	}
-	end, err := s.docBounds(pos)
+	end, err := s.open(pos)
 	if err != nil {
-		return 0, err
-	}
-	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	pos += 4
@@ -781,11 +775,8 @@ func (s *state) inlineMapValue(f *fieldPlan, p unsafe.Pointer, et bson.Type, key
 // slice decodes a BSON array into a slice, reusing the slice's (or the saved)
 // backing array.
 func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.docBounds(pos)
+	end, err := s.open(pos)
 	if err != nil {
-		return 0, err
-	}
-	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	h := (*sliceHeader)(p)
@@ -864,11 +855,8 @@ func grow(t reflect.Type, base unsafe.Pointer, n, want int) (unsafe.Pointer, int
 }
 
 func (s *state) array(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.docBounds(pos)
+	end, err := s.open(pos)
 	if err != nil {
-		return 0, err
-	}
-	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	et := tp.elem
@@ -901,11 +889,8 @@ func (s *state) array(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
 }
 
 func (s *state) mapValue(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.docBounds(pos)
+	end, err := s.open(pos)
 	if err != nil {
-		return 0, err
-	}
-	if err := s.enter(); err != nil {
 		return 0, err
 	}
 	m := reflect.NewAt(tp.typ, p).Elem()

@@ -109,6 +109,8 @@ type BulkError struct {
 	Failed  []IndexError // rejected by the server, in input order
 	Unknown []int        // sent, but no reply: may or may not be stored
 	Err     error        // the driver's error (errors joined, if batches failed differently)
+
+	clean int // documents 0..clean-1 were written before the first failure; Written lists them once there is one
 }
 
 // IndexError is one rejected document of a bulk write.
@@ -534,7 +536,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 // nil when all were written). Ids the driver assigned (missing[i]) are
 // written back into docs from each reply.
 func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any, missing []bool, cfg writeConfig) *BulkError {
-	report := &BulkError{Written: make([]int, 0, len(docs))}
+	report := &BulkError{}
 	opts := options.InsertMany().SetOrdered(!cfg.unordered)
 	for lo := 0; lo < len(batch); lo += cfg.batchSize {
 		hi := min(lo+cfg.batchSize, len(batch))
@@ -546,12 +548,16 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 		written, stop := report.record(lo, hi, err, cfg.unordered)
 		if res != nil && missing != nil {
 			// The driver's ids are those of the written documents, in order.
-			for k, i := range written {
-				if k >= len(res.InsertedIDs) {
-					break
+			for k, id := range res.InsertedIDs {
+				i := lo + k // written is nil when the whole batch was
+				if written != nil {
+					if k >= len(written) {
+						break
+					}
+					i = written[k]
 				}
-				if id, ok := res.InsertedIDs[k].(bson.ObjectID); ok && missing[i] {
-					c.setID(&docs[i], id)
+				if oid, ok := id.(bson.ObjectID); ok && missing[i] {
+					c.setID(&docs[i], oid)
 				}
 			}
 		}
@@ -564,8 +570,14 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 
 // record files documents lo..hi-1, sent in one driver call that returned
 // err, under Written, Failed or Unknown, and returns the newly written ones
-// and whether the bulk write must stop here.
+// (nil if all of them were) and whether the bulk write must stop here. Until
+// the first failure nothing is listed: a write that succeeds builds no
+// index list.
 func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int, stop bool) {
+	if err == nil && e.Err == nil {
+		e.clean = hi
+		return nil, false
+	}
 	e.addErr(err)
 	var bwe mongo.BulkWriteException
 	if err != nil && (!errors.As(err, &bwe) || len(bwe.WriteErrors) == 0) {
@@ -601,6 +613,10 @@ func (e *BulkError) addErr(err error) {
 	case err == nil:
 	case e.Err == nil:
 		e.Err = err
+		e.Written = make([]int, e.clean) // the documents written so far
+		for i := range e.Written {
+			e.Written[i] = i
+		}
 	default:
 		e.Err = errors.Join(e.Err, err)
 	}
@@ -618,11 +634,20 @@ var (
 // written, or else the first hook error.
 func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg writeConfig, hooks func(i int) []string) error {
 	var first error
-	if !cfg.skipHooks {
+	run := func(i int) {
+		if err := after(ctx, &docs[i], i, cfg, hooks(i)...); err != nil && first == nil {
+			first = err
+		}
+	}
+	switch {
+	case cfg.skipHooks:
+	case report.Err == nil: // every document was written
+		for i := range docs {
+			run(i)
+		}
+	default:
 		for _, i := range report.Written {
-			if err := after(ctx, &docs[i], i, cfg, hooks(i)...); err != nil && first == nil {
-				first = err
-			}
+			run(i)
 		}
 	}
 	if report.Err != nil {
@@ -676,7 +701,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	}
 	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
 	c.invalidate()
-	report := &BulkError{Written: make([]int, 0, len(docs))}
+	report := &BulkError{}
 	report.record(0, len(docs), err, cfg.unordered)
 	return finish(ctx, report, docs, cfg, func(i int) []string {
 		if isNew[i] {

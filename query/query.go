@@ -234,7 +234,11 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 		if err != nil {
 			return nil, fmt.Errorf("query: find in %s: %w", h.coll.Name(), err)
 		}
-		defer cur.Close(context.WithoutCancel(ctx))
+		defer func() { // bounded, like cursor.Cursor's close: a cancelled load still frees the server cursor
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cursor.DefaultCloseTimeout)
+			defer cancel()
+			_ = cur.Close(cctx)
+		}()
 		var docs []bson.Raw
 		for cur.Next(ctx) {
 			docs = append(docs, cur.Current)

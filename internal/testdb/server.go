@@ -1,14 +1,15 @@
 package testdb
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/databridge-go/databridge/internal/devproc"
 )
 
 // EnvServerBinary names a prebuilt dev server binary (make test sets it).
@@ -51,34 +52,13 @@ func (s *Server) start() {
 	s.tb.Helper()
 	cmd := exec.Command(s.bin, "-addr", s.addr, "-data", s.dir)
 	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	uri, err := devproc.Start(ctx, cmd)
 	if err != nil {
-		s.tb.Fatalf("testdb: %v", err)
+		s.tb.Fatalf("testdb: dev server: %v", err)
 	}
-	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("testdb: start dev server: %v", err)
-	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		for sc.Scan() {
-		}
-	}()
-	select {
-	case u := <-line:
-		if !strings.HasPrefix(u, "mongodb://") {
-			_ = cmd.Process.Kill()
-			s.tb.Fatalf("testdb: dev server printed %q", u)
-		}
-		s.URI = u
-	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
-		s.tb.Fatalf("testdb: dev server did not start")
-	}
+	s.URI = uri
 	s.cmd = cmd
 }
 

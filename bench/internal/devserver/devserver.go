@@ -5,7 +5,6 @@
 package devserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/databridge-go/databridge/internal/devproc"
 )
 
 // ChildEnv is set in the environment of a process started by Spawn; a
@@ -96,12 +97,11 @@ func Spawn(ctx context.Context) (uri string, stop func() error, err error) {
 		cmd.Env = append(os.Environ(), ChildEnv+"=1")
 	}
 	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	wait, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	uri, err = devproc.Start(wait, cmd)
 	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("devserver: start: %w", err)
+		return "", nil, fmt.Errorf("devserver: %w", err)
 	}
 	stop = func() error {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -115,30 +115,7 @@ func Spawn(ctx context.Context) (uri string, stop func() error, err error) {
 			return <-errc
 		}
 	}
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-		for sc.Scan() { // drain
-		}
-	}()
-	select {
-	case u, ok := <-line:
-		if !ok || !strings.HasPrefix(u, "mongodb://") {
-			_ = stop()
-			return "", nil, fmt.Errorf("devserver: child did not report a URI (got %q)", u)
-		}
-		return u, stop, nil
-	case <-time.After(60 * time.Second):
-		_ = stop()
-		return "", nil, errors.New("devserver: child did not start within 60s")
-	case <-ctx.Done():
-		_ = stop()
-		return "", nil, ctx.Err()
-	}
+	return uri, stop, nil
 }
 
 // MaybeServeChild makes a process started by Spawn serve and exit; in any
