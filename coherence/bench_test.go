@@ -3,6 +3,7 @@ package coherence
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -13,19 +14,23 @@ import (
 	"github.com/databridge-go/databridge/odm"
 )
 
-// BenchmarkWriteOverhead measures what publishing to the Log adds to odm
-// writes: the same Save and InsertMany(1000) with a cache alone and with a
-// cache whose Source is a Log (whose tailer runs, as in production).
+// BenchmarkWriteOverhead measures what the Log adds to odm writes: the same
+// Save and InsertMany(1000) with a cache alone and with a cache whose
+// Source is a Log, which also reads the log as in production (polling on
+// FerretDB, tailing elsewhere; "log+tail" tails on every server;
+// "followonly" reads but never publishes, separating the two costs).
 func BenchmarkWriteOverhead(b *testing.B) {
 	ctx := context.Background()
 	db := testdb.DB(b)
-	for _, src := range []string{"cache", "cache+log", "cache+tailonly"} {
+	for _, src := range []string{"cache", "cache+log", "cache+log+tail", "cache+followonly"} {
 		cfg := cache.Config{}
 		switch src {
 		case "cache+log":
 			cfg.Source = NewLog(db)
-		case "cache+tailonly":
-			cfg.Source = tailOnly{NewLog(db)}
+		case "cache+log+tail":
+			cfg.Source = NewLog(db, PollInterval(0))
+		case "cache+followonly":
+			cfg.Source = followOnly{NewLog(db)}
 		}
 		c, err := cache.New(cfg)
 		if err != nil {
@@ -85,8 +90,34 @@ func countEvents(b *testing.B, db *mongo.Database, src cache.Source) func(*testi
 	}
 }
 
-// tailOnly is a Log that follows but never publishes: it separates the cost
-// of tailing from the cost of appending.
-type tailOnly struct{ *Log }
+// followOnly is a Log that follows but never publishes: it separates the
+// cost of reading the log from the cost of appending.
+type followOnly struct{ *Log }
 
-func (tailOnly) Publish(db, coll string) {}
+func (followOnly) Publish(db, coll string) {}
+
+// BenchmarkFollowIdle measures what following the log costs a process that
+// does nothing else: each op is 100 ms of an idle Log reading (cpu-ns/op is
+// the client CPU per 100 ms), by default and tailing.
+func BenchmarkFollowIdle(b *testing.B) {
+	db := testdb.DB(b)
+	for _, mode := range []struct {
+		name string
+		opts []LogOption
+	}{{"default", nil}, {"tail", []LogOption{PollInterval(0)}}} {
+		b.Run("mode="+mode.name, func(b *testing.B) {
+			c, err := cache.New(cache.Config{Source: NewLog(db, mode.opts...)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			for !c.Stats().Synced {
+				time.Sleep(time.Millisecond)
+			}
+			benchdata.Measure(b, func() error {
+				time.Sleep(100 * time.Millisecond)
+				return nil
+			})
+		})
+	}
+}

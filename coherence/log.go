@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,13 +24,14 @@ const (
 	DefaultLogSize       = 1 << 20 // bytes: about 10,000 events
 	DefaultMaxAwait      = time.Second
 	DefaultCoalesce      = 5 * time.Millisecond
+	DefaultPollInterval  = 10 * time.Millisecond
 )
 
 // Log is a cache.Source that shares invalidations through a capped
-// collection: each process appends an event after its writes and tails the
-// collection with a tailable, awaitData cursor to apply the others'. It
-// works on every deployment, standalone servers included, and sees writes
-// made through databridge (or announced with Cache.Invalidate) only.
+// collection: each process appends an event after its writes and reads the
+// others' events from the collection in order. It works on every
+// deployment, standalone servers included, and sees writes made through
+// databridge (or announced with Cache.Invalidate) only.
 //
 // Publishing is asynchronous and coalesced: Publish marks the collection
 // and wakes a goroutine that appends one event naming every collection
@@ -39,11 +41,17 @@ const (
 // per write. Failed appends are retried, same event, until they succeed or
 // the cache is closed.
 //
-// Every event carries its publisher's id and sequence number. A tailer that
-// sees a sequence number skip (the capped collection wrapped past events it
-// had not read yet) or whose cursor dies (killed, network error, server
-// restart) reports it to the cache, which flushes; after a cursor loss it
-// also stops caching until the tailer follows again.
+// Reading follows the log with a tailable, awaitData cursor, which MongoDB
+// wakes as soon as an event is appended. On FerretDB, whose tailable
+// cursors can skip events (see PollInterval), the Log instead polls the
+// newest events every 10 ms.
+//
+// Every event carries its publisher's id and sequence number. When a
+// publisher's sequence number skips, the Log looks the missing events up;
+// if they are gone (the capped collection wrapped past events it had not
+// read), or its cursor dies (killed, network error, server restart), it
+// reports that to the cache, which flushes; after a cursor loss it also
+// stops caching until the Log follows again.
 type Log struct {
 	coll     *mongo.Collection
 	size     int64
@@ -51,6 +59,7 @@ type Log struct {
 	coalesce time.Duration
 	onError  func(error)
 	id       bson.ObjectID // this process's publisher id
+	poll     time.Duration // < 0: chosen by server; 0: tail; > 0: poll interval
 
 	mu      sync.Mutex
 	pending map[string]struct{} // "db\x00coll" marked since the last append
@@ -61,10 +70,12 @@ type Log struct {
 	flushed chan struct{} // closed (and replaced) after each append
 	wake    chan struct{}
 
-	// afterBatch, when set (by tests), runs after the tailer applied each
-	// batch of events.
+	// afterBatch, when set (by tests), runs after the reader applied each
+	// batch of events; cursorID receives each tailable cursor's id.
 	afterBatch func()
 	cursorID   func(int64)
+	repaired   atomic.Int64 // events found by looking up a sequence gap
+	late       atomic.Int64 // events a poll found before the newest one seen
 }
 
 // LogOption configures a Log.
@@ -88,14 +99,30 @@ func LogSize(bytes int64) LogOption { return func(l *Log) { l.size = bytes } }
 // the server answers as soon as one is appended.
 func MaxAwait(d time.Duration) LogOption { return func(l *Log) { l.maxAwait = d } }
 
+// PollInterval chooses how the Log reads the events: d > 0 polls the
+// newest events every d while events arrive, backing off to 5d after polls
+// that found none; d == 0 tails the collection with a tailable, awaitData
+// cursor on every server.
+//
+// By default the Log tails, except on FerretDB (its buildInfo reports
+// ferretdbVersion), where it polls with DefaultPollInterval. FerretDB's
+// awaitData is itself a 10 ms polling loop, and in v1.24 it drops the
+// batch it has read when the await times out; and its tailable cursors
+// skip events whose inserts commit out of order (it numbers records before
+// committing them). Polling re-reads the newest events with a margin before
+// the last one seen, which catches both. Either way, each check costs
+// FerretDB a scan of the whole log: keep LogSize small there.
+func PollInterval(d time.Duration) LogOption { return func(l *Log) { l.poll = max(d, 0) } }
+
 // Coalesce sets the least time between two appends of this process
 // (default DefaultCoalesce): the longest a write waits for its event during
 // a burst, and what bounds the log's write rate. 0 appends after every
 // round trip.
 func Coalesce(d time.Duration) LogOption { return func(l *Log) { l.coalesce = d } }
 
-// OnError receives the errors the Log retries on (appends, cursor losses),
-// for logging. Default: ignored; Stats counts the flushes they cause.
+// OnError receives, for logging, the errors the Log retries on (appends,
+// cursor losses) and the events it lost (ErrEventsLost). Default: ignored;
+// the cache's Stats counts the flushes they cause.
 func OnError(f func(error)) LogOption { return func(l *Log) { l.onError = f } }
 
 // NewLog returns a Log in db. It creates the capped collection (if it does
@@ -108,6 +135,7 @@ func NewLog(db *mongo.Database, opts ...LogOption) *Log {
 		coalesce: DefaultCoalesce,
 		onError:  func(error) {},
 		id:       bson.NewObjectID(),
+		poll:     -1,
 		pending:  map[string]struct{}{},
 		flushed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -257,73 +285,298 @@ func (l *Log) appendPending(ctx context.Context) error {
 	return nil
 }
 
-// follow tails the log, reopening the cursor whenever it is lost.
+// follow reads the log, starting again whenever its reading fails.
 func (l *Log) follow(ctx context.Context, sink cache.Sink) {
-	seen := map[bson.ObjectID]int64{} // publisher → last sequence number
+	f := &follower{l: l, sink: sink, seen: map[bson.ObjectID]int64{}, poll: l.poll}
 	backoff := newBackoff()
 	for ctx.Err() == nil {
-		err := l.tail(ctx, sink, seen, backoff.reset)
+		err := f.read(ctx, backoff.reset)
 		if ctx.Err() != nil {
 			return
 		}
 		sink.Lost(err)
-		l.onError(fmt.Errorf("coherence: tailing %s: %w", l.coll.Name(), err))
+		l.onError(fmt.Errorf("coherence: reading %s: %w", l.coll.Name(), err))
 		backoff.wait(ctx)
 	}
 }
 
-// tail opens a tailable cursor on the log and applies its events until the
-// cursor dies.
-func (l *Log) tail(ctx context.Context, sink cache.Sink, seen map[bson.ObjectID]int64, opened func()) error {
-	if err := l.ensure(ctx); err != nil {
+// follower is the reading side of a Log: it applies every other
+// publisher's events to the cache, once each, and turns events it cannot
+// find into flushes.
+type follower struct {
+	l    *Log
+	sink cache.Sink
+	seen map[bson.ObjectID]int64 // publisher → last sequence number applied
+	poll time.Duration           // as Log.poll; resolved on first read
+	evs  []event                 // poll's buffer
+}
+
+// read follows the log until reading fails (or ctx is done). It calls
+// opened, and tells the cache it is synced, once it is sure to see every
+// event appended from then on.
+func (f *follower) read(ctx context.Context, opened func()) error {
+	if err := f.l.ensure(ctx); err != nil {
 		return err
 	}
+	if f.poll < 0 {
+		p, err := f.l.defaultPoll(ctx)
+		if err != nil {
+			return err
+		}
+		f.poll = p
+	}
+	if f.poll > 0 {
+		return f.pollLoop(ctx, opened)
+	}
+	return f.tail(ctx, opened)
+}
+
+// defaultPoll returns the poll interval for the server: DefaultPollInterval
+// on FerretDB, 0 (tail) elsewhere.
+func (l *Log) defaultPoll(ctx context.Context) (time.Duration, error) {
+	info, err := l.coll.Database().Client().Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Raw()
+	var ce mongo.CommandError
+	if errors.As(err, &ce) { // the server refused: not FerretDB, which answers
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("buildInfo: %w", err)
+	}
+	if _, err := info.LookupErr("ferretdbVersion"); err == nil {
+		return DefaultPollInterval, nil
+	}
+	return 0, nil
+}
+
+// tail follows the log with a tailable, awaitData cursor until it dies.
+func (f *follower) tail(ctx context.Context, opened func()) error {
+	// The events up to the newest one now are the backlog: every read
+	// after the cursor opens sees their writes.
+	mark, err := f.newest(ctx, 1)
+	if err != nil {
+		return err
+	}
+	backlog, markID := true, mark[0].ID
 	// A first batch of 0 keeps the cursor open on every server, even when
 	// the log holds fewer documents than a batch (FerretDB closes it then).
 	// No filter (not even on this process's own events): a tailable
 	// cursor whose query matches nothing yet is closed at once.
-	cur, err := l.coll.Find(ctx, bson.D{}, options.Find().
-		SetCursorType(options.TailableAwait).SetMaxAwaitTime(l.maxAwait).SetBatchSize(0))
+	cur, err := f.l.coll.Find(ctx, bson.D{}, options.Find().
+		SetCursorType(options.TailableAwait).SetMaxAwaitTime(f.l.maxAwait).SetBatchSize(0))
 	if err != nil {
 		return err
 	}
 	defer closeAfter(ctx, cur.Close)
-	if l.cursorID != nil {
-		l.cursorID(cur.ID())
+	if f.l.cursorID != nil {
+		f.l.cursorID(cur.ID())
 	}
 	// The cursor starts at the oldest event still in the log, so every
 	// event appended from now on will be read.
 	opened()
-	sink.Synced()
+	f.sink.Synced()
 	var ev event
 	for cur.Next(ctx) {
 		if err := eventPlan.Decode(cur.Current, &ev); err != nil {
 			return fmt.Errorf("malformed event: %w", err)
 		}
-		last, known := seen[ev.Publisher]
-		seen[ev.Publisher] = max(last, ev.Seq)
-		switch {
-		case known && ev.Seq <= last: // a retried append read twice
-		case ev.Publisher == l.id: // applied when it was published
-		case (known && ev.Seq > last+1) || (!known && ev.Seq > 1):
-			// Events of this publisher were overwritten before we read
-			// them: they may have named any collection.
-			sink.Lost(fmt.Errorf("%w: publisher %s events %d..%d", ErrEventsLost, ev.Publisher.Hex(), last+1, ev.Seq-1))
-			sink.Synced()
-		default:
-			for _, ns := range ev.NS {
-				db, coll, _ := strings.Cut(ns, "\x00")
-				sink.Invalidate(db, coll)
-			}
+		if backlog {
+			f.baseline(&ev)
+			backlog = ev.ID != markID
+		} else if _, err := f.apply(ctx, &ev); err != nil {
+			return err
 		}
-		if cur.RemainingBatchLength() == 0 && l.afterBatch != nil {
-			l.afterBatch()
+		if cur.RemainingBatchLength() == 0 && f.l.afterBatch != nil {
+			f.l.afterBatch()
 		}
 	}
 	if err := cur.Err(); err != nil {
 		return err
 	}
 	return errCursorClosed
+}
+
+// Polling reads the newest events, newest first, in a window that reaches
+// pollMargin events past the newest one the previous poll saw: an insert
+// that commits after a later-numbered one (FerretDB numbers records before
+// committing them) still lands in the window. The window starts at
+// pollWindow events and grows while it does not reach that far.
+const (
+	pollWindow    = 32
+	pollMargin    = 16
+	maxPollWindow = 1 << 16
+	maxIdlePolls  = 5
+)
+
+// pollLoop follows the log by polling every f.poll until a query fails.
+func (f *follower) pollLoop(ctx context.Context, opened func()) error {
+	// Start like a tailable cursor: from the oldest event still there.
+	evs, err := f.newest(ctx, 0)
+	if err != nil {
+		return err
+	}
+	opened()
+	f.sink.Synced()
+	for i := range evs {
+		f.baseline(&evs[i])
+	}
+	top := evs[len(evs)-1].ID // ensure appended one
+	// Every f.poll while events arrive; after polls that found none, the
+	// interval doubles up to maxIdlePolls times f.poll.
+	wait := f.poll
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		at := -1 // where the newest event seen before is in evs
+		for k := pollWindow; ; k *= 4 {
+			if evs, err = f.newest(ctx, k); err != nil {
+				return err
+			}
+			at = slices.IndexFunc(evs, func(ev event) bool { return ev.ID == top })
+			if at >= pollMargin || (at >= 0 && len(evs) < k) {
+				break // the window reaches the margin, or holds the whole log
+			}
+			if len(evs) < k {
+				f.lost(fmt.Errorf("%w: the log wrapped past the last event read", ErrEventsLost))
+				break
+			}
+			if k >= maxPollWindow {
+				f.lost(fmt.Errorf("%w: more than %d events appended since the last poll", ErrEventsLost, k))
+				break
+			}
+		}
+		for i := range evs {
+			fresh, err := f.apply(ctx, &evs[i])
+			if err != nil {
+				return err
+			}
+			if fresh && i < at {
+				f.l.late.Add(1)
+			}
+		}
+		if newTop := evs[len(evs)-1].ID; newTop != top {
+			top, wait = newTop, f.poll
+		} else {
+			wait = min(2*wait, maxIdlePolls*f.poll)
+		}
+		if f.l.afterBatch != nil {
+			f.l.afterBatch()
+		}
+		t.Reset(wait)
+	}
+}
+
+// newest returns the newest k events of the log (all of them if k is 0),
+// oldest first. The log is never empty: ensure appended an event.
+func (f *follower) newest(ctx context.Context, k int) ([]event, error) {
+	opts := options.Find().SetSort(bson.D{{Key: "$natural", Value: -1}})
+	if k > 0 {
+		opts.SetLimit(int64(k)).SetBatchSize(int32(k))
+	}
+	cur, err := f.l.coll.Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAfter(ctx, cur.Close)
+	f.evs = f.evs[:0]
+	for cur.Next(ctx) {
+		if len(f.evs) < cap(f.evs) {
+			f.evs = f.evs[:len(f.evs)+1] // decoding resets it, keeping its NS array
+		} else {
+			f.evs = append(f.evs, event{})
+		}
+		if err := eventPlan.Decode(cur.Current, &f.evs[len(f.evs)-1]); err != nil {
+			return nil, fmt.Errorf("malformed event: %w", err)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, err
+	}
+	if len(f.evs) == 0 {
+		return nil, errors.New("coherence: the log is empty")
+	}
+	slices.Reverse(f.evs)
+	return f.evs, nil
+}
+
+// baseline records an event of the backlog: one appended before the
+// reader started, whose write every read since then has seen. Only its
+// sequence number matters, as where its publisher's next event must follow.
+func (f *follower) baseline(ev *event) {
+	if last, known := f.seen[ev.Publisher]; !known || ev.Seq > last {
+		f.seen[ev.Publisher] = ev.Seq
+	}
+}
+
+// apply applies one event read from the log, unless it was applied
+// before or is this process's own, and reports whether it was new. Events
+// its publisher numbered before it and that were not read are looked up
+// first.
+func (f *follower) apply(ctx context.Context, ev *event) (fresh bool, err error) {
+	last, known := f.seen[ev.Publisher]
+	if known && ev.Seq <= last {
+		return false, nil // read twice: a retried append, or a poll's margin
+	}
+	if ev.Publisher != f.l.id { // our own were applied when published
+		if ev.Seq > last+1 { // an unknown publisher starts at 0 or 1
+			if err := f.repair(ctx, ev.Publisher, last+1, ev.Seq); err != nil {
+				return false, err
+			}
+		}
+		f.invalidate(ev.NS)
+	}
+	f.seen[ev.Publisher] = ev.Seq
+	return true, nil
+}
+
+// repair looks up the events [from, to) of a publisher that were not read
+// in order, applies those still in the log, and flushes the cache if any
+// is gone.
+func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to int64) error {
+	cur, err := f.l.coll.Find(ctx, bson.D{
+		{Key: "p", Value: publisher},
+		{Key: "s", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
+	})
+	if err != nil {
+		return err
+	}
+	defer closeAfter(ctx, cur.Close)
+	found := map[int64]bool{}
+	var ev event
+	for cur.Next(ctx) {
+		if err := eventPlan.Decode(cur.Current, &ev); err != nil {
+			return fmt.Errorf("malformed event: %w", err)
+		}
+		found[ev.Seq] = true
+		f.invalidate(ev.NS)
+	}
+	if err := cur.Err(); err != nil {
+		return err
+	}
+	f.l.repaired.Add(int64(len(found)))
+	if int64(len(found)) < to-from {
+		f.lost(fmt.Errorf("%w: publisher %s, %d of events %d..%d", ErrEventsLost, publisher.Hex(), to-from-int64(len(found)), from, to-1))
+	}
+	return nil
+}
+
+func (f *follower) invalidate(namespaces []string) {
+	for _, ns := range namespaces {
+		db, coll, _ := strings.Cut(ns, "\x00")
+		f.sink.Invalidate(db, coll)
+	}
+}
+
+// lost flushes the cache for events that cannot be read any more; the
+// reader itself goes on.
+func (f *follower) lost(err error) {
+	f.sink.Lost(err)
+	f.sink.Synced()
+	f.l.onError(err)
 }
 
 // ErrEventsLost is the reason a Log gives its cache for a flush when the

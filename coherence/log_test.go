@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,7 +197,8 @@ func TestPropagationAcrossProcesses(t *testing.T) {
 	}
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
-	a := newPeer(t, testdb.NewClient(t), db)
+	var errs errorLog
+	a := newPeer(t, testdb.NewClient(t), db, OnError(errs.add))
 	a.write(t, 0)
 	require.Equal(t, 0, a.read(t))
 
@@ -226,7 +228,63 @@ func TestPropagationAcrossProcesses(t *testing.T) {
 	t.Logf("propagation over %d writes: p50 %v, p90 %v, p99 %v, max %v", writes, pct(0.5), pct(0.9), pct(0.99), delays[len(delays)-1])
 	s := a.cache.Stats()
 	t.Logf("reader: %d hits, %d misses, %d remote invalidations, %d resyncs", s.Hits, s.Misses, s.Remote, s.Resyncs)
-	assert.Zero(t, s.Resyncs)
+	assert.Zero(t, s.Resyncs, "resyncs: %v", errs.get())
+}
+
+// errorLog collects what a Log reports to OnError.
+type errorLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *errorLog) add(err error) { l.mu.Lock(); l.errs = append(l.errs, err); l.mu.Unlock() }
+
+func (l *errorLog) get() []error { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.errs) }
+
+// TestConcurrentPublishers has four writers append events as fast as they
+// can, each on its own client, while a fifth process's cache follows: it
+// applies every event without a flush (FerretDB commits some appends out
+// of order, which the reader must catch) and ends with every final version.
+func TestConcurrentPublishers(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	db := testdb.DB(t).Name()
+	var errs errorLog
+	r := newPeer(t, testdb.NewClient(t), db, OnError(errs.add))
+	const writers, writes = 4, 150
+	ws := make([]*peer, writers)
+	for i := range ws {
+		ws[i] = newPeer(t, testdb.NewClient(t), db, Coalesce(0))
+	}
+	readID := func(id int) int {
+		docs, err := r.reader.FindMany(context.Background(), query.Eq("_id", id), query.Cache(time.Hour))
+		require.NoError(t, err)
+		if len(docs) == 0 {
+			return 0
+		}
+		return docs[0].V
+	}
+	for i := range ws {
+		require.Zero(t, readID(i+1), "cached before the writes")
+	}
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() {
+			for v := 1; v <= writes; v++ {
+				if err := w.writer.Save(context.Background(), &Doc{ID: i + 1, V: v}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range ws {
+		require.Eventually(t, func() bool { return readID(i+1) == writes }, 10*time.Second, time.Millisecond, "writer %d's last version", i)
+	}
+	s := r.cache.Stats()
+	t.Logf("reader: %d remote invalidations; events committed out of order: %d found by a poll's margin, %d by looking up a gap; %d resyncs",
+		s.Remote, r.log.late.Load(), r.log.repaired.Load(), s.Resyncs)
+	assert.Zero(t, s.Resyncs, "resyncs: %v", errs.get())
 }
 
 // TestCursorKilled kills the tailer's cursor on the server: the cache is
@@ -235,7 +293,8 @@ func TestCursorKilled(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
 	var id atomic.Int64
-	la := NewLog(testdb.Client(t).Database(db), MaxAwait(200*time.Millisecond))
+	// Tailing on every server: the cursor is what the test kills.
+	la := NewLog(testdb.Client(t).Database(db), MaxAwait(200*time.Millisecond), PollInterval(0))
 	la.cursorID = func(c int64) { id.Store(c) }
 	cl := testdb.NewClient(t)
 	a := startPeer(t, cl, db, la)
@@ -363,4 +422,65 @@ func TestServerRestart(t *testing.T) {
 	assert.Equal(t, 2, b.read(t), "no stale read after recovery")
 	b.write(t, 3)
 	a.waitFor(t, 3)
+}
+
+// recordingSink is a cache.Sink that records what a reader reports.
+type recordingSink struct {
+	invalidated []string
+	lost        []error
+}
+
+func (s *recordingSink) Invalidate(db, coll string) {
+	s.invalidated = append(s.invalidated, db+"."+coll)
+}
+func (s *recordingSink) Lost(err error) { s.lost = append(s.lost, err) }
+func (s *recordingSink) Synced()        {}
+
+// TestGapLookup gives the reader events out of order: the events a
+// publisher numbered before the one read are looked up in the log and
+// applied, and a flush happens only for those that are gone.
+func TestGapLookup(t *testing.T) {
+	db := testdb.DB(t)
+	l := NewLog(db)
+	ctx := context.Background()
+	require.NoError(t, l.ensure(ctx))
+	p := bson.NewObjectID()
+	ev := func(seq int64, coll string) *event {
+		return &event{ID: bson.NewObjectID(), Publisher: p, Seq: seq, NS: []string{"app\x00" + coll}}
+	}
+	for _, e := range []*event{ev(1, "a"), ev(2, "b"), ev(5, "e")} {
+		_, err := l.coll.InsertOne(ctx, e)
+		require.NoError(t, err)
+	}
+	var s recordingSink
+	f := &follower{l: l, sink: &s, seen: map[bson.ObjectID]int64{}}
+
+	fresh, err := f.apply(ctx, ev(3, "c")) // 1 and 2 were not read
+	require.NoError(t, err)
+	assert.True(t, fresh)
+	assert.Equal(t, []string{"app.a", "app.b", "app.c"}, s.invalidated)
+	assert.Empty(t, s.lost)
+	assert.EqualValues(t, 2, l.repaired.Load())
+
+	fresh, err = f.apply(ctx, ev(2, "b")) // read late, after its lookup
+	require.NoError(t, err)
+	assert.False(t, fresh)
+
+	s.invalidated = nil
+	_, err = f.apply(ctx, ev(6, "f")) // 4 is not in the log, 5 is
+	require.NoError(t, err)
+	assert.Equal(t, []string{"app.e", "app.f"}, s.invalidated)
+	require.Len(t, s.lost, 1)
+	assert.ErrorIs(t, s.lost[0], ErrEventsLost)
+	assert.ErrorContains(t, s.lost[0], "1 of events 4..5")
+
+	// The backlog (events from before the reader started) only sets where
+	// each publisher's next event must follow.
+	s = recordingSink{}
+	q := bson.NewObjectID()
+	f.baseline(&event{Publisher: q, Seq: 40})
+	_, err = f.apply(ctx, &event{Publisher: q, Seq: 41, NS: []string{"app\x00g"}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"app.g"}, s.invalidated)
+	assert.Empty(t, s.lost)
 }
