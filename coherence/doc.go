@@ -12,7 +12,8 @@
 //
 //   - Log (every deployment, standalone servers included): each write
 //     through databridge appends a small event to a capped collection, and
-//     every process tails it with a tailable, awaitData cursor. It sees
+//     every process follows it (a tailable, awaitData cursor on MongoDB;
+//     polling on FerretDB, whose tailable cursors lose events). It sees
 //     writes made through databridge (or announced with Cache.Invalidate)
 //     by any process using the same log.
 //   - ChangeStream (replica sets and sharded clusters): each process watches
@@ -26,9 +27,11 @@
 // for the figures and TestPropagationAcrossProcesses for the measurement).
 // There is no silent staleness: when a source may have missed
 // invalidations (its cursor was killed, the server restarted, the capped
-// collection wrapped past events it had not read), the cache is flushed
-// before it is used again, counted in cache.Stats.Resyncs, and while the
-// source is not following, reads go to the server and nothing is cached.
+// collection wrapped past events it had not read, seen as a publisher's
+// sequence number that skips to events no longer in the log), the cache is
+// flushed before it is used again, counted in cache.Stats.Resyncs, and
+// while the source is not following, reads go to the server and nothing is
+// cached.
 //
 // What it does not cover: with the Log, a process that dies between a write
 // and the append of its event (appends are asynchronous: within the 5 ms

@@ -420,8 +420,8 @@ func (f *follower) pollLoop(ctx context.Context, opened func()) error {
 		f.baseline(&evs[i])
 	}
 	top := evs[len(evs)-1].ID // ensure appended one
-	// Every f.poll while events arrive; after polls that found none, the
-	// interval doubles up to maxIdlePolls times f.poll.
+	// Every f.poll while other processes' events arrive; after polls that
+	// found none, the interval doubles up to maxIdlePolls times f.poll.
 	wait := f.poll
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -449,17 +449,20 @@ func (f *follower) pollLoop(ctx context.Context, opened func()) error {
 				break
 			}
 		}
+		active := false // another process appended since the last poll
 		for i := range evs {
-			fresh, err := f.apply(ctx, &evs[i])
+			applied, err := f.apply(ctx, &evs[i])
 			if err != nil {
 				return err
 			}
-			if fresh && i < at {
+			active = active || applied
+			if applied && i < at {
 				f.l.late.Add(1)
 			}
 		}
-		if newTop := evs[len(evs)-1].ID; newTop != top {
-			top, wait = newTop, f.poll
+		top = evs[len(evs)-1].ID
+		if active {
+			wait = f.poll
 		} else {
 			wait = min(2*wait, maxIdlePolls*f.poll)
 		}
@@ -513,23 +516,24 @@ func (f *follower) baseline(ev *event) {
 }
 
 // apply applies one event read from the log, unless it was applied
-// before or is this process's own, and reports whether it was new. Events
-// its publisher numbered before it and that were not read are looked up
-// first.
-func (f *follower) apply(ctx context.Context, ev *event) (fresh bool, err error) {
+// before or is this process's own, and reports whether it applied it.
+// Events its publisher numbered before it and that were not read are
+// looked up first.
+func (f *follower) apply(ctx context.Context, ev *event) (applied bool, err error) {
 	last, known := f.seen[ev.Publisher]
 	if known && ev.Seq <= last {
 		return false, nil // read twice: a retried append, or a poll's margin
 	}
-	if ev.Publisher != f.l.id { // our own were applied when published
-		if ev.Seq > last+1 { // an unknown publisher starts at 0 or 1
-			if err := f.repair(ctx, ev.Publisher, last+1, ev.Seq); err != nil {
-				return false, err
-			}
-		}
-		f.invalidate(ev.NS)
-	}
 	f.seen[ev.Publisher] = ev.Seq
+	if ev.Publisher == f.l.id {
+		return false, nil // applied when it was published
+	}
+	if ev.Seq > last+1 { // an unknown publisher starts at 0 or 1
+		if err := f.repair(ctx, ev.Publisher, last+1, ev.Seq); err != nil {
+			return false, err
+		}
+	}
+	f.invalidate(ev.NS)
 	return true, nil
 }
 

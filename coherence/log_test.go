@@ -455,16 +455,16 @@ func TestGapLookup(t *testing.T) {
 	var s recordingSink
 	f := &follower{l: l, sink: &s, seen: map[bson.ObjectID]int64{}}
 
-	fresh, err := f.apply(ctx, ev(3, "c")) // 1 and 2 were not read
+	applied, err := f.apply(ctx, ev(3, "c")) // 1 and 2 were not read
 	require.NoError(t, err)
-	assert.True(t, fresh)
+	assert.True(t, applied)
 	assert.Equal(t, []string{"app.a", "app.b", "app.c"}, s.invalidated)
 	assert.Empty(t, s.lost)
 	assert.EqualValues(t, 2, l.repaired.Load())
 
-	fresh, err = f.apply(ctx, ev(2, "b")) // read late, after its lookup
+	applied, err = f.apply(ctx, ev(2, "b")) // read late, after its lookup
 	require.NoError(t, err)
-	assert.False(t, fresh)
+	assert.False(t, applied)
 
 	s.invalidated = nil
 	_, err = f.apply(ctx, ev(6, "f")) // 4 is not in the log, 5 is
