@@ -478,7 +478,7 @@ func (f *follower) pollLoop(ctx context.Context, opened func()) error {
 func (f *follower) newest(ctx context.Context, k int) ([]event, error) {
 	opts := options.Find().SetSort(bson.D{{Key: "$natural", Value: -1}})
 	if k > 0 {
-		opts.SetLimit(int64(k)).SetBatchSize(int32(k))
+		opts.SetLimit(-int64(k)) // in a single batch: no cursor left to kill
 	}
 	cur, err := f.l.coll.Find(ctx, bson.D{}, opts)
 	if err != nil {
