@@ -242,21 +242,30 @@ func (l *errorLog) add(err error) { l.mu.Lock(); l.errs = append(l.errs, err); l
 func (l *errorLog) get() []error { l.mu.Lock(); defer l.mu.Unlock(); return slices.Clone(l.errs) }
 
 // TestConcurrentPublishers has four writers append events as fast as they
-// can, each on its own client, while a fifth process's cache follows: it
-// applies every event without a flush (FerretDB commits some appends out
-// of order, which the reader must catch) and ends with every final version.
+// can, each on its own client and to its own collection, while a fifth
+// process's cache follows: it applies every event without a flush
+// (FerretDB commits some appends out of order, which the reader must
+// catch), and each writer's last event reaches it: nothing else would
+// invalidate that writer's collection.
 func TestConcurrentPublishers(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
 	var errs errorLog
 	r := newPeer(t, testdb.NewClient(t), db, OnError(errs.add))
 	const writers, writes = 4, 150
-	ws := make([]*peer, writers)
+	colls := make([]string, writers)
+	ws := make([]*odm.Collection[Doc], writers)
 	for i := range ws {
-		ws[i] = newPeer(t, testdb.NewClient(t), db, Coalesce(0))
+		colls[i] = fmt.Sprintf("docs%d", i)
+		cl := testdb.NewClient(t)
+		p := newPeer(t, cl, db, Coalesce(0))
+		w, err := odm.New[Doc](cl.Database(db).Collection(colls[i]), odm.WithCache(p.cache))
+		require.NoError(t, err)
+		ws[i] = w
 	}
-	readID := func(id int) int {
-		docs, err := r.reader.FindMany(context.Background(), query.Eq("_id", id), query.Cache(time.Hour))
+	read := func(i int) int {
+		docs, err := query.From[Doc](r.writer.Collection().Database().Collection(colls[i])).WithCache(r.cache).
+			FindMany(context.Background(), query.Eq("_id", 1), query.Cache(time.Hour))
 		require.NoError(t, err)
 		if len(docs) == 0 {
 			return 0
@@ -264,13 +273,13 @@ func TestConcurrentPublishers(t *testing.T) {
 		return docs[0].V
 	}
 	for i := range ws {
-		require.Zero(t, readID(i+1), "cached before the writes")
+		require.Zero(t, read(i), "cached before the writes")
 	}
 	var wg sync.WaitGroup
-	for i, w := range ws {
+	for _, w := range ws {
 		wg.Go(func() {
 			for v := 1; v <= writes; v++ {
-				if err := w.writer.Save(context.Background(), &Doc{ID: i + 1, V: v}); err != nil {
+				if err := w.Save(context.Background(), &Doc{ID: 1, V: v}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -279,7 +288,7 @@ func TestConcurrentPublishers(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range ws {
-		require.Eventually(t, func() bool { return readID(i+1) == writes }, 10*time.Second, time.Millisecond, "writer %d's last version", i)
+		require.Eventually(t, func() bool { return read(i) == writes }, 10*time.Second, time.Millisecond, "writer %d's last version", i)
 	}
 	s := r.cache.Stats()
 	t.Logf("reader: %d remote invalidations; events committed out of order: %d found by a poll's margin, %d by looking up a gap; %d resyncs",
