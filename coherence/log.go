@@ -89,7 +89,7 @@ func LogCollection(name string) LogOption {
 }
 
 // LogSize sets the capped collection's size in bytes when the Log creates
-// it (default DefaultLogSize; an event is about 100 bytes). A tailer that
+// it (default DefaultLogSize; an event is about 100 bytes). A reader that
 // falls further behind than this flushes its cache.
 func LogSize(bytes int64) LogOption { return func(l *Log) { l.size = bytes } }
 

@@ -58,7 +58,7 @@ func startPeer(tb testing.TB, cl *mongo.Client, db string, l *Log) *peer {
 	w, err := odm.New[Doc](coll, odm.WithCache(c))
 	require.NoError(tb, err)
 	p := &peer{log: l, cache: c, reader: query.From[Doc](coll).WithCache(c), writer: w}
-	require.Eventually(tb, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond, "the tailer follows the log")
+	require.Eventually(tb, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond, "the reader follows the log")
 	return p
 }
 
@@ -331,7 +331,7 @@ func TestCursorKilled(t *testing.T) {
 	a.waitFor(t, 3)
 }
 
-// TestLogOverflow holds the tailer while another process appends more
+// TestLogOverflow holds the reader while another process appends more
 // events than the capped collection keeps: when it reads on, it notices the
 // missing sequence numbers and flushes, so the write whose event was lost
 // is not served stale.
@@ -355,16 +355,16 @@ func TestLogOverflow(t *testing.T) {
 	require.Equal(t, 1, a.read(t))
 
 	hold.Store(true)
-	b.write(t, 2) // its event is read, then the tailer holds
+	b.write(t, 2) // its event is read, then the reader holds
 	require.Eventually(t, func() bool { return a.cache.Stats().Remote > 0 }, 10*time.Second, time.Millisecond)
-	// a re-reads version 2 into its cache while its tailer is held.
+	// a re-reads version 2 into its cache while its reader is held.
 	require.Equal(t, 2, a.read(t))
 	ctx := context.Background()
 	for v := 3; v <= 200; v++ { // one event each: far more than the log keeps
 		b.write(t, v)
 		require.NoError(t, b.log.Flush(ctx))
 	}
-	require.Equal(t, 2, a.read(t), "stale while the tailer is held (the bounded window)")
+	require.Equal(t, 2, a.read(t), "stale while the reader is held (the bounded window)")
 	dropOldest(t, testdb.Client(t).Database(db).Collection(DefaultLogCollection), 5)
 	resyncs := a.cache.Stats().Resyncs
 	hold.Store(false)
@@ -397,9 +397,9 @@ func dropOldest(t *testing.T, log *mongo.Collection, keep int) {
 	}
 }
 
-// TestServerRestart kills the server under two processes' tailers and
+// TestServerRestart kills the server under two processes' readers and
 // restarts it: each cache is flushed and serves nothing cached while its
-// tailer is down, and a write made after the restart reaches the other.
+// reader is down, and a write made after the restart reaches the other.
 func TestServerRestart(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	srv := testdb.StartServer(t)
@@ -420,7 +420,7 @@ func TestServerRestart(t *testing.T) {
 	require.Eventually(t, func() bool {
 		sa, sb := a.cache.Stats(), b.cache.Stats()
 		return sa.Resyncs > 0 && sb.Resyncs > 0 && !sa.Synced && !sb.Synced
-	}, 10*time.Second, 5*time.Millisecond, "both tailers notice the lost server")
+	}, 10*time.Second, 5*time.Millisecond, "both readers notice the lost server")
 	srv.Restart()
 	require.Eventually(t, func() bool { return a.cache.Stats().Synced && b.cache.Stats().Synced }, 30*time.Second, 10*time.Millisecond)
 	// A write the log does not carry: only the flush makes it visible to
