@@ -6,7 +6,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/testdb"
@@ -58,49 +57,26 @@ func BenchmarkInsertOne(b *testing.B) {
 			return users.Save(ctx, &u)
 		})
 	})
-	b.Run("lib=driver", func(b *testing.B) {
-		coll := benchColl(b)
-		i := 0
-		benchdata.Measure(b, func() error {
-			u := benchdata.NewSmall(i)
-			i++
-			_, err := coll.InsertOne(ctx, &u)
-			return err
-		})
-	})
+	b.Run("lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverInsertOne(benchColl(b))) })
 }
 
 func BenchmarkInsertMany(b *testing.B) {
 	ctx := context.Background()
 	const n = 1000
-	fresh := func() []benchdata.Small {
-		docs := make([]benchdata.Small, n)
-		for i := range docs {
-			docs[i] = benchdata.NewSmall(i)
-		}
-		return docs
-	}
 	b.Run("docs=1000/lib=databridge", func(b *testing.B) {
 		users, err := odm.New[benchdata.Small](benchColl(b))
 		if err != nil {
 			b.Fatal(err)
 		}
 		benchdata.Measure(b, func() error {
-			docs := fresh()
+			docs := benchdata.NewSmalls(0, n)
 			for i := range docs {
 				docs[i].ID = bson.ObjectID{} // new documents: odm assigns the ids
 			}
 			return users.InsertMany(ctx, docs)
 		})
 	})
-	b.Run("docs=1000/lib=driver", func(b *testing.B) {
-		coll := benchColl(b)
-		benchdata.Measure(b, func() error {
-			docs := fresh()
-			_, err := coll.InsertMany(ctx, docs)
-			return err
-		})
-	})
+	b.Run("docs=1000/lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverInsertMany(benchColl(b), n)) })
 }
 
 // BenchmarkBulkSave upserts 1000 documents with fresh _ids per op (on
@@ -109,32 +85,16 @@ func BenchmarkInsertMany(b *testing.B) {
 func BenchmarkBulkSave(b *testing.B) {
 	ctx := context.Background()
 	const n = 1000
-	fresh := func() []benchdata.Small {
-		docs := make([]benchdata.Small, n)
-		for i := range docs {
-			docs[i] = benchdata.NewSmall(i)
-		}
-		return docs
-	}
 	b.Run("docs=1000/lib=databridge", func(b *testing.B) {
 		users, err := odm.New[benchdata.Small](benchColl(b))
 		if err != nil {
 			b.Fatal(err)
 		}
-		benchdata.Measure(b, func() error { return users.BulkSave(ctx, fresh(), odm.WithoutValidation(), odm.WithoutHooks()) })
-	})
-	b.Run("docs=1000/lib=driver", func(b *testing.B) {
-		coll := benchColl(b)
 		benchdata.Measure(b, func() error {
-			docs := fresh()
-			models := make([]mongo.WriteModel, len(docs))
-			for i := range docs {
-				models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: docs[i].ID}}).SetReplacement(&docs[i]).SetUpsert(true)
-			}
-			_, err := coll.BulkWrite(ctx, models)
-			return err
+			return users.BulkSave(ctx, benchdata.NewSmalls(0, n), odm.WithoutValidation(), odm.WithoutHooks())
 		})
 	})
+	b.Run("docs=1000/lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverBulkSave(benchColl(b), n)) })
 }
 
 func BenchmarkUpdateMany(b *testing.B) {
@@ -146,25 +106,18 @@ func BenchmarkUpdateMany(b *testing.B) {
 		}
 		return coll
 	}
-	inc := bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}}
 	b.Run("docs=1000/lib=databridge", func(b *testing.B) {
 		users, err := odm.New[benchdata.Small](seed(b))
 		if err != nil {
 			b.Fatal(err)
 		}
 		benchdata.Measure(b, func() error {
-			res, err := users.UpdateMany(ctx, nil, inc)
-			if err == nil && res.Matched != 1000 {
-				b.Fatalf("matched %d", res.Matched)
+			res, err := users.UpdateMany(ctx, nil, benchdata.IncAge)
+			if err != nil {
+				return err
 			}
-			return err
+			return benchdata.Count(int(res.Matched), 1000)
 		})
 	})
-	b.Run("docs=1000/lib=driver", func(b *testing.B) {
-		coll := seed(b)
-		benchdata.Measure(b, func() error {
-			_, err := coll.UpdateMany(ctx, bson.D{}, inc, options.UpdateMany())
-			return err
-		})
-	})
+	b.Run("docs=1000/lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverUpdateMany(seed(b), 1000)) })
 }

@@ -71,22 +71,15 @@ func BenchmarkFindMany(b *testing.B) {
 
 func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 	ctx := context.Background()
-	filter := bson.D{}
 	const want = 100
-	check := func(n int) error {
-		if n != want {
-			return fmt.Errorf("got %d documents, want %d", n, want)
-		}
-		return nil
-	}
 	h := query.From[T](coll)
 	b.Run("lib=databridge", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
-			out, err := h.FindMany(ctx, filter)
+			out, err := h.FindMany(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
-			return check(len(out))
+			return benchdata.Count(len(out), want)
 		})
 	})
 	b.Run("lib=databridge-cached", func(b *testing.B) {
@@ -96,73 +89,24 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 		}
 		defer c.Close()
 		hc := h.WithCache(c)
-		if _, err := hc.FindMany(ctx, filter, query.Cache(time.Hour)); err != nil {
+		if _, err := hc.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		c.Wait()
 		benchdata.Measure(b, func() error {
-			out, err := hc.FindMany(ctx, filter, query.Cache(time.Hour))
+			out, err := hc.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
 			if err != nil {
 				return err
 			}
-			return check(len(out))
+			return benchdata.Count(len(out), want)
 		})
 		if s := c.Stats(); s.Loads != 1 {
 			b.Fatalf("%d loads: the benchmark must measure hits", s.Loads)
 		}
 	})
-	b.Run("lib=driver-all", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter)
-			if err != nil {
-				return err
-			}
-			var out []T
-			if err := cur.All(ctx, &out); err != nil {
-				return err
-			}
-			return check(len(out))
-		})
-	})
-	b.Run("lib=driver-unmarshal", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter)
-			if err != nil {
-				return err
-			}
-			defer cur.Close(ctx)
-			var out []T
-			for cur.Next(ctx) {
-				var v T
-				if err := bson.Unmarshal(cur.Current, &v); err != nil {
-					return err
-				}
-				out = append(out, v)
-			}
-			if err := cur.Err(); err != nil {
-				return err
-			}
-			return check(len(out))
-		})
-	})
-	b.Run("lib=driver-raw", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter)
-			if err != nil {
-				return err
-			}
-			defer cur.Close(ctx)
-			n, size := 0, 0
-			for cur.Next(ctx) {
-				size += len(cur.Current)
-				n++
-			}
-			if err := cur.Err(); err != nil {
-				return err
-			}
-			return check(n)
-		})
-	})
+	b.Run("lib=driver-all", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverFindAll[T](coll, want)) })
+	b.Run("lib=driver-unmarshal", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverFindUnmarshal[T](coll, want)) })
+	b.Run("lib=driver-raw", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverRaw(coll, want)) })
 }
 
 // BenchmarkStream iterates over 10,000 medium documents per op without
@@ -170,23 +114,16 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 func BenchmarkStream(b *testing.B) {
 	b.Run("docs=10000/doc=medium", func(b *testing.B) {
 		coll := fixtures(b, "medium", 10000)
-		benchStream[benchdata.Medium](b, coll, 10000, nil)
+		benchStream[benchdata.Medium](b, coll, 10000)
 	})
 }
 
-func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts *options.FindOptionsBuilder) {
+func benchStream[T any](b *testing.B, coll *mongo.Collection, want int) {
 	ctx := context.Background()
-	filter := bson.D{}
-	check := func(n int) error {
-		if n != want {
-			return fmt.Errorf("got %d documents, want %d", n, want)
-		}
-		return nil
-	}
 	h := query.From[T](coll)
 	b.Run("lib=databridge", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
-			cur, err := h.Cursor(ctx, filter)
+			cur, err := h.Cursor(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
@@ -197,72 +134,24 @@ func benchStream[T any](b *testing.B, coll *mongo.Collection, want int, findOpts
 				}
 				n++
 			}
-			return check(n)
+			return benchdata.Count(n, want)
 		})
 	})
 	b.Run("lib=databridge-iter", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
 			n := 0
-			for _, err := range h.Iter(ctx, filter) {
+			for _, err := range h.Iter(ctx, benchdata.Everything) {
 				if err != nil {
 					return err
 				}
 				n++
 			}
-			return check(n)
+			return benchdata.Count(n, want)
 		})
 	})
-	b.Run("lib=driver-all", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter, findOpts)
-			if err != nil {
-				return err
-			}
-			var out []T
-			if err := cur.All(ctx, &out); err != nil {
-				return err
-			}
-			return check(len(out))
-		})
-	})
-	b.Run("lib=driver-unmarshal", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter, findOpts)
-			if err != nil {
-				return err
-			}
-			defer cur.Close(ctx)
-			var v T
-			n := 0
-			for cur.Next(ctx) {
-				if err := cur.Decode(&v); err != nil {
-					return err
-				}
-				n++
-			}
-			if err := cur.Err(); err != nil {
-				return err
-			}
-			return check(n)
-		})
-	})
-	b.Run("lib=driver-raw", func(b *testing.B) {
-		benchdata.Measure(b, func() error {
-			cur, err := coll.Find(ctx, filter, findOpts)
-			if err != nil {
-				return err
-			}
-			defer cur.Close(ctx)
-			n := 0
-			for cur.Next(ctx) {
-				n++
-			}
-			if err := cur.Err(); err != nil {
-				return err
-			}
-			return check(n)
-		})
-	})
+	b.Run("lib=driver-all", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverFindAll[T](coll, want)) })
+	b.Run("lib=driver-unmarshal", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverStream[T](coll, want)) })
+	b.Run("lib=driver-raw", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverRaw(coll, want)) })
 }
 
 // BenchmarkStreamBatchSize streams 10,000 medium documents per op at several

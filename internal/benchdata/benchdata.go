@@ -62,6 +62,15 @@ func NewSmall(i int) Small {
 	return Small{ID: bson.NewObjectID(), Name: fmt.Sprintf("user %d", i), Email: fmt.Sprintf("user%d@example.com", i), Age: 20 + i%50}
 }
 
+// NewSmalls returns n small documents, numbered from first.
+func NewSmalls(first, n int) []Small {
+	docs := make([]Small, n)
+	for k := range docs {
+		docs[k] = NewSmall(first + k)
+	}
+	return docs
+}
+
 // NewMedium returns the i-th medium document.
 func NewMedium(i int) Medium {
 	m := Medium{
@@ -125,4 +134,15 @@ func Measure(b *testing.B, fn func() error) {
 		}
 	}
 	b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// MeasureOp is Measure for an Op, numbered from 0.
+func MeasureOp(b *testing.B, op Op) {
+	ctx := context.Background()
+	i := 0
+	Measure(b, func() error {
+		err := op(ctx, i)
+		i++
+		return err
+	})
 }

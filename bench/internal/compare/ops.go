@@ -79,7 +79,7 @@ func ops(e *env, quick bool) []*op {
 				u.ID = bson.ObjectID{}
 				return users.Save(ctx, &u, odm.WithoutValidation(), odm.WithoutHooks())
 			},
-			driver: driverInsertOne(drColl),
+			driver: benchdata.DriverInsertOne(drColl),
 		})
 	}
 	// bulk_insert(1000)
@@ -98,7 +98,7 @@ func ops(e *env, quick bool) []*op {
 				}
 				return users.InsertMany(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
 			},
-			driver: driverInsertMany(drColl, n),
+			driver: benchdata.DriverInsertMany(drColl, n),
 		})
 	}
 	// find_many(100) small
@@ -108,13 +108,13 @@ func ops(e *env, quick bool) []*op {
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, small, "small", 100) },
 		databridge: func(ctx context.Context, _ int) error {
-			out, err := query.From[benchdata.Small](small).FindMany(ctx, everything)
+			out, err := query.From[benchdata.Small](small).FindMany(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
-			return count(len(out), 100)
+			return benchdata.Count(len(out), 100)
 		},
-		driver: driverFindAll[benchdata.Small](small, 100),
+		driver: benchdata.DriverFindAll[benchdata.Small](small, 100),
 	})
 	// bulk_update(1000)
 	{
@@ -130,13 +130,13 @@ func ops(e *env, quick bool) []*op {
 				return benchdata.Seed(ctx, drColl, "small", 1000)
 			},
 			databridge: func(ctx context.Context, _ int) error {
-				res, err := users.UpdateMany(ctx, nil, incAge)
+				res, err := users.UpdateMany(ctx, nil, benchdata.IncAge)
 				if err != nil {
 					return err
 				}
-				return count(int(res.Matched), 1000)
+				return benchdata.Count(int(res.Matched), 1000)
 			},
-			driver: driverUpdateMany(drColl, 1000),
+			driver: benchdata.DriverUpdateMany(drColl, 1000),
 		})
 	}
 	// find_many(100) medium
@@ -146,13 +146,13 @@ func ops(e *env, quick bool) []*op {
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, medium, "medium", 100) },
 		databridge: func(ctx context.Context, _ int) error {
-			out, err := query.From[benchdata.Medium](medium).FindMany(ctx, everything)
+			out, err := query.From[benchdata.Medium](medium).FindMany(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
-			return count(len(out), 100)
+			return benchdata.Count(len(out), 100)
 		},
-		driver: driverFindAll[benchdata.Medium](medium, 100),
+		driver: benchdata.DriverFindAll[benchdata.Medium](medium, 100),
 	})
 	// find_many(100) cached: a hit against the driver's uncached read.
 	{
@@ -161,18 +161,18 @@ func ops(e *env, quick bool) []*op {
 			name: "find_many(100) cached", iterations: scale(10), block: [2]int{200, 5},
 			target: Target{MetricWall, 500, "#5: a hit ≥500x faster than the uncached read"},
 			setup: func(ctx context.Context, e *env) error {
-				_, err := h.FindMany(ctx, everything, query.Cache(time.Hour))
+				_, err := h.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
 				e.cache.Wait()
 				return err
 			},
 			databridge: func(ctx context.Context, _ int) error {
-				out, err := h.FindMany(ctx, everything, query.Cache(time.Hour))
+				out, err := h.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
 				if err != nil {
 					return err
 				}
-				return count(len(out), 100)
+				return benchdata.Count(len(out), 100)
 			},
-			driver: driverFindAll[benchdata.Small](small, 100),
+			driver: benchdata.DriverFindAll[benchdata.Small](small, 100),
 		})
 	}
 	// bulk_save(1000): one BulkWrite of 1000 upserts by _id. Each op
@@ -195,7 +195,7 @@ func ops(e *env, quick bool) []*op {
 				}
 				return users.BulkSave(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
 			},
-			driver: driverBulkSave(drColl, n),
+			driver: benchdata.DriverBulkSave(drColl, n),
 		})
 	}
 	// stream(10000) medium
@@ -210,7 +210,7 @@ func ops(e *env, quick bool) []*op {
 			target: Target{MetricCPU, 5, "#4: ≥5x lower client CPU than Next+Decode"},
 			setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, stream, "medium", n) },
 			databridge: func(ctx context.Context, _ int) error {
-				cur, err := query.From[benchdata.Medium](stream).Cursor(ctx, everything)
+				cur, err := query.From[benchdata.Medium](stream).Cursor(ctx, benchdata.Everything)
 				if err != nil {
 					return err
 				}
@@ -221,9 +221,9 @@ func ops(e *env, quick bool) []*op {
 					}
 					k++
 				}
-				return count(k, n)
+				return benchdata.Count(k, n)
 			},
-			driver: driverStream[benchdata.Medium](stream, n),
+			driver: benchdata.DriverStream[benchdata.Medium](stream, n),
 		})
 	}
 	return o
