@@ -67,7 +67,7 @@ func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintln(w, "![client CPU and wall time per operation](chart.png)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Both libraries run the same operations on the same data with one shared client, interleaved (A B, B A, …) so that drift cancels. "+
-		"The driver's code is in bench/internal/compare/peer_driver.go. Wall time on the embedded dev server is dominated by the server; "+
+		"The driver's code is in internal/benchdata/driver.go. Wall time on the embedded dev server is dominated by the server; "+
 		"client CPU is what databridge changes.")
 }
 
