@@ -92,15 +92,21 @@ type Cursor[T any] struct {
 	// pipeline
 	started bool
 	batches chan fetched
+	pctx    context.Context // the prefetch goroutine's context
 	cancel  context.CancelFunc
 	exited  chan struct{}
 
 	scratch T // the borrowed value of Borrowed and Value
 }
 
+// fetched is what the prefetch goroutine hands over: a batch, the error
+// that ended the stream, or (end) the end of the results. The channel is
+// closed without an end only when the goroutine was stopped, so a closed
+// channel is never mistaken for a complete result.
 type fetched struct {
 	docs []bson.Raw
 	err  error
+	end  bool
 }
 
 // New wraps a driver cursor, which the Cursor then owns: do not use cur
@@ -177,18 +183,31 @@ func (c *Cursor[T]) fetch(ctx context.Context) ([]bson.Raw, error) {
 	}
 	select {
 	case b, ok := <-c.batches:
-		if !ok {
+		switch {
+		case !ok: // stopped before the end: its context ended
 			c.done = true
-			return nil, nil
-		}
-		if b.err != nil {
+			return nil, c.prefetchStopped()
+		case b.err != nil:
 			c.done = true
 			return nil, b.err
+		case b.end:
+			c.done = true
+			return nil, nil
 		}
 		return b.docs, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// prefetchStopped is the error of a stream whose background fetch stopped
+// before the end of the results: the context it runs under (the first
+// Next's) ended, or the cursor was closed.
+func (c *Cursor[T]) prefetchStopped() error {
+	if err := context.Cause(c.pctx); err != nil {
+		return fmt.Errorf("cursor: the context of the first Next ended before the stream did: %w", err)
+	}
+	return ErrClosed
 }
 
 // drainBatch appends the documents left in the driver's current batch to
@@ -226,7 +245,7 @@ func (c *Cursor[T]) fetchSync(ctx context.Context) ([]bson.Raw, error) {
 // batch that the consumer has not taken: memory stays bounded by two batches.
 func (c *Cursor[T]) startPrefetch(ctx context.Context) {
 	pctx, cancel := context.WithCancel(ctx)
-	c.cancel = cancel
+	c.pctx, c.cancel = pctx, cancel
 	c.batches = make(chan fetched)
 	c.exited = make(chan struct{})
 	go func() {
@@ -234,16 +253,15 @@ func (c *Cursor[T]) startPrefetch(ctx context.Context) {
 		defer close(c.batches)
 		for {
 			var b fetched
-			if b.docs, b.err = c.nextBatch(pctx); b.docs == nil && b.err == nil {
-				return // end of stream
-			}
+			b.docs, b.err = c.nextBatch(pctx)
+			b.end = b.docs == nil && b.err == nil
 			select {
 			case c.batches <- b:
-				if b.err != nil {
+				if b.err != nil || b.end {
 					return
 				}
 			case <-pctx.Done():
-				return
+				return // the reader sees the channel closed without an end
 			}
 		}
 	}()
