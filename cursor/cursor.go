@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/closecur"
 )
 
 // ErrClosed is returned by a Cursor used after Close.
@@ -62,13 +63,13 @@ func WithoutPrefetch() Option { return optionFunc(func(c *config) { c.prefetch =
 // (up to 16 MiB). Default: off, strings are copied.
 func ZeroCopyStrings() Option { return optionFunc(func(c *config) { c.zeroCopy = true }) }
 
-// DefaultCloseTimeout is how long closing a server cursor may take after
-// the caller's context has ended, unless CloseTimeout says otherwise.
+// DefaultCloseTimeout bounds how long killing a server cursor may take,
+// unless CloseTimeout says otherwise.
 const DefaultCloseTimeout = 5 * time.Second
 
-// CloseTimeout bounds how long closing the server cursor may take when the
-// loop's own context is already done (the killCursors command is sent with a
-// fresh context so that a cancelled loop still frees the server cursor).
+// CloseTimeout bounds how long killing the server cursor may take (see
+// Close). The caller never waits longer than its own context allows: once
+// that has ended, the kill runs in the background for at most d.
 // Default: 5s.
 func CloseTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.closeTimeout = d }) }
 
@@ -302,7 +303,12 @@ func (c *Cursor[T]) Err() error { return c.err }
 
 // Close stops the background fetch, waits for it to end, and closes the
 // driver cursor, which kills the server cursor if the stream was not read to
-// the end. It is safe to call more than once.
+// the end. It never waits past ctx: with a live ctx the kill is bounded by
+// ctx and the CloseTimeout; when ctx has already ended (a cancelled loop, a
+// passed deadline) Close returns at once and the kill goes on in the
+// background for at most the CloseTimeout, so a cancelled loop still frees
+// the server cursor when the server answers. It is safe to call more than
+// once.
 func (c *Cursor[T]) Close(ctx context.Context) error {
 	var err error
 	c.close.Do(func() {
@@ -310,24 +316,11 @@ func (c *Cursor[T]) Close(ctx context.Context) error {
 			c.cancel()
 			<-c.exited
 		}
-		if ctx.Err() != nil {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), c.cfg.closeTimeout)
-			defer cancel()
-		}
-		err = c.cur.Close(ctx)
+		err = closecur.Close(ctx, c.cur, c.cfg.closeTimeout)
 		c.cur = nil
 		c.docs = nil
 	})
 	return err
-}
-
-// closeQuietly closes from an iterator, with a fresh bounded context so that
-// a cancelled loop still frees the server cursor.
-func (c *Cursor[T]) closeQuietly(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.closeTimeout)
-	defer cancel()
-	return c.Close(cctx)
 }
 
 // All returns a single-use iterator over the stream's values. Each value is
@@ -339,7 +332,7 @@ func (c *Cursor[T]) closeQuietly(ctx context.Context) error {
 // error. Prefer Collect or ForEach, which return it.
 func (c *Cursor[T]) All(ctx context.Context) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
-		defer c.closeQuietly(ctx)
+		defer c.Close(ctx)
 		var v T
 		for c.Next(ctx) {
 			var zero T
@@ -367,7 +360,7 @@ func (c *Cursor[T]) All(ctx context.Context) iter.Seq2[T, error] {
 // and closing are as for All.
 func (c *Cursor[T]) Borrowed(ctx context.Context) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {
-		defer c.closeQuietly(ctx)
+		defer c.Close(ctx)
 		for c.Next(ctx) {
 			if err := c.Decode(&c.scratch); err != nil {
 				yield(nil, err)
@@ -393,7 +386,7 @@ func (c *Cursor[T]) Collect(ctx context.Context) ([]T, error) {
 // in place in dst's spare capacity, and closes the cursor. On error it
 // returns dst with the documents decoded so far.
 func (c *Cursor[T]) AppendAll(ctx context.Context, dst []T) ([]T, error) {
-	defer c.closeQuietly(ctx)
+	defer c.Close(ctx)
 	var zero T
 	for c.Next(ctx) {
 		if len(dst) == cap(dst) {

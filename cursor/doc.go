@@ -38,8 +38,12 @@
 //
 // Iterators and collectors close the cursor when they return, including on
 // break and panic. Close kills the server cursor (killCursors) when the
-// stream was not read to the end, with a fresh context bounded by
-// CloseTimeout, so that a cancelled loop still frees the server's resources.
+// stream was not read to the end. It never outlasts the caller's context:
+// with a live context the kill is bounded by it and by CloseTimeout (5 s by
+// default); once the context has ended (a cancelled loop, a passed
+// deadline), Close returns at once and the kill goes on in the background
+// for at most CloseTimeout, so a cancelled loop still frees the server's
+// resources when the server answers.
 //
 // # Errors
 //

@@ -3,12 +3,19 @@ package query_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -54,4 +61,79 @@ func TestDeadlineNeverEndsShort(t *testing.T) {
 	}
 	t.Logf("%d runs: %d deadline errors, %d whole results, %d silent prefixes", runs, errs, whole, short)
 	assert.Zero(t, short)
+}
+
+// TestDeadlineBoundsCloseOnHungServer stops the server answering (a proxy
+// that forwards nothing, armed when the find's reply arrives) after the
+// first batch of a stream: Iter, FindMany and a Borrowed loop with a 1 s
+// deadline must return by about then, with the deadline's error. On 16a31ad
+// each took the deadline plus the cursor close's own 5 s (killCursors to
+// the hung server).
+func TestDeadlineBoundsCloseOnHungServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out deadlines on a hung server")
+	}
+	leakcheck.Check(t, 2*cursor.DefaultCloseTimeout)
+	coll := usersColl(t, 1000)
+	proxy := testdb.NewProxy(t, testdb.URI())
+	var armed atomic.Bool
+	cl, err := mongo.Connect(options.Client().ApplyURI(proxy.URI()).SetMonitor(&event.CommandMonitor{
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) {
+			if e.CommandName == "find" && armed.Load() {
+				proxy.Blackhole()
+			}
+		},
+	}))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		proxy.Resume()
+		_ = cl.Disconnect(context.Background())
+	})
+	h := query.From[User](cl.Database(coll.Database().Name()).Collection(coll.Name()))
+	const deadline = time.Second
+	forms := []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"Iter", func(ctx context.Context) error {
+			for _, err := range h.Iter(ctx, nil, query.BatchSize(100)) {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"FindMany", func(ctx context.Context) error {
+			_, err := h.FindMany(ctx, nil, query.BatchSize(100))
+			return err
+		}},
+		{"Borrowed", func(ctx context.Context) error {
+			c, err := h.Cursor(ctx, nil, query.BatchSize(100))
+			if err != nil {
+				return err
+			}
+			for _, err := range c.Borrowed(ctx) {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, tt := range forms {
+		t.Run(tt.name, func(t *testing.T) {
+			proxy.Resume()
+			armed.Store(true)
+			defer armed.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err := tt.run(ctx)
+			elapsed := time.Since(start)
+			t.Logf("returned after %v: %v", elapsed.Round(time.Millisecond), err)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Less(t, elapsed, deadline+time.Second, "returned long after the caller's deadline")
+		})
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/closecur"
 )
 
 // ErrNotFound is returned by FindOne when no document matches. It also
@@ -234,11 +235,9 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 		if err != nil {
 			return nil, fmt.Errorf("query: find in %s: %w", h.coll.Name(), err)
 		}
-		defer func() { // bounded, like cursor.Cursor's close: a cancelled load still frees the server cursor
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cursor.DefaultCloseTimeout)
-			defer cancel()
-			_ = cur.Close(cctx)
-		}()
+		// Bounded like cursor.Cursor's close: never past ctx, and a
+		// cancelled load still frees the server cursor.
+		defer closecur.Close(ctx, cur, cursor.DefaultCloseTimeout)
 		var docs []bson.Raw
 		for cur.Next(ctx) {
 			docs = append(docs, cur.Current)
