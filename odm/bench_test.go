@@ -112,7 +112,7 @@ func BenchmarkUpdateMany(b *testing.B) {
 			b.Fatal(err)
 		}
 		benchdata.Measure(b, func() error {
-			res, err := users.UpdateMany(ctx, nil, benchdata.IncAge)
+			res, err := users.UpdateMany(ctx, bson.D{}, benchdata.IncAge)
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,30 @@
 // A Collection also reads (Iter, FindMany, FindOne, Count), as a
 // query.Handle does.
 //
+// # Identity: which documents are new
+//
+// Only a zero bson.ObjectID _id means "new": Save, Insert, InsertMany and
+// BulkSave give such a document a fresh ObjectID, and Save inserts it (with
+// the insert hooks). The id is the document's only once the write is
+// attempted: if a hook or Validate refuses, nothing can be encoded, or the
+// server refuses the insert, the _id is put back to zero, so a retry is an
+// insert again. After a write whose outcome is unknown (the reply was lost)
+// the id stays, so that a retrying Save upserts the same document instead
+// of inserting a second one.
+//
+// Any other _id type is the caller's: Save upserts by it whatever its
+// value, 0 included, and runs BeforeSave and AfterSave only (odm cannot know
+// before the write whether the upsert inserts). Values nobody can have
+// chosen — a nil pointer or interface, an empty string, an empty byte slice
+// — are refused with ErrNoID before anything is sent, rather than stored.
+//
+// # Filters of writes
+//
+// Update, UpdateMany and DeleteMany refuse a nil filter (ErrNilFilter), as
+// the driver does: pass bson.D{} to write to every document. query.And and
+// query.Or of no filters are errors too (query.ErrNoFilters), so an empty
+// list from user input never becomes "every document".
+//
 // # Hooks and validation
 //
 // Model types opt into hooks by implementing small interfaces on *T,
@@ -51,7 +75,10 @@
 // When InsertMany or BulkSave does not write every document, the error is a
 // *BulkError listing, by index, the documents written, rejected by the
 // server (with Unordered the write goes on past them, otherwise it stops at
-// the first) and unknown (sent, but the reply was lost). Replace and Delete
+// the first) and unknown (sent, but the reply was lost). Documents in no
+// list were not sent, including every document of a call whose error proves
+// it never reached a server (no server selected, no connection checked out,
+// the context done first). Replace and Delete
 // return ErrNotFound
 // (which also matches mongo.ErrNoDocuments) when no document has the _id.
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/bsontag"
 	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/internal/outcome"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -306,20 +307,49 @@ func idFieldOf(t reflect.Type) (idField, error) {
 	return idField{}, fmt.Errorf("odm: model type %s has no field tagged bson:\"_id\"", t)
 }
 
-// ensureID gives doc a new ObjectID when its _id is a zero ObjectID, and
-// reports whether doc is new (its _id was zero).
-func (c *Collection[T]) ensureID(doc *T) (id any, isNew bool) {
+// ErrNoID is returned by a write that would store a document under an _id
+// nobody chose: a nil pointer or interface, an empty string or an empty
+// byte slice. (A zero ObjectID is different: it means "new", and odm
+// assigns one.) Nothing is sent.
+var ErrNoID = errors.New("odm: the document's _id is empty (nil, \"\" or no bytes); only a zero ObjectID is assigned one")
+
+// assignID returns doc's _id for a write. A zero ObjectID is replaced by a
+// new one (fresh is then true: the document is new, and the caller must
+// clearID if the write is not made). Any other _id is the caller's, zero
+// values such as 0 included, except values that cannot have been chosen
+// (ErrNoID).
+func (c *Collection[T]) assignID(doc *T) (id any, fresh bool, err error) {
 	v := c.idValue(doc)
 	if c.id.isOID {
 		oid := v.Interface().(bson.ObjectID)
 		if oid.IsZero() {
 			oid = bson.NewObjectID()
 			v.Set(reflect.ValueOf(oid))
-			return oid, true
+			return oid, true, nil
 		}
-		return oid, false
+		return oid, false, nil
 	}
-	return v.Interface(), v.IsZero()
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map:
+		if v.IsNil() {
+			return nil, false, ErrNoID
+		}
+	case reflect.String, reflect.Slice:
+		if v.Len() == 0 {
+			return nil, false, ErrNoID
+		}
+	}
+	return v.Interface(), false, nil
+}
+
+// clearID puts back the zero ObjectID that assignID replaced.
+func (c *Collection[T]) clearID(doc *T) { c.setID(doc, bson.ObjectID{}) }
+
+// keepID reports whether a fresh id must stay in the document after a
+// write that returned err: when the write may have stored it (it did, or
+// its outcome is unknown, so that a retry upserts the same document).
+func keepID(err error) bool {
+	return err == nil || outcome.Of(err) == outcome.Unknown
 }
 
 // idValue is doc's _id field.
@@ -394,10 +424,12 @@ func runHook(ctx context.Context, doc any, name string) error {
 	return nil
 }
 
-// Save inserts doc if its _id is zero (writing a new ObjectID into it) and
-// otherwise upserts it by _id. Hook order: BeforeSave, BeforeInsert (new
-// documents), Validate, the write, AfterInsert (new documents), AfterSave.
-// With WithoutValidation and WithoutHooks, Save is one driver call.
+// Save inserts doc if its _id is a zero ObjectID (writing a new ObjectID
+// into it) and otherwise upserts it by _id: see the package documentation
+// for the identity rule of each _id type. Hook order: BeforeSave,
+// BeforeInsert (new documents), Validate, the write, AfterInsert (new
+// documents), AfterSave. With WithoutValidation and WithoutHooks, Save is one
+// driver call.
 func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
 	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) {
@@ -405,17 +437,22 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 			return c.insertEncoded(ctx, doc, plan)
 		}
 	}
-	id, isNew := c.ensureID(doc)
+	id, isNew, err := c.assignID(doc)
+	if err != nil {
+		return err
+	}
 	if !cfg.skipHooks || !cfg.skipValidation {
-		hooks := []string{"BeforeSave"}
+		hooks := saveHooks
 		if isNew {
-			hooks = append(hooks, "BeforeInsert")
+			hooks = saveInsertHooks
 		}
 		if err := before(ctx, doc, 0, cfg, hooks...); err != nil {
+			if isNew {
+				c.clearID(doc)
+			}
 			return err
 		}
 	}
-	var err error
 	if isNew {
 		_, err = c.coll.InsertOne(ctx, doc)
 	} else {
@@ -423,6 +460,9 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 	}
 	c.invalidate()
 	if err != nil {
+		if isNew && !keepID(err) {
+			c.clearID(doc)
+		}
 		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
 	}
 	if cfg.skipHooks {
@@ -433,6 +473,11 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 	}
 	return after(ctx, doc, 0, cfg, "AfterSave")
 }
+
+var (
+	saveHooks       = []string{"BeforeSave"}
+	saveInsertHooks = []string{"BeforeSave", "BeforeInsert"}
+)
 
 // insertEncoded is the fast path's insert of a new document: encoded by the
 // compiled encoder without its zero _id, so that the driver adds one cheaply
@@ -460,13 +505,22 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 // BeforeInsert, Validate, the insert, AfterInsert.
 func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
-	c.ensureID(doc)
-	if err := before(ctx, doc, 0, cfg, "BeforeInsert"); err != nil {
+	_, fresh, err := c.assignID(doc)
+	if err != nil {
 		return err
 	}
-	_, err := c.coll.InsertOne(ctx, doc)
+	if err := before(ctx, doc, 0, cfg, "BeforeInsert"); err != nil {
+		if fresh {
+			c.clearID(doc)
+		}
+		return err
+	}
+	_, err = c.coll.InsertOne(ctx, doc)
 	c.invalidate()
 	if err != nil {
+		if fresh && !keepID(err) {
+			c.clearID(doc)
+		}
 		return fmt.Errorf("odm: insert into %s: %w", c.coll.Name(), err)
 	}
 	return after(ctx, doc, 0, cfg, "AfterInsert")
@@ -501,17 +555,25 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 	_, hooked := any((*T)(nil)).(BeforeInsertHook)
 	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked)
 	var missing []bool // documents whose id the driver assigns
+	var fresh []bool   // documents whose id odm assigned
 	if fast {
 		missing = make([]bool, len(docs))
+	} else {
+		fresh = make([]bool, len(docs))
 	}
 	var buf []byte
 	for i := range docs {
 		if fast {
 			missing[i] = c.idIsZero(&docs[i])
 		} else {
-			c.ensureID(&docs[i])
+			var err error
+			if _, fresh[i], err = c.assignID(&docs[i]); err != nil {
+				c.clearIDs(docs, fresh, nil)
+				return fmt.Errorf("odm: document %d: %w", i, err)
+			}
 		}
 		if err := before(ctx, &docs[i], i, cfg, "BeforeInsert"); err != nil {
+			c.clearIDs(docs, fresh, nil)
 			return err
 		}
 		if !fast {
@@ -528,7 +590,31 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 	}
 	report := c.insertBatches(ctx, docs, batch, missing, cfg)
 	c.invalidate()
+	if report.Err != nil {
+		c.clearIDs(docs, fresh, report)
+	}
 	return finish(ctx, report, docs, cfg, func(int) []string { return afterInsert })
+}
+
+// clearIDs puts back the zero ObjectIDs odm assigned (fresh[i]) to the
+// documents a bulk write did not store: all of them when report is nil
+// (nothing was sent), else those neither written nor of unknown fate.
+func (c *Collection[T]) clearIDs(docs []T, fresh []bool, report *BulkError) {
+	var keep map[int]bool
+	if report != nil {
+		keep = make(map[int]bool, len(report.Written)+len(report.Unknown))
+		for _, i := range report.Written {
+			keep[i] = true
+		}
+		for _, i := range report.Unknown {
+			keep[i] = true
+		}
+	}
+	for i, f := range fresh {
+		if f && !keep[i] {
+			c.clearID(&docs[i])
+		}
+	}
 }
 
 // insertBatches sends batch in driver calls of cfg.batchSize documents and
@@ -581,10 +667,15 @@ func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int
 	e.addErr(err)
 	var bwe mongo.BulkWriteException
 	if err != nil && (!errors.As(err, &bwe) || len(bwe.WriteErrors) == 0) {
-		// No per-document verdict (a network error, a timeout, a write
-		// concern error): the whole call's outcome is unknown.
-		for i := lo; i < hi; i++ {
-			e.Unknown = append(e.Unknown, i)
+		// No per-document verdict. If the error proves nothing was sent
+		// (no server selected, no connection checked out, the deadline
+		// passed first), the documents are in no list; otherwise (a
+		// network error, a timeout, a write concern error) the whole
+		// call's outcome is unknown.
+		if outcome.Of(err) != outcome.NotSent {
+			for i := lo; i < hi; i++ {
+				e.Unknown = append(e.Unknown, i)
+			}
 		}
 		return nil, true
 	}
@@ -672,21 +763,26 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	plan := encode.For(reflect.TypeFor[T]())
 	var buf []byte
 	for i := range docs {
-		id, fresh := c.ensureID(&docs[i])
+		id, fresh, err := c.assignID(&docs[i])
+		if err != nil {
+			c.clearIDs(docs, isNew, nil)
+			return fmt.Errorf("odm: document %d: %w", i, err)
+		}
 		isNew[i] = fresh
-		hooks := []string{"BeforeSave"}
+		hooks := saveHooks
 		if fresh {
-			hooks = append(hooks, "BeforeInsert")
+			hooks = saveInsertHooks
 		}
 		if err := before(ctx, &docs[i], i, cfg, hooks...); err != nil {
+			c.clearIDs(docs, isNew, nil)
 			return err
 		}
 		// Every document, new ones included (their fresh id matches
 		// nothing), is an upsert by _id with a replacement encoded once by
 		// the compiled encoder: the driver copies it as it is.
 		start := len(buf)
-		var err error
 		if buf, err = plan.Append(buf, unsafe.Pointer(&docs[i]), false); err != nil {
+			c.clearIDs(docs, isNew, nil)
 			return fmt.Errorf("odm: encode document %d: %w", i, err)
 		}
 		replacement := bson.Raw(buf[start:len(buf):len(buf)])
@@ -699,10 +795,18 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		}
 		models[i] = mongo.NewReplaceOneModel().SetFilter(filter).SetReplacement(replacement).SetUpsert(true)
 	}
+	report := &BulkError{}
+	if err := ctx.Err(); err != nil { // nothing is sent
+		report.addErr(err)
+		c.clearIDs(docs, isNew, nil)
+		return report
+	}
 	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
 	c.invalidate()
-	report := &BulkError{}
 	report.record(0, len(docs), err, cfg.unordered)
+	if report.Err != nil {
+		c.clearIDs(docs, isNew, report)
+	}
 	return finish(ctx, report, docs, cfg, func(i int) []string {
 		if isNew[i] {
 			return afterInsertSave
@@ -797,10 +901,15 @@ func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (int64, erro
 	return res.DeletedCount, nil
 }
 
+// ErrNilFilter is returned by the writes that take a filter (Update,
+// UpdateMany, DeleteMany) when it is nil, as the driver refuses a nil
+// filter: a write to every document must say so, with bson.D{}.
+var ErrNilFilter = errors.New("odm: nil filter (pass bson.D{} to write to every document)")
+
 func filterOf(filter any) (any, error) {
 	switch f := filter.(type) {
 	case nil:
-		return bson.D{}, nil
+		return nil, ErrNilFilter
 	case query.Filter:
 		if err := f.Err(); err != nil {
 			return nil, err

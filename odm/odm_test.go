@@ -220,7 +220,7 @@ func TestHooksAbortWrites(t *testing.T) {
 			assert.Empty(t, e.stored(t))
 			// WithoutHooks writes anyway.
 			require.NoError(t, e.users.Save(ctx, &u, odm.WithoutHooks()))
-			_, err = e.users.DeleteMany(ctx, nil)
+			_, err = e.users.DeleteMany(ctx, bson.D{})
 			require.NoError(t, err)
 		})
 	}
@@ -352,7 +352,7 @@ func TestEveryWriteInvalidatesTheCache(t *testing.T) {
 			return err
 		}},
 		{"UpdateMany", func() error {
-			_, err := e.users.UpdateMany(ctx, nil, bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}})
+			_, err := e.users.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}})
 			return err
 		}},
 		{"Delete", func() error { return e.users.Delete(ctx, &seed[1]) }},

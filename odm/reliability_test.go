@@ -80,7 +80,7 @@ func TestContextEndsOperationsPromptly(t *testing.T) {
 			return users.InsertMany(ctx, docs)
 		}},
 		{"update many", func(ctx context.Context) error {
-			_, err := users.UpdateMany(ctx, nil, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}})
+			_, err := users.UpdateMany(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}})
 			return err
 		}},
 		{"getMore", func(ctx context.Context) error {

@@ -12,6 +12,18 @@ import (
 // name that could be read as an operator or an invalid path.
 var ErrInvalidField = errors.New("query: invalid field name")
 
+// ErrInvalidValue is wrapped by the error of a Filter built with a value
+// that the server would not match literally under the helper's operator: a
+// regular expression among the values of In (MongoDB's $in runs it as a
+// pattern). Match a stored regular expression with Eq.
+var ErrInvalidValue = errors.New("query: value the server would not match literally")
+
+// ErrNoFilters is the error of And or Or called with no filters. Their
+// MongoDB forms need at least one, and treating none as "match every
+// document" turns an empty list built from user input into a query of the
+// whole collection, or a DeleteMany of it.
+var ErrNoFilters = errors.New("query: And or Or of no filters")
+
 // Filter is a query filter built by the typed helpers (Eq, In, Gt, And, …).
 // It is safe with untrusted values: every value is placed under an operator
 // that takes it literally ($eq, $in, $gt, …), so a value such as
@@ -94,15 +106,41 @@ func Lt(field string, value any) Filter { return op(field, "$lt", value) }
 // Lte matches documents whose field is less than or equal to value.
 func Lte(field string, value any) Filter { return op(field, "$lte", value) }
 
-// In matches documents whose field equals one of values. As in MongoDB, a
-// bson.Regex among the values matches as a pattern; other values match
-// literally.
+// In matches documents whose field equals one of values, each literally. A
+// regular expression among the values (bson.Regex, or any value that
+// encodes as one) makes the filter invalid with ErrInvalidValue, because
+// $in would run it as a pattern; match a stored regular expression with Eq.
+// In with no values matches no document.
 func In[V any](field string, values ...V) Filter {
 	a := make(bson.A, len(values))
 	for i, v := range values {
+		if isRegex(v) {
+			return Filter{err: fmt.Errorf("%w: value %d of In(%q) is a regular expression, which $in runs as a pattern", ErrInvalidValue, i, field)}
+		}
 		a[i] = v
 	}
 	return op(field, "$in", a)
+}
+
+// isRegex reports whether v encodes as a BSON regular expression with the
+// default registry.
+func isRegex(v any) bool {
+	switch x := v.(type) {
+	case nil, string, int, int32, int64, float64, bool, bson.ObjectID:
+		return false // the common values, without a type assertion below
+	case bson.Regex:
+		return true
+	case *bson.Regex:
+		return x != nil
+	case bson.RawValue:
+		return x.Type == bson.TypeRegex
+	case *bson.RawValue:
+		return x != nil && x.Type == bson.TypeRegex
+	case bson.ValueMarshaler:
+		t, _, err := x.MarshalBSONValue()
+		return err == nil && bson.Type(t) == bson.TypeRegex
+	}
+	return false
 }
 
 // Between matches documents with lo <= field < hi.
@@ -113,10 +151,13 @@ func Between(field string, lo, hi any) Filter {
 	return Filter{d: bson.D{{Key: field, Value: bson.D{{Key: "$gte", Value: lo}, {Key: "$lt", Value: hi}}}}}
 }
 
-// And matches documents that match every filter.
+// And matches documents that match every filter. With no filters it is
+// invalid (ErrNoFilters), never "match everything".
 func And(filters ...Filter) Filter { return combine("$and", filters) }
 
-// Or matches documents that match at least one filter.
+// Or matches documents that match at least one filter. With no filters it
+// is invalid (ErrNoFilters), never "match everything". Note that a zero
+// Filter among them matches every document, as an empty filter does.
 func Or(filters ...Filter) Filter { return combine("$or", filters) }
 
 func combine(operator string, filters []Filter) Filter {
@@ -132,7 +173,7 @@ func combine(operator string, filters []Filter) Filter {
 		a = append(a, d)
 	}
 	if len(a) == 0 {
-		return Filter{d: bson.D{}}
+		return Filter{err: ErrNoFilters}
 	}
 	return Filter{d: bson.D{{Key: operator, Value: a}}}
 }

@@ -170,3 +170,35 @@ func (l *CommandLog) Reset() {
 	l.names = nil
 	l.mu.Unlock()
 }
+
+var (
+	ferretOnce sync.Once
+	ferret     bool
+)
+
+// IsFerretDB reports whether the shared server is FerretDB (its buildInfo
+// carries ferretdbVersion), for tests of what FerretDB cannot run: they skip
+// with a "NOT RUN on FerretDB" message naming what is missing.
+func IsFerretDB(tb testing.TB) bool {
+	tb.Helper()
+	cl := Client(tb)
+	ferretOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		raw, err := cl.Database("admin").RunCommand(ctx, map[string]int{"buildInfo": 1}).Raw()
+		if err == nil {
+			_, err = raw.LookupErr("ferretdbVersion")
+			ferret = err == nil
+		}
+	})
+	return ferret
+}
+
+// NotRunOnFerretDB skips the test on FerretDB with a NOT RUN message that
+// says what FerretDB lacks.
+func NotRunOnFerretDB(tb testing.TB, lacks string) {
+	tb.Helper()
+	if IsFerretDB(tb) {
+		tb.Skipf("NOT RUN on FerretDB: %s", lacks)
+	}
+}

@@ -130,7 +130,7 @@ func ops(e *env, quick bool) []*op {
 				return benchdata.Seed(ctx, drColl, "small", 1000)
 			},
 			databridge: func(ctx context.Context, _ int) error {
-				res, err := users.UpdateMany(ctx, nil, benchdata.IncAge)
+				res, err := users.UpdateMany(ctx, bson.D{}, benchdata.IncAge)
 				if err != nil {
 					return err
 				}
