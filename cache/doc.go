@@ -41,8 +41,13 @@
 //
 // # Keys
 //
-// A key is the msgpack encoding of the database, collection, generation,
-// filter, sort, projection, collation, skip and limit. Maps are encoded with
+// A key is the msgpack encoding of the scope, database, collection,
+// generation, filter, sort, projection, collation, skip and limit. The scope
+// (ScopeOf) is one number per *mongo.Collection value: it keeps apart two
+// deployments with the same names, and collections with different read
+// preferences or read concerns, which the driver gives no way to read back
+// (so the value itself is the finest split that is always correct). Bind
+// each collection once; handles on one collection value share entries. Maps are encoded with
 // sorted keys, so bson.M filters with the same content share a key whatever
 // their iteration order; bson.D keeps its order (it is part of the query);
 // every other value is encoded as the exact BSON the driver sends, type byte

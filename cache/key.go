@@ -15,6 +15,13 @@ import (
 // BSON, decoded into the caller's type on every hit, so two types reading
 // the same query share one entry.
 type Query struct {
+	// Scope separates results that the same query text can give
+	// differently: the deployment (two servers with the same database and
+	// collection names) and the collection's read preference and read
+	// concern (a secondary read must never fill what a primary read then
+	// gets). Entries of different scopes never meet. The query package sets
+	// it with ScopeOf; 0 is a scope of its own.
+	Scope                uint64
 	Database, Collection string
 	Filter               any // bson.D, bson.M, map[string]any, bson.Raw, a struct, …
 	Sort                 any
@@ -39,9 +46,10 @@ func (q Query) canonical(g uint64) (string, error) {
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
 
-	if err := enc.EncodeArrayLen(9); err != nil {
+	if err := enc.EncodeArrayLen(10); err != nil {
 		return "", err
 	}
+	_ = enc.EncodeUint(q.Scope)
 	_ = enc.EncodeString(q.Database)
 	_ = enc.EncodeString(q.Collection)
 	_ = enc.EncodeUint(g)

@@ -220,6 +220,7 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 		return nil, err
 	}
 	q := cache.Query{
+		Scope:    cache.ScopeOf(h.coll),
 		Database: h.coll.Database().Name(), Collection: h.coll.Name(),
 		Filter: f, Sort: c.sort, Projection: c.projection, Skip: c.skip, Limit: c.limit,
 	}
@@ -576,6 +577,25 @@ func UseDatabase(db *mongo.Database) (restore func()) {
 	}
 }
 
+var named sync.Map // namedKey → *mongo.Collection
+
+type namedKey struct {
+	db   *mongo.Database
+	name string
+}
+
+// namedCollection returns one *mongo.Collection per database value and
+// name, so that the handles For returns share their cache scope (see
+// cache.ScopeOf).
+func namedCollection(db *mongo.Database, name string) *mongo.Collection {
+	k := namedKey{db, name}
+	if c, ok := named.Load(k); ok {
+		return c.(*mongo.Collection)
+	}
+	c, _ := named.LoadOrStore(k, db.Collection(name))
+	return c.(*mongo.Collection)
+}
+
 // For returns the Handle of registered model type T: its Register binding,
 // or its CollectionName in the UseDatabase database. The Handle's methods
 // fail with ErrNotRegistered when T is bound to nothing.
@@ -584,19 +604,16 @@ func For[T any]() Handle[T] {
 		return Handle[T]{coll: c.(*mongo.Collection)}
 	}
 	var zero T
-	if n, ok := any(zero).(CollectionNamer); ok {
+	n, ok := any(zero).(CollectionNamer)
+	if !ok {
+		n, ok = any(&zero).(CollectionNamer)
+	}
+	if ok {
 		dbMu.RLock()
 		db := defaultD
 		dbMu.RUnlock()
 		if db != nil {
-			return Handle[T]{coll: db.Collection(n.CollectionName())}
-		}
-	} else if n, ok := any(&zero).(CollectionNamer); ok {
-		dbMu.RLock()
-		db := defaultD
-		dbMu.RUnlock()
-		if db != nil {
-			return Handle[T]{coll: db.Collection(n.CollectionName())}
+			return Handle[T]{coll: namedCollection(db, n.CollectionName())}
 		}
 	}
 	return Handle[T]{}
