@@ -28,7 +28,17 @@ type Config struct {
 	// same collections (package coherence has two). Default: none, and the
 	// cache is coherent within this process only.
 	Source Source
+	// SettleMargin is added to the deadline of a write whose outcome is
+	// unknown (see Unsettled) before the cache trusts that the server has
+	// finished it: it covers the round trip and clock error around the
+	// server's own maxTimeMS. A server that does not enforce maxTimeMS on
+	// writes (FerretDB v1.24) needs a margin as long as its longest write.
+	// Default: DefaultSettleMargin.
+	SettleMargin time.Duration
 }
+
+// DefaultSettleMargin is the Config.SettleMargin default.
+const DefaultSettleMargin = time.Second
 
 // Source connects a Cache to the other processes that cache the same data:
 // it tells them about this process's writes and reports theirs. New runs
@@ -65,13 +75,18 @@ type Cache struct {
 	rc         *ristretto.Cache[string, *entry]
 	defaultTTL time.Duration
 
-	gens  sync.Map      // namespace "db.coll" → *atomic.Uint64
+	gens  sync.Map      // namespace "db.coll" → *nsState
 	epoch atomic.Uint64 // InvalidateAll calls, added to every generation
+
+	settleMargin time.Duration
+	timersMu     sync.Mutex
+	timers       map[string]*time.Timer // the end of each unsettled window
+	closed       bool
 
 	mu      sync.Mutex
 	flights map[string]*flight
 
-	hits, misses, invalidations, evictions, loads atomic.Uint64
+	hits, misses, invalidations, evictions, loads, unsettled atomic.Uint64
 
 	source                    Source
 	synced                    atomic.Bool
@@ -117,8 +132,11 @@ type Memo struct {
 
 // New returns a Cache sized by cfg.
 func New(cfg Config) (*Cache, error) {
-	if cfg.MaxCost < 0 || cfg.NumCounters < 0 || cfg.DefaultTTL < 0 {
-		return nil, errors.New("cache: negative size or TTL in Config")
+	if cfg.MaxCost < 0 || cfg.NumCounters < 0 || cfg.DefaultTTL < 0 || cfg.SettleMargin < 0 {
+		return nil, errors.New("cache: negative size, TTL or margin in Config")
+	}
+	if cfg.SettleMargin == 0 {
+		cfg.SettleMargin = DefaultSettleMargin
 	}
 	if cfg.MaxCost == 0 {
 		cfg.MaxCost = 64 << 20
@@ -129,7 +147,8 @@ func New(cfg Config) (*Cache, error) {
 	if cfg.DefaultTTL == 0 {
 		cfg.DefaultTTL = time.Minute
 	}
-	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{}}
+	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{},
+		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters: cfg.NumCounters,
 		MaxCost:     cfg.MaxCost,
@@ -158,6 +177,12 @@ func New(cfg Config) (*Cache, error) {
 // Close stops the cache's Source (waiting for it to return) and its
 // background goroutines, and drops its entries.
 func (c *Cache) Close() {
+	c.timersMu.Lock()
+	c.closed = true
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timersMu.Unlock()
 	if c.stop != nil {
 		c.stop()
 		<-c.stopped
@@ -191,12 +216,25 @@ func (c *Cache) Used() int64 { return c.rc.MaxCost() - c.rc.RemainingCost() }
 
 func namespace(db, coll string) string { return db + "." + coll }
 
-func (c *Cache) gen(ns string) *atomic.Uint64 {
+// nsState is what the cache knows of one collection.
+type nsState struct {
+	gen    atomic.Uint64 // invalidations so far
+	settle atomic.Int64  // unix nanoseconds until which an unsettled write may still run; 0 if none
+}
+
+func (c *Cache) ns(ns string) *nsState {
 	if g, ok := c.gens.Load(ns); ok {
-		return g.(*atomic.Uint64)
+		return g.(*nsState)
 	}
-	g, _ := c.gens.LoadOrStore(ns, new(atomic.Uint64))
-	return g.(*atomic.Uint64)
+	g, _ := c.gens.LoadOrStore(ns, new(nsState))
+	return g.(*nsState)
+}
+
+// unsettledNow reports whether a write of unknown outcome may still be
+// running in the collection.
+func (st *nsState) unsettledNow() bool {
+	s := st.settle.Load()
+	return s != 0 && time.Now().UnixNano() < s
 }
 
 // Generation returns the current generation of a collection: the number of
@@ -204,7 +242,7 @@ func (c *Cache) gen(ns string) *atomic.Uint64 {
 // grow, so any of them makes every earlier generation unreachable). Cached
 // results are stored under the generation read when their query started.
 func (c *Cache) Generation(db, coll string) uint64 {
-	return c.gen(namespace(db, coll)).Load() + c.epoch.Load()
+	return c.ns(namespace(db, coll)).gen.Load() + c.epoch.Load()
 }
 
 // Invalidate makes every cached result of the collection unreachable: it
@@ -223,8 +261,63 @@ func (c *Cache) Invalidate(db, coll string) {
 }
 
 func (c *Cache) invalidate(db, coll string) {
-	c.gen(namespace(db, coll)).Add(1)
+	c.ns(namespace(db, coll)).gen.Add(1)
 	c.invalidations.Add(1)
+}
+
+// Unsettled is Invalidate for a write whose outcome is unknown: it was sent
+// and its reply is missing (a timeout, a cancelled context, a network
+// error), so the server may have applied it, in part, and may still be
+// applying it. deadline is when the server stops it at the latest: the
+// write's context deadline, which the driver sends as maxTimeMS.
+//
+// Until deadline plus Config.SettleMargin, no read of the collection is
+// served from the cache or stored in it (each is counted in
+// Stats().Bypassed): a result loaded meanwhile could predate the write's
+// completion. Then the collection is invalidated again, and published again
+// to the other processes, whose caches may have been refilled in the window.
+// A zero deadline (a write with no time limit) waits DefaultTTL.
+func (c *Cache) Unsettled(db, coll string, deadline time.Time) {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(c.defaultTTL)
+	}
+	until := deadline.Add(c.settleMargin)
+	ns := namespace(db, coll)
+	st := c.ns(ns)
+	// The window is set before the generation moves: a read that sees the
+	// new generation sees the window too.
+	for {
+		old := st.settle.Load()
+		if old >= until.UnixNano() || st.settle.CompareAndSwap(old, until.UnixNano()) {
+			break
+		}
+	}
+	c.unsettled.Add(1)
+	c.Invalidate(db, coll)
+
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.closed {
+		return
+	}
+	wait := time.Until(time.Unix(0, st.settle.Load()))
+	if t, ok := c.timers[ns]; ok {
+		t.Reset(wait)
+		return
+	}
+	c.timers[ns] = time.AfterFunc(wait, func() {
+		c.timersMu.Lock()
+		if time.Now().UnixNano() < st.settle.Load() { // extended meanwhile: its own Reset follows
+			c.timersMu.Unlock()
+			return
+		}
+		delete(c.timers, ns)
+		closed := c.closed
+		c.timersMu.Unlock()
+		if !closed {
+			c.Invalidate(db, coll)
+		}
+	})
 }
 
 // InvalidateAll invalidates every collection the cache has seen, for code
@@ -254,6 +347,10 @@ type Stats struct {
 	// and whether it is following now.
 	Remote, Resyncs, Bypassed uint64
 	Synced                    bool
+
+	// Writes of unknown outcome reported with Unsettled (reads of their
+	// collection bypass the cache until each settles, counted in Bypassed).
+	Unsettled uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
@@ -271,7 +368,7 @@ func (c *Cache) Stats() Stats {
 		Invalidations: c.invalidations.Load(), Evictions: c.evictions.Load(),
 		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
 		Remote: c.remote.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
-		Synced: c.source == nil || c.synced.Load(),
+		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettled.Load(),
 	}
 }
 
@@ -291,10 +388,18 @@ func (c *Cache) Fetch(ctx context.Context, q Query, ttl time.Duration, load Load
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}
-	g := c.Generation(q.Database, q.Collection)
+	st := c.ns(namespace(q.Database, q.Collection))
+	g := st.gen.Load() + c.epoch.Load()
 	key, err := q.canonical(g)
 	if err != nil {
 		return nil, err
+	}
+	if st.unsettledNow() {
+		// A write of unknown outcome may still be running: neither serve
+		// nor store (see Unsettled).
+		c.misses.Add(1)
+		c.bypassed.Add(1)
+		return c.load(ctx, key, 0, load, memo)
 	}
 	if e, ok := c.rc.Get(key); ok && e.key == key {
 		c.hits.Add(1)

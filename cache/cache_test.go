@@ -469,3 +469,91 @@ func TestSourceContract(t *testing.T) {
 		t.Fatal("Close did not stop the source")
 	}
 }
+
+// recordingSource is a cache.Source that records what it is told to
+// publish (pure bookkeeping: no server is involved).
+type recordingSource struct {
+	mu        sync.Mutex
+	published []string
+}
+
+func (s *recordingSource) Publish(db, coll string) {
+	s.mu.Lock()
+	s.published = append(s.published, db+"."+coll)
+	s.mu.Unlock()
+}
+
+func (s *recordingSource) Run(ctx context.Context, sink cache.Sink) {
+	sink.Synced()
+	<-ctx.Done()
+}
+
+func (s *recordingSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.published)
+}
+
+// TestUnsettledWindow runs in a synctest bubble: after Unsettled, reads of
+// the collection neither hit nor store until the deadline plus the
+// SettleMargin; then the collection is invalidated and published again,
+// and reads are cached as before. Other collections are unaffected.
+func TestUnsettledWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &recordingSource{}
+		c, err := cache.New(cache.Config{SettleMargin: time.Second, Source: src})
+		require.NoError(t, err)
+		defer c.Close()
+		synctest.Wait() // the source has reported Synced
+		q := cache.Query{Database: "db", Collection: "c"}
+		other := cache.Query{Database: "db", Collection: "other"}
+		loads := 0
+		load := func(context.Context) ([]bson.Raw, error) {
+			loads++
+			d, _ := bson.Marshal(bson.D{{Key: "n", Value: loads}})
+			return []bson.Raw{d}, nil
+		}
+		ctx := context.Background()
+		fetch := func(q cache.Query) {
+			_, err := c.Fetch(ctx, q, time.Hour, load, nil)
+			require.NoError(t, err)
+			c.Wait()
+		}
+		fetch(q)
+		fetch(other)
+		require.Equal(t, 2, loads)
+
+		c.Unsettled("db", "c", time.Now().Add(2*time.Second))
+		assert.Equal(t, 1, src.count(), "published at once")
+		for range 3 { // within deadline + margin: every read loads, nothing is stored
+			fetch(q)
+			time.Sleep(900 * time.Millisecond)
+		}
+		assert.Equal(t, 5, loads)
+		fetch(other)
+		assert.Equal(t, 5, loads, "another collection is still served")
+		assert.EqualValues(t, 3, c.Stats().Bypassed)
+
+		time.Sleep(time.Second) // past 2 s + 1 s margin
+		synctest.Wait()
+		assert.Equal(t, 2, src.count(), "published again when the window ends")
+		fetch(q)
+		fetch(q)
+		assert.Equal(t, 6, loads, "cached again after the window")
+
+		// A second unknown write extends the window; an earlier deadline
+		// does not shorten it.
+		c.Unsettled("db", "c", time.Now().Add(5*time.Second))
+		c.Unsettled("db", "c", time.Now().Add(time.Second))
+		time.Sleep(3 * time.Second)
+		fetch(q)
+		fetch(q)
+		assert.Equal(t, 8, loads, "still unsettled at 3 s of 5+1")
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		fetch(q)
+		fetch(q)
+		assert.Equal(t, 9, loads)
+		assert.EqualValues(t, 3, c.Stats().Unsettled)
+	})
+}

@@ -25,6 +25,20 @@
 // databridge without calling Invalidate, are seen when the entry's TTL runs
 // out, or when a Source from package coherence reports them (Config.Source).
 //
+// One exception, with its own bound: a write whose outcome is unknown (it
+// was sent, and its reply was lost to a timeout, a cancelled context or a
+// network error) may still be running on the server after it returned. odm
+// reports such a write with Unsettled, giving the write's deadline (odm
+// sends every write with one, the caller's or odm.WriteTimeout's, and the
+// driver sends it as maxTimeMS, so the server stops the write by then).
+// Until that deadline plus Config.SettleMargin (1 s by default), reads of
+// the collection neither hit nor fill the cache; then the collection is
+// invalidated again, also in other processes through the Source. The bound
+// rests on the server enforcing maxTimeMS on writes: MongoDB does; FerretDB
+// v1.24 does not, so there set SettleMargin to the longest write you run.
+// TestUnsettledWindow and odm's TestUnknownOutcomeWriteLeavesNoStaleEntry
+// (an UpdateMany of 1,500 documents with a 100 ms deadline) test it.
+//
 // How: every collection has a generation counter, and the generation is part
 // of every key. A write bumps it after the server answers. A read takes the
 // generation before it queries the server and stores its result under that

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -202,10 +203,11 @@ func newWriteConfig(opts []WriteOption) writeConfig {
 // Collection writes (and reads) model values of type T in one MongoDB
 // collection. It is safe for concurrent use.
 type Collection[T any] struct {
-	coll  *mongo.Collection
-	cache *cache.Cache
-	id    idField
-	h     query.Handle[T]
+	coll         *mongo.Collection
+	cache        *cache.Cache
+	id           idField
+	h            query.Handle[T]
+	writeTimeout time.Duration
 }
 
 // Iter streams the documents matching filter: see query.Handle.Iter.
@@ -232,7 +234,10 @@ func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Opt
 // Option configures a Collection.
 type Option interface{ applyColl(*collConfig) }
 
-type collConfig struct{ cache *cache.Cache }
+type collConfig struct {
+	cache        *cache.Cache
+	writeTimeout time.Duration
+}
 
 type collOptionFunc func(*collConfig)
 
@@ -242,10 +247,24 @@ func (f collOptionFunc) applyColl(c *collConfig) { f(c) }
 // the process default set by query.UseCache.
 func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
 
+// DefaultWriteTimeout is the WriteTimeout default.
+const DefaultWriteTimeout = time.Minute
+
+// WriteTimeout bounds each driver call of a write whose context has no
+// deadline (each batch of InsertMany is one call). The driver sends the
+// deadline to the server as maxTimeMS, so even a write whose reply is lost
+// ends by then, which is what lets the cache resume after it (see
+// cache.Cache.Unsettled). A write with its own context deadline keeps it.
+// d <= 0 sends no limit: after a lost reply such a write's collection is
+// then not cached for the cache's DefaultTTL. Default: DefaultWriteTimeout.
+func WriteTimeout(d time.Duration) Option {
+	return collOptionFunc(func(cc *collConfig) { cc.writeTimeout = d })
+}
+
 // New returns the Collection of T in coll. T must be a struct with an _id
 // field (a field whose bson key is "_id").
 func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) {
-	var cfg collConfig
+	cfg := collConfig{writeTimeout: DefaultWriteTimeout}
 	for _, o := range opts {
 		o.applyColl(&cfg)
 	}
@@ -257,22 +276,43 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	if cfg.cache != nil {
 		h = h.WithCache(cfg.cache)
 	}
-	return &Collection[T]{coll: coll, cache: cfg.cache, id: id, h: h}, nil
+	return &Collection[T]{coll: coll, cache: cfg.cache, id: id, h: h, writeTimeout: cfg.writeTimeout}, nil
 }
 
 // Collection returns the driver collection.
 func (c *Collection[T]) Collection() *mongo.Collection { return c.coll }
 
-// invalidate runs after every write, successful or not: the server may
-// have applied part of it.
-func (c *Collection[T]) invalidate() {
+// invalidate runs after every driver write call, successful or not: the
+// server may have applied part of it. When the outcome is unknown (sent,
+// no reply), the write may still be running until its deadline, the
+// maxTimeMS the driver sent from wctx: the cache treats the collection as
+// unsettled until then (see cache.Cache.Unsettled).
+func (c *Collection[T]) invalidate(wctx context.Context, err error) {
 	rc := c.cache
 	if rc == nil {
 		rc = query.DefaultCache()
 	}
-	if rc != nil {
-		rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
+	if rc == nil {
+		return
 	}
+	if outcome.Of(err) == outcome.Unknown {
+		deadline, _ := wctx.Deadline()
+		rc.Unsettled(c.coll.Database().Name(), c.coll.Name(), deadline)
+		return
+	}
+	rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
+}
+
+// bounded returns the context of one driver write call: ctx, or, when ctx
+// has no deadline, ctx bounded by the collection's WriteTimeout. The
+// driver sends the deadline as maxTimeMS, so the server stops the write by
+// then: that is what bounds the cache's wait after a write whose reply was
+// lost.
+func (c *Collection[T]) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.writeTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.writeTimeout)
 }
 
 // idField locates the _id field of a model type.
@@ -453,12 +493,14 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 			return err
 		}
 	}
+	wctx, cancel := c.bounded(ctx)
 	if isNew {
-		_, err = c.coll.InsertOne(ctx, doc)
+		_, err = c.coll.InsertOne(wctx, doc)
 	} else {
-		_, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+		_, err = c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
 	}
-	c.invalidate()
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		if isNew && !keepID(err) {
 			c.clearID(doc)
@@ -488,8 +530,10 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 	if err != nil {
 		return fmt.Errorf("odm: encode: %w", err)
 	}
-	res, err := c.coll.InsertOne(ctx, bson.Raw(raw))
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.InsertOne(wctx, bson.Raw(raw))
+	c.invalidate(wctx, err)
+	cancel()
 	if res != nil {
 		if oid, ok := res.InsertedID.(bson.ObjectID); ok {
 			c.setID(doc, oid)
@@ -515,8 +559,10 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption)
 		}
 		return err
 	}
-	_, err = c.coll.InsertOne(ctx, doc)
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	_, err = c.coll.InsertOne(wctx, doc)
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		if fresh && !keepID(err) {
 			c.clearID(doc)
@@ -588,8 +634,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 		// Earlier documents keep pointing into the old array if buf grows.
 		batch[i] = bson.Raw(buf[start:len(buf):len(buf)])
 	}
-	report := c.insertBatches(ctx, docs, batch, missing, cfg)
-	c.invalidate()
+	report := c.insertBatches(ctx, docs, batch, missing, cfg) // invalidates per batch
 	if report.Err != nil {
 		c.clearIDs(docs, fresh, report)
 	}
@@ -630,7 +675,10 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 			report.addErr(err)
 			break
 		}
-		res, err := c.coll.InsertMany(ctx, batch[lo:hi], opts)
+		wctx, cancel := c.bounded(ctx)
+		res, err := c.coll.InsertMany(wctx, batch[lo:hi], opts)
+		c.invalidate(wctx, err)
+		cancel()
 		written, stop := report.record(lo, hi, err, cfg.unordered)
 		if res != nil && missing != nil {
 			// The driver's ids are those of the written documents, in order.
@@ -801,8 +849,10 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		c.clearIDs(docs, isNew, nil)
 		return report
 	}
-	_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	_, err := c.coll.BulkWrite(wctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
+	c.invalidate(wctx, err)
+	cancel()
 	report.record(0, len(docs), err, cfg.unordered)
 	if report.Err != nil {
 		c.clearIDs(docs, isNew, report)
@@ -822,8 +872,10 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption
 	if err := before(ctx, doc, 0, cfg, "BeforeSave"); err != nil {
 		return err
 	}
-	res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
 	}
@@ -845,8 +897,10 @@ func (c *Collection[T]) Update(ctx context.Context, filter, update any) (UpdateR
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	res, err := c.coll.UpdateOne(ctx, f, update)
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.UpdateOne(wctx, f, update)
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("odm: update in %s: %w", c.coll.Name(), err)
 	}
@@ -859,8 +913,10 @@ func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any) (Upd
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	res, err := c.coll.UpdateMany(ctx, f, update)
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.UpdateMany(wctx, f, update)
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
 	}
@@ -875,8 +931,10 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption)
 	if err := before(ctx, doc, 0, cfg, "BeforeDelete"); err != nil {
 		return err
 	}
-	res, err := c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.DeleteOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
 	}
@@ -893,8 +951,10 @@ func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (int64, erro
 	if err != nil {
 		return 0, err
 	}
-	res, err := c.coll.DeleteMany(ctx, f)
-	c.invalidate()
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.DeleteMany(wctx, f)
+	c.invalidate(wctx, err)
+	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("odm: delete many in %s: %w", c.coll.Name(), err)
 	}
