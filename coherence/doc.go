@@ -33,6 +33,21 @@
 // while the source is not following, reads go to the server and nothing is
 // cached.
 //
+// A server that dies or stops answering counts as missed invalidations
+// too, within a stated bound: every read of the Log must complete within
+// Liveness (1 s by default; a tailing getMore within MaxAwait plus
+// Liveness), or the Log reports the loss and the cache flushes and bypasses
+// until the Log follows again. So a partitioned process serves hits for at
+// most Liveness plus one poll interval after its last read of the log
+// (TestReaderNoticesLostServer: blackhole and SIGKILL, each noticed after
+// about 1.0 s, with the driver's default 30 s server selection).
+//
+// A write whose reply was lost (see cache.Cache.Unsettled) is published
+// twice: at once, and when the server has surely finished it, so that
+// other processes that refilled their caches in between drop those
+// entries. Their bound is the write's deadline plus the cache's
+// SettleMargin plus the propagation delay.
+//
 // What it does not cover: with the Log, a process that dies between a write
 // and the append of its event (appends are asynchronous: within the 5 ms
 // coalescing window of the write, plus the insert itself) leaves the others

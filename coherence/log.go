@@ -16,6 +16,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/closecur"
 )
 
 // Defaults of a Log.
@@ -25,6 +26,7 @@ const (
 	DefaultMaxAwait      = time.Second
 	DefaultCoalesce      = 5 * time.Millisecond
 	DefaultPollInterval  = 10 * time.Millisecond
+	DefaultLiveness      = time.Second
 )
 
 // Log is a cache.Source that shares invalidations through a capped
@@ -60,6 +62,7 @@ type Log struct {
 	onError  func(error)
 	id       bson.ObjectID // this process's publisher id
 	poll     time.Duration // < 0: chosen by server; 0: tail; > 0: poll interval
+	liveness time.Duration // the longest a read of the log may take
 
 	mu      sync.Mutex
 	pending map[string]struct{} // "db\x00coll" marked since the last append
@@ -120,6 +123,19 @@ func PollInterval(d time.Duration) LogOption { return func(l *Log) { l.poll = ma
 // round trip.
 func Coalesce(d time.Duration) LogOption { return func(l *Log) { l.coalesce = d } }
 
+// Liveness bounds how long one read of the log may take before the Log
+// takes the server for lost (default DefaultLiveness, 1 s): a poll, or a
+// getMore of the tailable cursor beyond its MaxAwait. A read that takes
+// longer (a dead or partitioned server, which the driver would otherwise
+// wait out for its 30 s server selection) reports Lost to the cache, which
+// flushes and serves every read from the server, storing nothing, until the
+// Log follows again. So a cache stops serving hits at most Liveness plus
+// one poll interval (polling; 50 ms at most by default) or Liveness plus
+// MaxAwait (tailing) after the log was last read. Set it above the slowest
+// read the server may give under load: a read that is only slow costs a
+// flush, never a stale hit.
+func Liveness(d time.Duration) LogOption { return func(l *Log) { l.liveness = d } }
+
 // OnError receives, for logging, the errors the Log retries on (appends,
 // cursor losses) and the events it lost (ErrEventsLost). Default: ignored;
 // the cache's Stats counts the flushes they cause.
@@ -133,6 +149,7 @@ func NewLog(db *mongo.Database, opts ...LogOption) *Log {
 		size:     DefaultLogSize,
 		maxAwait: DefaultMaxAwait,
 		coalesce: DefaultCoalesce,
+		liveness: DefaultLiveness,
 		onError:  func(error) {},
 		id:       bson.NewObjectID(),
 		poll:     -1,
@@ -143,8 +160,20 @@ func NewLog(db *mongo.Database, opts ...LogOption) *Log {
 	for _, o := range opts {
 		o(l)
 	}
+	if l.liveness <= 0 {
+		l.liveness = DefaultLiveness
+	}
 	return l
 }
+
+// bounded returns the context of one read of the log: d past the
+// liveness bound means the server is lost.
+func (l *Log) bounded(ctx context.Context, extra time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, l.liveness+extra, errNotLive)
+}
+
+// errNotLive is the cause of a read of the log that outlasted Liveness.
+var errNotLive = errors.New("coherence: a read of the log outlasted the liveness bound")
 
 // event is one appended document: its publisher, its sequence number and
 // the namespaces written since the publisher's previous event.
@@ -315,11 +344,15 @@ type follower struct {
 // opened, and tells the cache it is synced, once it is sure to see every
 // event appended from then on.
 func (f *follower) read(ctx context.Context, opened func()) error {
-	if err := f.l.ensure(ctx); err != nil {
+	// Creating the log may take longer than a read; the cache is not
+	// synced meanwhile, so a generous bound costs no stale hit.
+	ectx, cancel := f.l.bounded(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.l.ensure(ectx); err != nil {
 		return err
 	}
 	if f.poll < 0 {
-		p, err := f.l.defaultPoll(ctx)
+		p, err := f.l.defaultPoll(ectx)
 		if err != nil {
 			return err
 		}
@@ -352,7 +385,7 @@ func (l *Log) defaultPoll(ctx context.Context) (time.Duration, error) {
 func (f *follower) tail(ctx context.Context, opened func()) error {
 	// The events up to the newest one now are the backlog: every read
 	// after the cursor opens sees their writes.
-	mark, err := f.newest(ctx, 1)
+	mark, err := f.newestBounded(ctx, 1)
 	if err != nil {
 		return err
 	}
@@ -361,8 +394,10 @@ func (f *follower) tail(ctx context.Context, opened func()) error {
 	// the log holds fewer documents than a batch (FerretDB closes it then).
 	// No filter (not even on this process's own events): a tailable
 	// cursor whose query matches nothing yet is closed at once.
-	cur, err := f.l.coll.Find(ctx, bson.D{}, options.Find().
+	fctx, cancel := f.l.bounded(ctx, 0)
+	cur, err := f.l.coll.Find(fctx, bson.D{}, options.Find().
 		SetCursorType(options.TailableAwait).SetMaxAwaitTime(f.l.maxAwait).SetBatchSize(0))
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -375,7 +410,14 @@ func (f *follower) tail(ctx context.Context, opened func()) error {
 	opened()
 	f.sink.Synced()
 	var ev event
-	for cur.Next(ctx) {
+	// Each getMore may be held for MaxAwait; past that plus Liveness the
+	// server is lost.
+	next := func() bool {
+		nctx, cancel := f.l.bounded(ctx, f.l.maxAwait)
+		defer cancel()
+		return cur.Next(nctx)
+	}
+	for next() {
 		if err := eventPlan.Decode(cur.Current, &ev); err != nil {
 			return fmt.Errorf("malformed event: %w", err)
 		}
@@ -390,9 +432,28 @@ func (f *follower) tail(ctx context.Context, opened func()) error {
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return err
+		return notLive(err)
 	}
 	return errCursorClosed
+}
+
+// notLive names the liveness bound in an error caused by it.
+func notLive(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", errNotLive, err)
+	}
+	return err
+}
+
+// newestBounded is newest within the liveness bound.
+func (f *follower) newestBounded(ctx context.Context, k int) ([]event, error) {
+	pctx, cancel := f.l.bounded(ctx, 0)
+	defer cancel()
+	evs, err := f.newest(pctx, k)
+	if err != nil && ctx.Err() == nil {
+		return nil, notLive(err)
+	}
+	return evs, err
 }
 
 // Polling reads the newest events, newest first, in a window that reaches
@@ -410,7 +471,7 @@ const (
 // pollLoop follows the log by polling every f.poll until a query fails.
 func (f *follower) pollLoop(ctx context.Context, opened func()) error {
 	// Start like a tailable cursor: from the oldest event still there.
-	evs, err := f.newest(ctx, 0)
+	evs, err := f.newestBounded(ctx, 0)
 	if err != nil {
 		return err
 	}
@@ -433,7 +494,7 @@ func (f *follower) pollLoop(ctx context.Context, opened func()) error {
 		}
 		at := -1 // where the newest event seen before is in evs
 		for k := pollWindow; ; k *= 4 {
-			if evs, err = f.newest(ctx, k); err != nil {
+			if evs, err = f.newestBounded(ctx, k); err != nil {
 				return err
 			}
 			at = slices.IndexFunc(evs, func(ev event) bool { return ev.ID == top })
@@ -541,6 +602,8 @@ func (f *follower) apply(ctx context.Context, ev *event) (applied bool, err erro
 // in order, applies those still in the log, and flushes the cache if any
 // is gone.
 func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to int64) error {
+	ctx, cancel := f.l.bounded(ctx, 0)
+	defer cancel()
 	cur, err := f.l.coll.Find(ctx, bson.D{
 		{Key: "p", Value: publisher},
 		{Key: "s", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}},
@@ -609,12 +672,16 @@ func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 }
 
-// closeAfter closes a cursor or stream with an afterCancel context.
+// closeAfter closes a cursor or stream within ctx (2 s at most), or in
+// the background for up to 2 s once ctx has ended, so that a reader that
+// gave up on a hung server is not held by its close.
 func closeAfter(ctx context.Context, close func(context.Context) error) {
-	cctx, cancel := afterCancel(ctx)
-	defer cancel()
-	_ = close(cctx)
+	_ = closecur.Close(ctx, closerFunc(close), 2*time.Second)
 }
+
+type closerFunc func(context.Context) error
+
+func (f closerFunc) Close(ctx context.Context) error { return f(ctx) }
 
 // backoff waits between retries: 50 ms, doubling to 2 s.
 type backoff struct{ d time.Duration }

@@ -1,0 +1,92 @@
+package coherence
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
+)
+
+// TestReaderNoticesLostServer is the fault test of a Log reader whose
+// server stops answering (a blackholed connection: a loopback proxy that
+// forwards nothing) or dies (SIGKILL), with the driver's default 30 s server
+// selection. Within the liveness bound the reader must report the loss, and
+// from then on the cache must serve no hit until the reader follows again;
+// a restart must flush it. On 16a31ad the reader stayed Synced with no
+// resync for the whole 30 s server selection, serving stale hits.
+func TestReaderNoticesLostServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts, blackholes, kills and restarts a server")
+	}
+	leakcheck.Check(t, 15*time.Second)
+	srv := testdb.StartServer(t)
+	connect := func(uri string) *mongo.Client {
+		cl, err := mongo.Connect(options.Client().ApplyURI(uri)) // default timeouts
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
+		return cl
+	}
+	const db = "coherence_liveness"
+	a := newPeer(t, connect(srv.URI), db)
+
+	// Process B follows the log through the proxy; its data reads go
+	// straight to the server, so that only the log is partitioned.
+	proxy := testdb.NewProxy(t, srv.URI)
+	bLog := NewLog(connect(proxy.URI()).Database(db))
+	bc, err := cache.New(cache.Config{Source: bLog})
+	require.NoError(t, err)
+	t.Cleanup(bc.Close)
+	direct := connect(srv.URI).Database(db).Collection("docs")
+	b := &peer{log: bLog, cache: bc, reader: query.From[Doc](direct).WithCache(bc)}
+	b.writer, err = odm.New[Doc](direct, odm.WithCache(bc))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return bc.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
+
+	a.write(t, 1)
+	b.waitFor(t, 1)
+	bc.Wait()
+
+	// Blackhole: the loss is reported within the bound.
+	proxy.Blackhole()
+	start := time.Now()
+	require.Eventually(t, func() bool { return !bc.Stats().Synced }, 10*time.Second, time.Millisecond)
+	noticed := time.Since(start)
+	t.Logf("blackhole noticed after %v (bound %v + one poll)", noticed.Round(time.Millisecond), DefaultLiveness)
+	assert.Less(t, noticed, DefaultLiveness+time.Second)
+	assert.Positive(t, bc.Stats().Resyncs)
+	// While partitioned, B reads from the server: a write it cannot hear
+	// of is seen at once.
+	a.write(t, 2)
+	assert.Equal(t, 2, b.read(t), "no stale hit while the log is unreachable")
+	proxy.Resume()
+	require.Eventually(t, func() bool { return bc.Stats().Synced }, 30*time.Second, 5*time.Millisecond, "follows again")
+	a.write(t, 3)
+	b.waitFor(t, 3)
+	bc.Wait()
+	require.Equal(t, 3, b.read(t))
+
+	// Kill: noticed within the bound too, and after the restart the
+	// cache has been flushed.
+	resyncs := bc.Stats().Resyncs
+	srv.Kill()
+	start = time.Now()
+	require.Eventually(t, func() bool { return !bc.Stats().Synced }, 10*time.Second, time.Millisecond)
+	noticed = time.Since(start)
+	t.Logf("kill noticed after %v", noticed.Round(time.Millisecond))
+	assert.Less(t, noticed, DefaultLiveness+time.Second)
+	srv.Restart()
+	require.Eventually(t, func() bool { return bc.Stats().Synced }, 60*time.Second, 10*time.Millisecond, "follows again after the restart")
+	assert.Greater(t, bc.Stats().Resyncs, resyncs, "flushed")
+	a.write(t, 4)
+	b.waitFor(t, 4)
+}
