@@ -23,7 +23,10 @@ bench-quick:
 bench-readme:
 	./scripts/bench-readme.sh
 
-# Fuzz the decoder (FUZZTIME=30m for a long run).
-FUZZTIME ?= 10m
+# Fuzz the decoder against the driver, its delegation paths, and the
+# encoder, each for FUZZTIME (FUZZTIME=15m for the long run).
+FUZZTIME ?= 5m
 fuzz:
-	go test ./decode -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	go test ./decode -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	go test ./decode -run '^$$' -fuzz '^FuzzDelegation$$' -fuzztime $(FUZZTIME)
+	go test ./internal/encode -run '^$$' -fuzz . -fuzztime $(FUZZTIME)

@@ -145,7 +145,10 @@ func checkTop(doc []byte) error {
 }
 
 func delegateTop(tp *typePlan, doc []byte, p unsafe.Pointer) error {
-	if err := bson.Unmarshal(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
+	if err := validateDocument(doc, 0, len(doc), 0); err != nil {
+		return finish(err)
+	}
+	if err := unmarshalSafely(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
 		return finish(newErr(bson.TypeEmbeddedDocument, tp.typ, unwrapDriver(err)))
 	}
 	return nil

@@ -35,6 +35,9 @@ func (s *state) delegate(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	if end > len(s.data) {
 		return 0, truncated(t, tp)
 	}
+	if err := validateValue(s.data, t, pos, end, s.depth); err != nil {
+		return 0, err
+	}
 	size := 4 + 1 + 2 + n + 1
 	buf := make([]byte, 0, size)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(size))
@@ -45,7 +48,7 @@ func (s *state) delegate(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	dst := reflect.NewAt(tp.typ, p).Elem()
 	w := reflect.New(tp.wrapper)
 	w.Elem().Field(0).Set(dst) // the driver decodes into the existing value
-	if err := bson.Unmarshal(buf, w.Interface()); err != nil {
+	if err := unmarshalSafely(buf, w.Interface()); err != nil {
 		err = unwrapDriver(err)
 		if tp.op != opDelegate {
 			// A kind decoded natively met a BSON type it does not take
@@ -68,4 +71,20 @@ func unwrapDriver(err error) error {
 		}
 	}
 	return err
+}
+
+// ErrDriverPanic is wrapped by the error of a value whose decoding panicked
+// inside the driver (for example an array of interfaces, [N]any, which the
+// driver's array decoder cannot fill): the panic is an error here.
+var ErrDriverPanic = errors.New("the driver panicked decoding this value")
+
+// unmarshalSafely is bson.Unmarshal with the driver's panics turned into
+// errors.
+func unmarshalSafely(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrDriverPanic, r)
+		}
+	}()
+	return bson.Unmarshal(data, v)
 }

@@ -74,7 +74,34 @@
 // Errors are *Error values naming the field path ("items[3].price"), the BSON
 // type found and the Go type expected, wrapping ErrMalformed,
 // ErrTypeMismatch, ErrOverflow, ErrTruncation, ErrTooDeep,
-// ErrUnsupportedType or the driver's error for a delegated value. Malformed
-// input never panics and never reads out of bounds; nesting is limited to
-// MaxDepth levels.
+// ErrUnsupportedType, ErrDriverPanic or the driver's error for a delegated
+// value. Malformed input never panics, never hangs and never reads out of
+// bounds; nesting is limited to MaxDepth levels.
+//
+// Every value handed to the driver is first checked in full (its structure
+// and every length, at every depth), and a panic inside the driver is an
+// error (ErrDriverPanic): the driver has hazards of its own on malformed
+// input (an old binary, subtype 2, whose inner length is shorter than its
+// bytes makes it read the rest as hidden fields; a negative length hidden
+// there can make it loop), and it panics filling [N]any.
+//
+// # Differences from the driver
+//
+// These are the only ones, each on purpose:
+//
+//   - Reset before decode: Decode zeroes the destination first (see Reuse);
+//     bson.Unmarshal into a used value keeps fields the document lacks.
+//   - MaxDepth: documents nested deeper than 200 levels are ErrTooDeep,
+//     where the driver decodes any depth (MongoDB itself stores at most 100).
+//   - Strictness on malformed input: decode refuses, with ErrMalformed,
+//     some malformed BSON the driver accepts: an old binary whose inner
+//     length does not match its bytes (the specification's corpus lists it
+//     among decodeErrors), an unterminated document or string nested in a
+//     value the driver does not check (into bson.Raw, inside code with
+//     scope), a 4-byte top-level document, a negative string length (which
+//     the driver can misread as a MaxKey element). On the specification's
+//     BSON corpus the two agree: every valid document decodes as the driver
+//     decodes it, every structural decodeError is refused (TestBSONCorpus).
+//     Like the driver, decode does not check UTF-8 in strings.
+//   - A panic of the driver is an error, not a panic.
 package decode

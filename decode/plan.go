@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,13 +93,15 @@ type fieldPlan struct {
 }
 
 var (
-	tTime       = reflect.TypeOf(time.Time{})
-	tOID        = reflect.TypeOf(bson.ObjectID{})
-	tDateTime   = reflect.TypeOf(bson.DateTime(0))
-	tByteSlice  = reflect.TypeOf([]byte(nil))
-	tString     = reflect.TypeOf("")
-	tUnmarsh    = reflect.TypeOf((*bson.Unmarshaler)(nil)).Elem()
-	tValUnmarsh = reflect.TypeOf((*bson.ValueUnmarshaler)(nil)).Elem()
+	tTime        = reflect.TypeOf(time.Time{})
+	tOID         = reflect.TypeOf(bson.ObjectID{})
+	tDateTime    = reflect.TypeOf(bson.DateTime(0))
+	tByteSlice   = reflect.TypeOf([]byte(nil))
+	tString      = reflect.TypeOf("")
+	tUnmarsh     = reflect.TypeOf((*bson.Unmarshaler)(nil)).Elem()
+	tValUnmarsh  = reflect.TypeOf((*bson.ValueUnmarshaler)(nil)).Elem()
+	tKeyUnmarsh  = reflect.TypeOf((*bson.KeyUnmarshaler)(nil)).Elem()
+	tTextUnmarsh = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
 
 	// driverTypes have type-specific decoders in the driver's default
 	// registry; apart from the few implemented here, they are delegated.
@@ -233,12 +236,22 @@ func (c *compiler) compileKind(p *typePlan) {
 		p.op = opSlice
 		p.elem = c.compile(t.Elem(), truncate)
 	case reflect.Array:
+		if t.Elem().Kind() == reflect.Interface {
+			// The driver's array decoder panics filling [N]any: delegated,
+			// the panic becomes an error (ErrDriverPanic), as the driver
+			// gives no value either.
+			p.op = opDelegate
+			return
+		}
 		p.op = opArray
 		p.arrayLen = t.Len()
 		p.elem = c.compile(t.Elem(), truncate)
 	case reflect.Map:
-		if t.Key().Kind() != reflect.String {
-			p.op = opDelegate // the driver's key conversions (ints, TextUnmarshaler)
+		if k := reflect.PointerTo(t.Key()); t.Key().Kind() != reflect.String ||
+			k.Implements(tKeyUnmarsh) || k.Implements(tTextUnmarsh) {
+			// The driver's key conversions (ints, KeyUnmarshaler and
+			// TextUnmarshaler keys, which it prefers to a string kind).
+			p.op = opDelegate
 			return
 		}
 		p.op = opMap
