@@ -22,7 +22,7 @@ import (
 // under -race).
 func TestCancelNeverEndsShort(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
-	const docs, runs = 2000, 150
+	const docs, runs = 2000, 100
 	e := setup(t, docs)
 	for _, form := range []string{"All", "Borrowed", "AppendAll"} {
 		t.Run("form="+form, func(t *testing.T) {

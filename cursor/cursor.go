@@ -45,6 +45,7 @@ type config struct {
 	prefetch     bool
 	zeroCopy     bool
 	closeTimeout time.Duration
+	decode       []decode.Option
 }
 
 type optionFunc func(*config)
@@ -62,6 +63,14 @@ func WithoutPrefetch() Option { return optionFunc(func(c *config) { c.prefetch =
 // rewrites a batch), but any string you keep holds its whole batch in memory
 // (up to 16 MiB). Default: off, strings are copied.
 func ZeroCopyStrings() Option { return optionFunc(func(c *config) { c.zeroCopy = true }) }
+
+// DecodeOptions passes options to the decoding plan of the cursor's type,
+// such as decode.WithRegistry and decode.WithBSONOptions for a client
+// connected with a registry or BSON options of its own (the driver cannot
+// tell the cursor about them). Default: the driver's default registry.
+func DecodeOptions(opts ...decode.Option) Option {
+	return optionFunc(func(c *config) { c.decode = append(c.decode, opts...) })
+}
 
 // DefaultCloseTimeout bounds how long killing a server cursor may take,
 // unless CloseTimeout says otherwise.
@@ -117,9 +126,9 @@ func New[T any](cur *mongo.Cursor, opts ...Option) (*Cursor[T], error) {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	var dopts []decode.Option
+	dopts := cfg.decode
 	if cfg.zeroCopy {
-		dopts = append(dopts, decode.ZeroCopy())
+		dopts = append(dopts[:len(dopts):len(dopts)], decode.ZeroCopy())
 	}
 	plan, err := decode.Compile[T](dopts...)
 	if err != nil {

@@ -155,3 +155,45 @@ func walk(doc bsoncore.Document) int {
 	}
 	return n
 }
+
+// BenchmarkRegistry decodes the medium batch with no declaration, with a
+// declared registry that has a codec for a type Medium does not hold, and
+// with decoding options that touch nothing Medium holds natively: each must
+// keep the native decoder's cost (codecs=…), against the driver configured
+// the same way (lib=driver).
+func BenchmarkRegistry(b *testing.B) {
+	docs := benchDocs("medium")
+	reg := emailRegistry()
+	for _, tt := range []struct {
+		name string
+		opts []decode.Option
+	}{
+		{"codecs=none", nil},
+		{"codecs=untouched-registry", []decode.Option{decode.WithRegistry(reg)}},
+	} {
+		b.Run(tt.name+"/lib=databridge", func(b *testing.B) {
+			plan := decode.MustCompile[Medium](tt.opts...)
+			out := make([]Medium, len(docs))
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, d := range docs {
+					if err := plan.Decode(d, &out[i]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+	b.Run("codecs=untouched-registry/lib=driver", func(b *testing.B) {
+		out := make([]Medium, len(docs))
+		b.ReportAllocs()
+		for b.Loop() {
+			for i, d := range docs {
+				out[i] = Medium{}
+				if err := driverDecode(d, &out[i], reg, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}

@@ -25,7 +25,10 @@ type Plan[T any] struct {
 // Option configures a Plan.
 type Option interface{ apply(*config) }
 
-type config struct{ zeroCopy bool }
+type config struct {
+	zeroCopy bool
+	env      env
+}
 
 type optionFunc func(*config)
 
@@ -47,7 +50,7 @@ func Compile[T any](opts ...Option) (*Plan[T], error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	tp := planFor(reflect.TypeFor[T]())
+	tp := planFor(reflect.TypeFor[T](), c.env)
 	if tp.op == opStruct && tp.st.err != nil {
 		return nil, &Error{GoType: tp.typ, Err: tp.st.err}
 	}
@@ -111,12 +114,16 @@ func (p *Plan[T]) Decode(doc []byte, dst *T) error {
 // reflection-typed counterpart of Unmarshal, with the same semantics as
 // bson.Unmarshal(doc, dst) for a zero *dst. Prefer a Plan where the type is
 // known statically.
-func Into(doc []byte, dst any) error {
+func Into(doc []byte, dst any, opts ...Option) error {
+	var c config
+	for _, o := range opts {
+		o.apply(&c)
+	}
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return &Error{GoType: reflect.TypeOf(dst), Err: errNoPlan}
 	}
-	tp := planFor(rv.Type().Elem())
+	tp := planFor(rv.Type().Elem(), c.env)
 	if tp.op == opStruct && tp.st.err != nil {
 		return &Error{GoType: tp.typ, Err: tp.st.err}
 	}
@@ -128,7 +135,7 @@ func Into(doc []byte, dst any) error {
 		typedClear(tp.typ, ptr)
 		return delegateTop(tp, doc, ptr)
 	}
-	s := state{data: doc}
+	s := state{data: doc, zeroCopy: c.zeroCopy}
 	s.save(tp, ptr)
 	typedClear(tp.typ, ptr)
 	return s.top(tp, ptr)
@@ -148,7 +155,7 @@ func delegateTop(tp *typePlan, doc []byte, p unsafe.Pointer) error {
 	if err := validateDocument(doc, 0, len(doc), 0); err != nil {
 		return finish(err)
 	}
-	if err := unmarshalSafely(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
+	if err := tp.env.unmarshal(doc, reflect.NewAt(tp.typ, p).Interface()); err != nil {
 		return finish(newErr(bson.TypeEmbeddedDocument, tp.typ, unwrapDriver(err)))
 	}
 	return nil

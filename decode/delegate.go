@@ -48,7 +48,7 @@ func (s *state) delegate(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	dst := reflect.NewAt(tp.typ, p).Elem()
 	w := reflect.New(tp.wrapper)
 	w.Elem().Field(0).Set(dst) // the driver decodes into the existing value
-	if err := unmarshalSafely(buf, w.Interface()); err != nil {
+	if err := tp.env.unmarshal(buf, w.Interface()); err != nil {
 		err = unwrapDriver(err)
 		if tp.op != opDelegate {
 			// A kind decoded natively met a BSON type it does not take

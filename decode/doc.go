@@ -41,9 +41,13 @@
 // bson.ValueUnmarshaler. Delegated values cost about what bson.Unmarshal
 // costs for them.
 //
-// The decoder follows the default registry only: it knows nothing of custom
-// codecs registered on a client. Types that need them should implement
-// bson.Unmarshaler or bson.ValueUnmarshaler, which are honoured.
+// By default the decoder follows the default registry and no BSON options,
+// as bson.Unmarshal does. A client connected with its own registry or
+// BSONOptions decodes differently, and the driver cannot report those
+// settings: declare them with WithRegistry and WithBSONOptions (or once per
+// client with query.UseClientOptions), and Decode gives what that client's
+// cursor gives. Types the registry does not change stay native; see
+// codecs.go for what goes to the driver.
 //
 // # Reuse
 //

@@ -53,6 +53,7 @@ type typePlan struct {
 	typ      reflect.Type
 	op       opcode
 	truncate bool
+	env      env // the registry and options delegated values are decoded with
 	elem     *typePlan   // opPtr, opSlice, opArray, opMap
 	st       *structPlan // opStruct
 	arrayLen int         // opArray
@@ -133,6 +134,7 @@ var (
 type planKey struct {
 	t        reflect.Type
 	truncate bool
+	env      env
 }
 
 var plans sync.Map // planKey → *typePlan (complete plans only)
@@ -141,15 +143,17 @@ var plans sync.Map // planKey → *typePlan (complete plans only)
 // recursive types refer to themselves.
 type compiler struct {
 	building map[planKey]*typePlan
+	env      env
 }
 
-func planFor(t reflect.Type) *typePlan {
-	k := planKey{t: t}
+func planFor(t reflect.Type, e env) *typePlan {
+	truncate := e.flags&flagTruncate != 0 // AllowTruncatingDoubles: truncate everywhere
+	k := planKey{t: t, truncate: truncate, env: e}
 	if p, ok := plans.Load(k); ok {
 		return p.(*typePlan)
 	}
-	c := &compiler{building: map[planKey]*typePlan{}}
-	p := c.compile(t, false)
+	c := &compiler{building: map[planKey]*typePlan{}, env: e}
+	p := c.compile(t, truncate)
 	for k, v := range c.building {
 		plans.LoadOrStore(k, v)
 	}
@@ -160,17 +164,19 @@ func planFor(t reflect.Type) *typePlan {
 }
 
 func (c *compiler) compile(t reflect.Type, truncate bool) *typePlan {
-	k := planKey{t, truncate}
+	k := planKey{t, truncate, c.env}
 	if p, ok := plans.Load(k); ok {
 		return p.(*typePlan)
 	}
 	if p, ok := c.building[k]; ok {
 		return p
 	}
-	p := &typePlan{typ: t, truncate: truncate}
+	p := &typePlan{typ: t, truncate: truncate, env: c.env}
 	c.building[k] = p
 
 	switch {
+	case c.env.delegates(t):
+		p.op = opDelegate // a codec or option of the declared registry and options
 	case t.Implements(tValUnmarsh) || t.Implements(tUnmarsh) ||
 		(t.Kind() != reflect.Pointer && (reflect.PointerTo(t).Implements(tValUnmarsh) || reflect.PointerTo(t).Implements(tUnmarsh))):
 		p.op = opDelegate

@@ -237,6 +237,9 @@ type Option interface{ applyColl(*collConfig) }
 type collConfig struct {
 	cache        *cache.Cache
 	writeTimeout time.Duration
+	bson         bool
+	reg          *bson.Registry
+	bsonOpts     *options.BSONOptions
 }
 
 type collOptionFunc func(*collConfig)
@@ -246,6 +249,15 @@ func (f collOptionFunc) applyColl(c *collConfig) { f(c) }
 // WithCache makes the collection invalidate (and its reads use) c instead of
 // the process default set by query.UseCache.
 func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
+
+// WithBSON declares the registry and BSON options of a database or
+// collection created with its own SetRegistry or SetBSONOptions (see
+// query.Handle.WithBSON); a client's are declared once with
+// query.UseClientOptions. Reads decode, and writes store, as the driver
+// does with them.
+func WithBSON(reg *bson.Registry, opts *options.BSONOptions) Option {
+	return collOptionFunc(func(cc *collConfig) { cc.bson, cc.reg, cc.bsonOpts = true, reg, opts })
+}
 
 // DefaultWriteTimeout is the WriteTimeout default.
 const DefaultWriteTimeout = time.Minute
@@ -276,6 +288,9 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	if cfg.cache != nil {
 		h = h.WithCache(cfg.cache)
 	}
+	if cfg.bson {
+		h = h.WithBSON(cfg.reg, cfg.bsonOpts)
+	}
 	return &Collection[T]{coll: coll, cache: cfg.cache, id: id, h: h, writeTimeout: cfg.writeTimeout}, nil
 }
 
@@ -301,6 +316,15 @@ func (c *Collection[T]) invalidate(wctx context.Context, err error) {
 		return
 	}
 	rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
+}
+
+// encodesNatively reports whether the compiled encoder stores what the
+// driver would with the registry and BSON options declared for the
+// collection's client (query.UseClientOptions) or handle; where not, the
+// values go to the driver, which encodes them with the client's settings.
+func (c *Collection[T]) encodesNatively() bool {
+	reg, opts := c.h.BSON()
+	return encode.Native(reflect.TypeFor[T](), reg, opts)
 }
 
 // bounded returns the context of one driver write call: ctx, or, when ctx
@@ -472,7 +496,7 @@ func runHook(ctx context.Context, doc any, name string) error {
 // driver call.
 func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
 	cfg := newWriteConfig(opts)
-	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) {
+	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) && c.encodesNatively() {
 		if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() {
 			return c.insertEncoded(ctx, doc, plan)
 		}
@@ -599,7 +623,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 	batch := make([]any, len(docs))
 	plan := encode.For(reflect.TypeFor[T]())
 	_, hooked := any((*T)(nil)).(BeforeInsertHook)
-	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked)
+	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked) && c.encodesNatively()
 	var missing []bool // documents whose id the driver assigns
 	var fresh []bool   // documents whose id odm assigned
 	if fast {
@@ -809,6 +833,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	models := make([]mongo.WriteModel, len(docs))
 	isNew := make([]bool, len(docs))
 	plan := encode.For(reflect.TypeFor[T]())
+	native := c.encodesNatively()
 	var buf []byte
 	for i := range docs {
 		id, fresh, err := c.assignID(&docs[i])
@@ -824,6 +849,10 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		if err := before(ctx, &docs[i], i, cfg, hooks...); err != nil {
 			c.clearIDs(docs, isNew, nil)
 			return err
+		}
+		if !native { // the driver encodes it, with the client's registry and options
+			models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(&docs[i]).SetUpsert(true)
+			continue
 		}
 		// Every document, new ones included (their fresh id matches
 		// nothing), is an upsert by _id with a replacement encoded once by

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -186,8 +187,10 @@ func DefaultCache() *cache.Cache {
 // code that prefers no registration. The zero Handle is not usable; get one
 // from From.
 type Handle[T any] struct {
-	coll  *mongo.Collection
-	cache *cache.Cache
+	coll      *mongo.Collection
+	cache     *cache.Cache
+	codecs    *codecs // WithBSON's, when ownCodecs
+	ownCodecs bool
 }
 
 // WithCache returns a copy of the handle whose cached queries use c instead
@@ -227,7 +230,7 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 	if c.collation != nil {
 		q.Collation = *c.collation
 	}
-	r, err := cachedReaderFor[T]()
+	r, err := cachedReaderFor[T](h.codecsInUse())
 	if err != nil {
 		return nil, err
 	}
@@ -266,16 +269,24 @@ type cachedReader[T any] struct {
 	memo *cache.Memo // nil unless T is flat
 }
 
-var cachedReaders sync.Map // reflect.Type → *cachedReader[T]
+var cachedReaders sync.Map // readerKey → *cachedReader[T]
 
-func cachedReaderFor[T any]() (*cachedReader[T], error) {
+// readerKey identifies what a cached reader decodes: a type, read with
+// some codecs (nil: the defaults).
+type readerKey struct {
+	t  reflect.Type
+	cc *codecs
+}
+
+func cachedReaderFor[T any](cc *codecs) (*cachedReader[T], error) {
 	t := reflect.TypeFor[T]()
-	if r, ok := cachedReaders.Load(t); ok {
+	key := readerKey{t, cc}
+	if r, ok := cachedReaders.Load(key); ok {
 		return r.(*cachedReader[T]), nil
 	}
 	// The raw result is shared with the cache and never written, so it is
 	// decoded with zero-copy strings (immutable, hence safe to keep).
-	plan, err := decode.Compile[T](decode.ZeroCopy())
+	plan, err := decode.Compile[T](slices.Concat(cc.decodeOptions(), []decode.Option{decode.ZeroCopy()})...)
 	if err != nil {
 		return nil, err
 	}
@@ -287,12 +298,12 @@ func cachedReaderFor[T any]() (*cachedReader[T], error) {
 	// Other types are decoded from the raw result on every hit, so callers
 	// never share mutable memory with the cache.
 	if isFlat(t) {
-		r.memo = &cache.Memo{Key: t, Build: func(docs []bson.Raw) (any, int64, error) {
+		r.memo = &cache.Memo{Key: key, Build: func(docs []bson.Raw) (any, int64, error) {
 			vals, err := r.decodeAll(docs)
 			return vals, int64(len(vals)) * int64(t.Size()), err
 		}}
 	}
-	v, _ := cachedReaders.LoadOrStore(t, r)
+	v, _ := cachedReaders.LoadOrStore(key, r)
 	return v.(*cachedReader[T]), nil
 }
 
@@ -376,6 +387,9 @@ func (h Handle[T]) cursor(ctx context.Context, filter any, c *config) (*cursor.C
 		// The first batch keeps the server's default (101 documents), which
 		// serves small results in one round trip; later batches are larger.
 		cur.SetBatchSize(DefaultGetMoreBatchSize)
+	}
+	if cc := h.codecsInUse(); cc != nil {
+		return cursor.New[T](cur, slices.Concat(c.cursorOpts, []cursor.Option{cursor.DecodeOptions(cc.dec...)})...)
 	}
 	return cursor.New[T](cur, c.cursorOpts...)
 }
@@ -493,7 +507,7 @@ func (h Handle[T]) FindOne(ctx context.Context, filter any, opts ...Option) (T, 
 	if err != nil {
 		return v, fmt.Errorf("query: find one in %s: %w", h.coll.Name(), err)
 	}
-	if err := decode.Unmarshal(raw, &v); err != nil {
+	if err := decode.Unmarshal(raw, &v, h.codecsInUse().decodeOptions()...); err != nil {
 		return v, err
 	}
 	return v, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/encode"
@@ -158,4 +159,18 @@ func BenchmarkEncode(b *testing.B) {
 			_, _ = bson.Marshal(&m)
 		}
 	})
+}
+
+func TestNative(t *testing.T) {
+	type withEmail struct {
+		E []unreached
+	}
+	type withAny struct{ A any }
+	reg := untouchedRegistry()
+	assert.True(t, encode.Native(reflect.TypeFor[Ints](), nil, nil), "defaults")
+	assert.True(t, encode.Native(reflect.TypeFor[Ints](), reg, nil), "a registry the type does not reach")
+	assert.False(t, encode.Native(reflect.TypeFor[withEmail](), reg, nil), "a codec reached through a slice")
+	assert.False(t, encode.Native(reflect.TypeFor[withAny](), reg, nil), "an interface under a custom registry")
+	assert.False(t, encode.Native(reflect.TypeFor[Ints](), nil, &options.BSONOptions{IntMinSize: true}), "an encoding option")
+	assert.True(t, encode.Native(reflect.TypeFor[Ints](), nil, &options.BSONOptions{UseLocalTimeZone: true}), "a decoding option only")
 }
