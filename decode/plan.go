@@ -53,7 +53,7 @@ type typePlan struct {
 	typ      reflect.Type
 	op       opcode
 	truncate bool
-	env      env // the registry and options delegated values are decoded with
+	env      env         // the registry and options delegated values are decoded with
 	elem     *typePlan   // opPtr, opSlice, opArray, opMap
 	st       *structPlan // opStruct
 	arrayLen int         // opArray
