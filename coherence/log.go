@@ -401,7 +401,18 @@ func (f *follower) tail(ctx context.Context, opened func()) error {
 	if err != nil {
 		return err
 	}
-	defer closeAfter(ctx, cur.Close)
+	defer func() {
+		if cur.Err() != nil {
+			// A dead or hung server: report the loss now, and let the
+			// kill go on in the background (closeAfter with an ended
+			// context) rather than wait for it.
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			closeAfter(done, cur.Close)
+			return
+		}
+		closeAfter(ctx, cur.Close)
+	}()
 	if f.l.cursorID != nil {
 		f.l.cursorID(cur.ID())
 	}
