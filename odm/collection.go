@@ -1,0 +1,112 @@
+package odm
+
+import (
+	"context"
+	"iter"
+	"reflect"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/internal/outcome"
+	"github.com/databridge-go/databridge/query"
+)
+
+// Collection writes (and reads) model values of type T in one MongoDB
+// collection. It is safe for concurrent use.
+type Collection[T any] struct {
+	coll         *mongo.Collection
+	cache        *cache.Cache
+	id           idField
+	h            query.Handle[T]
+	writeTimeout time.Duration
+}
+
+// Iter streams the documents matching filter: see query.Handle.Iter.
+func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Option) iter.Seq2[T, error] {
+	return c.h.Iter(ctx, filter, opts...)
+}
+
+// FindMany returns the documents matching filter: see query.Handle.FindMany.
+func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.Option) ([]T, error) {
+	return c.h.FindMany(ctx, filter, opts...)
+}
+
+// FindOne returns the first document matching filter, or ErrNotFound: see
+// query.Handle.FindOne.
+func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+	return c.h.FindOne(ctx, filter, opts...)
+}
+
+// Count counts the documents matching filter: see query.Handle.Count.
+func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Option) (int64, error) {
+	return c.h.Count(ctx, filter, opts...)
+}
+
+// New returns the Collection of T in coll. T must be a struct with an _id
+// field (a field whose bson key is "_id").
+func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) {
+	cfg := collConfig{writeTimeout: DefaultWriteTimeout}
+	for _, o := range opts {
+		o.applyColl(&cfg)
+	}
+	id, err := idFieldOf(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	h := query.From[T](coll)
+	if cfg.cache != nil {
+		h = h.WithCache(cfg.cache)
+	}
+	if cfg.bson {
+		h = h.WithBSON(cfg.reg, cfg.bsonOpts)
+	}
+	return &Collection[T]{coll: coll, cache: cfg.cache, id: id, h: h, writeTimeout: cfg.writeTimeout}, nil
+}
+
+// Collection returns the driver collection.
+func (c *Collection[T]) Collection() *mongo.Collection { return c.coll }
+
+// invalidate runs after every driver write call, successful or not: the
+// server may have applied part of it. When the outcome is unknown (sent,
+// no reply), the write may still be running until its deadline, the
+// maxTimeMS the driver sent from wctx: the cache treats the collection as
+// unsettled until then (see cache.Cache.Unsettled).
+func (c *Collection[T]) invalidate(wctx context.Context, err error) {
+	rc := c.cache
+	if rc == nil {
+		rc = query.DefaultCache()
+	}
+	if rc == nil {
+		return
+	}
+	if outcome.Of(err) == outcome.Unknown {
+		deadline, _ := wctx.Deadline()
+		rc.Unsettled(c.coll.Database().Name(), c.coll.Name(), deadline)
+		return
+	}
+	rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
+}
+
+// encodesNatively reports whether the compiled encoder stores what the
+// driver would with the registry and BSON options declared for the
+// collection's client (query.UseClientOptions) or handle; where not, the
+// values go to the driver, which encodes them with the client's settings.
+func (c *Collection[T]) encodesNatively() bool {
+	reg, opts := c.h.BSON()
+	return encode.Native(reflect.TypeFor[T](), reg, opts)
+}
+
+// bounded returns the context of one driver write call: ctx, or, when ctx
+// has no deadline, ctx bounded by the collection's WriteTimeout. The
+// driver sends the deadline as maxTimeMS, so the server stops the write by
+// then: that is what bounds the cache's wait after a write whose reply was
+// lost.
+func (c *Collection[T]) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.writeTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.writeTimeout)
+}

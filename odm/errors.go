@@ -1,0 +1,98 @@
+package odm
+
+import (
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/query"
+)
+
+// ErrNotFound is returned by Replace and Delete when no document has the
+// given _id. It also matches mongo.ErrNoDocuments with errors.Is.
+var ErrNotFound = query.ErrNotFound
+
+// ValidationError reports a document that failed Validate; nothing was
+// written. Index is the document's position in a bulk call (0 otherwise).
+type ValidationError struct {
+	Index int
+	Err   error
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("odm: document %d failed validation: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the validator's error.
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// HookError reports a hook that aborted a write (Before hooks: nothing was
+// written) or failed after it (After hooks: the write happened).
+type HookError struct {
+	Hook  string // "BeforeSave", "AfterInsert", …
+	Index int
+	Err   error
+}
+
+// Error implements error.
+func (e *HookError) Error() string {
+	return fmt.Sprintf("odm: %s hook of document %d: %v", e.Hook, e.Index, e.Err)
+}
+
+// Unwrap returns the hook's error.
+func (e *HookError) Unwrap() error { return e.Err }
+
+// BulkError reports a bulk write (InsertMany, BulkSave) that did not write
+// every document, with what is known about each one: written (acknowledged
+// by the server), rejected by the server (Failed), or sent without a reply
+// (Unknown: the connection dropped, the server died or the context ended
+// before the reply, so each may or may not be stored). Documents in none of
+// the three lists were not sent. Nothing is listed as written that the
+// server did not acknowledge.
+//
+// Unknown documents whose _id was assigned before the call (by the caller,
+// or by odm when hooks run) can be looked up by it once the server is back;
+// see InsertMany for the fast path, where the driver assigns ids.
+type BulkError struct {
+	Written []int        // acknowledged as written, in input order
+	Failed  []IndexError // rejected by the server, in input order
+	Unknown []int        // sent, but no reply: may or may not be stored
+	Err     error        // the driver's error (errors joined, if batches failed differently)
+
+	clean int // documents 0..clean-1 were written before the first failure; Written lists them once there is one
+}
+
+// IndexError is one rejected document of a bulk write.
+type IndexError struct {
+	Index int
+	Err   error
+}
+
+// Error implements error: the counts, the first rejections and, when some
+// documents' fate is unknown, the error that cut the write short.
+func (e *BulkError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "odm: bulk write: %d written, %d rejected, %d unknown", len(e.Written), len(e.Failed), len(e.Unknown))
+	for i, f := range e.Failed {
+		if i == 3 {
+			fmt.Fprintf(&b, "; …")
+			break
+		}
+		fmt.Fprintf(&b, "; document %d: %v", f.Index, f.Err)
+	}
+	if len(e.Failed) == 0 || len(e.Unknown) > 0 {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the driver's error, so mongo.IsDuplicateKeyError,
+// mongo.IsNetworkError, IsDuplicateKey and errors.Is(err,
+// context.DeadlineExceeded) work on it.
+func (e *BulkError) Unwrap() error { return e.Err }
+
+// IsDuplicateKey reports whether err (from any write here, bulk or single)
+// is a duplicate key error.
+func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }

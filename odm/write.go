@@ -1,0 +1,235 @@
+package odm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/query"
+)
+
+// Save inserts doc if its _id is a zero ObjectID (writing a new ObjectID
+// into it) and otherwise upserts it by _id: see the package documentation
+// for the identity rule of each _id type. Hook order: BeforeSave,
+// BeforeInsert (new documents), Validate, the write, AfterInsert (new
+// documents), AfterSave. With WithoutValidation and WithoutHooks, Save is one
+// driver call.
+func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) && c.encodesNatively() {
+		if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() {
+			return c.insertEncoded(ctx, doc, plan)
+		}
+	}
+	id, isNew, err := c.assignID(doc)
+	if err != nil {
+		return err
+	}
+	if !cfg.skipHooks || !cfg.skipValidation {
+		hooks := saveHooks
+		if isNew {
+			hooks = saveInsertHooks
+		}
+		if err := before(ctx, doc, 0, cfg, hooks...); err != nil {
+			if isNew {
+				c.clearID(doc)
+			}
+			return err
+		}
+	}
+	wctx, cancel := c.bounded(ctx)
+	if isNew {
+		_, err = c.coll.InsertOne(wctx, doc)
+	} else {
+		_, err = c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	}
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		if isNew && !keepID(err) {
+			c.clearID(doc)
+		}
+		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
+	}
+	if cfg.skipHooks {
+		return nil
+	}
+	if isNew {
+		return after(ctx, doc, 0, cfg, afterInsertSave...)
+	}
+	return after(ctx, doc, 0, cfg, afterSave...)
+}
+
+// insertEncoded is the fast path's insert of a new document: encoded by the
+// compiled encoder without its zero _id, so that the driver adds one cheaply
+// (it decodes any _id it finds back through a new decoder); the id is then
+// written back from the result. One driver call.
+func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.Plan) error {
+	raw, err := plan.Append(make([]byte, 0, 256), unsafe.Pointer(doc), true)
+	if err != nil {
+		return fmt.Errorf("odm: encode: %w", err)
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.InsertOne(wctx, bson.Raw(raw))
+	c.invalidate(wctx, err)
+	cancel()
+	if res != nil {
+		if oid, ok := res.InsertedID.(bson.ObjectID); ok {
+			c.setID(doc, oid)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
+	}
+	return nil
+}
+
+// Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:
+// BeforeInsert, Validate, the insert, AfterInsert.
+func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	_, fresh, err := c.assignID(doc)
+	if err != nil {
+		return err
+	}
+	if err := before(ctx, doc, 0, cfg, insertHooks...); err != nil {
+		if fresh {
+			c.clearID(doc)
+		}
+		return err
+	}
+	wctx, cancel := c.bounded(ctx)
+	_, err = c.coll.InsertOne(wctx, doc)
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		if fresh && !keepID(err) {
+			c.clearID(doc)
+		}
+		return fmt.Errorf("odm: insert into %s: %w", c.coll.Name(), err)
+	}
+	return after(ctx, doc, 0, cfg, afterInsert...)
+}
+
+// Replace replaces the stored document with doc's _id, or returns
+// ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
+func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	if err := before(ctx, doc, 0, cfg, saveHooks...); err != nil {
+		return err
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return after(ctx, doc, 0, cfg, afterSave...)
+}
+
+// UpdateResult counts the documents an update matched and changed.
+type UpdateResult struct {
+	Matched, Modified, Upserted int64
+}
+
+// Update applies update (e.g. bson.D{{"$set", …}}) to the first document
+// matching filter. No hooks run: there is no document value to run them on.
+func (c *Collection[T]) Update(ctx context.Context, filter, update any) (UpdateResult, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.UpdateOne(wctx, f, update)
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("odm: update in %s: %w", c.coll.Name(), err)
+	}
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+}
+
+// UpdateMany applies update to every document matching filter.
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any) (UpdateResult, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return UpdateResult{}, err
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.UpdateMany(wctx, f, update)
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
+	}
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+}
+
+// Delete deletes the stored document with doc's _id, or returns
+// ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
+func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption) error {
+	cfg := newWriteConfig(opts)
+	cfg.skipValidation = true
+	if err := before(ctx, doc, 0, cfg, deleteHooks...); err != nil {
+		return err
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.DeleteOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return after(ctx, doc, 0, cfg, afterDeleteHooks...)
+}
+
+// DeleteMany deletes every document matching filter and returns how many.
+// No hooks run.
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (int64, error) {
+	f, err := filterOf(filter)
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := c.bounded(ctx)
+	res, err := c.coll.DeleteMany(wctx, f)
+	c.invalidate(wctx, err)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("odm: delete many in %s: %w", c.coll.Name(), err)
+	}
+	return res.DeletedCount, nil
+}
+
+// ErrNilFilter is returned by the writes that take a filter (Update,
+// UpdateMany, DeleteMany) when it is nil, as the driver refuses a nil
+// filter: a write to every document must say so, with bson.D{}.
+var ErrNilFilter = errors.New("odm: nil filter (pass bson.D{} to write to every document)")
+
+func filterOf(filter any) (any, error) {
+	switch f := filter.(type) {
+	case nil:
+		return nil, ErrNilFilter
+	case query.Filter:
+		if err := f.Err(); err != nil {
+			return nil, err
+		}
+		if d := f.D(); d != nil {
+			return d, nil
+		}
+		return bson.D{}, nil
+	}
+	return filter, nil
+}
