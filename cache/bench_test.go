@@ -74,7 +74,7 @@ func BenchmarkHit(b *testing.B) {
 	b.Run("lib=fetch", func(b *testing.B) {
 		c, _ := cache.New(cache.Config{})
 		defer c.Close()
-		q := cache.Query{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
+		q := cache.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
 		load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
 		ctx := context.Background()
 		_, _ = c.Fetch(ctx, q, time.Minute, load, nil)

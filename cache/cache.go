@@ -384,7 +384,7 @@ type LoadFunc func(ctx context.Context) ([]bson.Raw, error)
 // The generation of q's collection is read before load runs, so a result
 // loaded while a write was in flight is stored under the old generation,
 // which no read that starts after the write can see.
-func (c *Cache) Fetch(ctx context.Context, q Query, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}

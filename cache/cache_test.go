@@ -77,7 +77,7 @@ func (e env) write(t testing.TB, id int) int {
 func TestHitMissAndInvalidate(t *testing.T) {
 	e := setup(t, 10)
 	ctx := context.Background()
-	cached := query.Cache(time.Minute)
+	cached := query.Cached(time.Minute)
 
 	got, err := e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
 	require.NoError(t, err)
@@ -122,11 +122,11 @@ func TestHitMissAndInvalidate(t *testing.T) {
 func TestNoCacheConfigured(t *testing.T) {
 	e := setup(t, 1)
 	h := query.From[Doc](e.coll) // no WithCache, no UseCache
-	_, err := h.FindMany(context.Background(), nil, query.Cache(0))
+	_, err := h.FindMany(context.Background(), nil, query.Cached(0))
 	assert.ErrorIs(t, err, query.ErrNoCache)
 
 	t.Cleanup(query.UseCache(e.c))
-	got, err := h.FindMany(context.Background(), nil, query.Cache(0))
+	got, err := h.FindMany(context.Background(), nil, query.Cached(0))
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
 }
@@ -134,7 +134,7 @@ func TestNoCacheConfigured(t *testing.T) {
 func TestCallersMayMutateResults(t *testing.T) {
 	e := setup(t, 3)
 	ctx := context.Background()
-	first, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+	first, err := e.docs.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
 	e.c.Wait()
 	for i := range first {
@@ -142,7 +142,7 @@ func TestCallersMayMutateResults(t *testing.T) {
 		first[i].Tags[0] = "mutated"
 		first[i].Tags = append(first[i].Tags, "more")
 	}
-	second, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+	second, err := e.docs.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, e.c.Stats().Hits)
 	for _, d := range second {
@@ -161,19 +161,19 @@ func TestCallersMayMutateFlatResults(t *testing.T) {
 	e := setup(t, 3)
 	ctx := context.Background()
 	h := query.From[Flat](e.coll).WithCache(e.c)
-	first, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	first, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
 	e.c.Wait()
 	for i := range first {
 		first[i].V = 100
 	}
-	second, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	second, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, e.c.Stats().Hits)
 	for i := range second {
 		second[i].V++
 	}
-	third, err := h.FindMany(ctx, nil, query.Cache(time.Minute))
+	third, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
 	for _, d := range third {
 		assert.Equal(t, 0, d.V)
@@ -186,7 +186,7 @@ func TestSingleflight(t *testing.T) {
 	leakcheck.Check(t, 5*time.Second)
 	e := setup(t, 5)
 	ctx := context.Background()
-	q := cache.Query{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+	q := cache.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
 	release := make(chan struct{})
 	load := func(ctx context.Context) ([]bson.Raw, error) {
 		<-release // hold the first load until every reader has missed
@@ -229,7 +229,7 @@ func TestSingleflight(t *testing.T) {
 func TestNoStaleRefill(t *testing.T) {
 	e := setup(t, 1)
 	ctx := context.Background()
-	q := cache.Query{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+	q := cache.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
 
 	loaded := make(chan struct{})
 	release := make(chan struct{})
@@ -300,7 +300,7 @@ func TestConcurrentReadsSeeCompletedWrites(t *testing.T) {
 				for i := range floor {
 					floor[i] = committed[i].Load()
 				}
-				got, err := e.docs.FindMany(ctx, nil, query.Cache(time.Minute))
+				got, err := e.docs.FindMany(ctx, nil, query.Cached(time.Minute))
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -330,7 +330,7 @@ func TestChurnStaysWithinMaxCost(t *testing.T) {
 	h := query.From[Doc](e.coll).WithCache(c)
 	ctx := context.Background()
 	for i := range 300 {
-		_, err := h.FindMany(ctx, query.Gte("_id", i%50), query.Cache(time.Minute), query.Limit(int64(1+i/50)))
+		_, err := h.FindMany(ctx, query.Gte("_id", i%50), query.Cached(time.Minute), query.Limit(int64(1+i/50)))
 		require.NoError(t, err)
 	}
 	c.Wait()
@@ -347,7 +347,7 @@ func TestTTL(t *testing.T) {
 		c, err := cache.New(cache.Config{})
 		require.NoError(t, err)
 		defer c.Close()
-		q := cache.Query{Database: "db", Collection: "c"}
+		q := cache.Key{Database: "db", Collection: "c"}
 		loads := 0
 		load := func(context.Context) ([]bson.Raw, error) {
 			loads++
@@ -404,7 +404,7 @@ func TestSourceContract(t *testing.T) {
 	c, err := cache.New(cache.Config{Source: src})
 	require.NoError(t, err)
 	sink := <-src.sinks
-	q := cache.Query{Database: "db", Collection: "c"}
+	q := cache.Key{Database: "db", Collection: "c"}
 	loads := 0
 	load := func(context.Context) ([]bson.Raw, error) {
 		loads++
@@ -450,7 +450,7 @@ func TestSourceContract(t *testing.T) {
 	fetch()
 	assert.Equal(t, 8, loads)
 
-	other := cache.Query{Database: "db", Collection: "never-seen-before"}
+	other := cache.Key{Database: "db", Collection: "never-seen-before"}
 	_, err = c.Fetch(context.Background(), other, time.Minute, load, nil)
 	require.NoError(t, err)
 	c.Wait()
@@ -505,8 +505,8 @@ func TestUnsettledWindow(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		synctest.Wait() // the source has reported Synced
-		q := cache.Query{Database: "db", Collection: "c"}
-		other := cache.Query{Database: "db", Collection: "other"}
+		q := cache.Key{Database: "db", Collection: "c"}
+		other := cache.Key{Database: "db", Collection: "other"}
 		loads := 0
 		load := func(context.Context) ([]bson.Raw, error) {
 			loads++
@@ -514,7 +514,7 @@ func TestUnsettledWindow(t *testing.T) {
 			return []bson.Raw{d}, nil
 		}
 		ctx := context.Background()
-		fetch := func(q cache.Query) {
+		fetch := func(q cache.Key) {
 			_, err := c.Fetch(ctx, q, time.Hour, load, nil)
 			require.NoError(t, err)
 			c.Wait()

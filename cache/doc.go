@@ -9,9 +9,9 @@
 //	c, err := cache.New(cache.Config{MaxCost: 256 << 20}) // 256 MiB of results
 //	query.UseCache(c)
 //
-//	users, err := query.FindMany[User](ctx, query.Eq("team", team), query.Cache(30*time.Second))
+//	users, err := query.FindMany[User](ctx, query.Eq("team", team), query.Cached(30*time.Second))
 //
-// Queries without query.Cache never touch the cache. The odm package
+// Queries without query.Cached never touch the cache. The odm package
 // invalidates the collection of every write it makes; code that writes with
 // the driver directly calls Invalidate itself.
 //

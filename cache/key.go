@@ -10,11 +10,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Query identifies a cached read: everything that decides which documents
+// Key identifies a cached read: everything that decides which documents
 // the server returns. The Go result type is not part of it: entries hold raw
 // BSON, decoded into the caller's type on every hit, so two types reading
 // the same query share one entry.
-type Query struct {
+type Key struct {
 	// Scope separates results that the same query text can give
 	// differently: the deployment (two servers with the same database and
 	// collection names) and the collection's read preference and read
@@ -38,7 +38,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // receive the same query (up to the order of map keys, which the driver does
 // not fix either); int32(1) and int64(1) are different BSON and so different
 // keys: a miss, never a wrong hit.
-func (q Query) canonical(g uint64) (string, error) {
+func (q Key) canonical(g uint64) (string, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()

@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-func key(t *testing.T, q Query, g uint64) string {
+func key(t *testing.T, q Key, g uint64) string {
 	t.Helper()
 	k, err := q.canonical(g)
 	require.NoError(t, err)
@@ -17,13 +17,13 @@ func key(t *testing.T, q Query, g uint64) string {
 }
 
 func TestKeyCanonicalisation(t *testing.T) {
-	base := Query{Database: "db", Collection: "c"}
-	with := func(f any) Query { q := base; q.Filter = f; return q }
+	base := Key{Database: "db", Collection: "c"}
+	with := func(f any) Key { q := base; q.Filter = f; return q }
 	oid := bson.NewObjectID()
 
 	tests := []struct {
 		name string
-		a, b Query
+		a, b Key
 		same bool
 	}{
 		{"same bson.M content, built in another order",
@@ -43,15 +43,15 @@ func TestKeyCanonicalisation(t *testing.T) {
 		{"Decimal128 values differ", with(bson.M{"a": bson.NewDecimal128(1, 1)}), with(bson.M{"a": bson.NewDecimal128(1, 2)}), false},
 		{"times", with(bson.M{"t": time.Unix(1, 0)}), with(bson.M{"t": time.Unix(2, 0)}), false},
 		{"nil and empty filter", with(nil), with(bson.D{}), false},
-		{"different collection", with(bson.M{"a": 1}), Query{Database: "db", Collection: "d", Filter: bson.M{"a": 1}}, false},
-		{"different database", with(bson.M{"a": 1}), Query{Database: "x", Collection: "c", Filter: bson.M{"a": 1}}, false},
-		{"limit", Query{Database: "db", Collection: "c", Limit: 1}, Query{Database: "db", Collection: "c", Limit: 2}, false},
-		{"skip", Query{Database: "db", Collection: "c", Skip: 1}, Query{Database: "db", Collection: "c"}, false},
-		{"sort", Query{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: 1}}}, Query{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: -1}}}, false},
-		{"projection", Query{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, Query{Database: "db", Collection: "c"}, false},
-		{"collation", Query{Database: "db", Collection: "c", Collation: bson.M{"locale": "fr"}}, Query{Database: "db", Collection: "c"}, false},
-		{"filter moved to projection", Query{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, Query{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, false},
-		{"db.c vs d.b.c namespace split", Query{Database: "a.b", Collection: "c"}, Query{Database: "a", Collection: "b.c"}, false},
+		{"different collection", with(bson.M{"a": 1}), Key{Database: "db", Collection: "d", Filter: bson.M{"a": 1}}, false},
+		{"different database", with(bson.M{"a": 1}), Key{Database: "x", Collection: "c", Filter: bson.M{"a": 1}}, false},
+		{"limit", Key{Database: "db", Collection: "c", Limit: 1}, Key{Database: "db", Collection: "c", Limit: 2}, false},
+		{"skip", Key{Database: "db", Collection: "c", Skip: 1}, Key{Database: "db", Collection: "c"}, false},
+		{"sort", Key{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: 1}}}, Key{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: -1}}}, false},
+		{"projection", Key{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, Key{Database: "db", Collection: "c"}, false},
+		{"collation", Key{Database: "db", Collection: "c", Collation: bson.M{"locale": "fr"}}, Key{Database: "db", Collection: "c"}, false},
+		{"filter moved to projection", Key{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, Key{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, false},
+		{"db.c vs d.b.c namespace split", Key{Database: "a.b", Collection: "c"}, Key{Database: "a", Collection: "b.c"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,11 +68,11 @@ func TestKeyCanonicalisation(t *testing.T) {
 }
 
 func TestKeyIncludesGeneration(t *testing.T) {
-	q := Query{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}
+	q := Key{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}
 	assert.NotEqual(t, key(t, q, 1), key(t, q, 2))
 }
 
 func TestKeyUnencodable(t *testing.T) {
-	_, err := Query{Filter: bson.M{"f": func() {}}}.canonical(0)
+	_, err := Key{Filter: bson.M{"f": func() {}}}.canonical(0)
 	assert.Error(t, err)
 }

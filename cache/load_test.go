@@ -79,7 +79,7 @@ func TestCacheUnderLoad(t *testing.T) {
 					for i := range floor {
 						floor[i] = committed[i].Load()
 					}
-					got, err := h.FindMany(ctx, query.Gte("_id", r.Intn(8)), query.Cache(time.Minute))
+					got, err := h.FindMany(ctx, query.Gte("_id", r.Intn(8)), query.Cached(time.Minute))
 					if err != nil {
 						errs.Add(1)
 						continue

@@ -14,7 +14,7 @@ var (
 	lastScope atomic.Uint64
 )
 
-// ScopeOf returns the Query.Scope of reads through coll: a number of its
+// ScopeOf returns the Key.Scope of reads through coll: a number of its
 // own for each *mongo.Collection value, for as long as that value lives.
 //
 // A collection value belongs to one client (so one deployment) and carries

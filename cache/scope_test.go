@@ -39,7 +39,7 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 	}
 	for round := range 2 {
 		for i, h := range handles {
-			got, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cache(time.Minute))
+			got, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Minute))
 			require.NoError(t, err)
 			assert.Equal(t, 100+i, got.V, "round %d, server %d", round, i)
 			c.Wait()
@@ -61,7 +61,7 @@ func TestReadSettingsShareNoEntries(t *testing.T) {
 	assert.Equal(t, cache.ScopeOf(e.coll), cache.ScopeOf(e.coll))
 
 	read := func(h query.Handle[Doc]) {
-		_, err := h.FindMany(ctx, bson.D{}, query.Cache(time.Minute))
+		_, err := h.FindMany(ctx, bson.D{}, query.Cached(time.Minute))
 		require.NoError(t, err)
 		e.c.Wait()
 	}

@@ -28,25 +28,23 @@ type ChangeStream struct {
 }
 
 // ChangeStreamOption configures a ChangeStream.
-type ChangeStreamOption func(*ChangeStream)
+type ChangeStreamOption interface{ applyStream(*ChangeStream) }
+
+type streamOptionFunc func(*ChangeStream)
+
+func (f streamOptionFunc) applyStream(c *ChangeStream) { f(c) }
 
 // WatchDatabase limits the stream to one database (default: the whole
 // deployment).
 func WatchDatabase(db *mongo.Database) ChangeStreamOption {
-	return func(c *ChangeStream) { c.watch = db.Watch }
-}
-
-// OnStreamError receives the errors the ChangeStream recovers from, for
-// logging. Default: ignored; Stats counts the flushes they cause.
-func OnStreamError(f func(error)) ChangeStreamOption {
-	return func(c *ChangeStream) { c.onError = f }
+	return streamOptionFunc(func(c *ChangeStream) { c.watch = db.Watch })
 }
 
 // NewChangeStream returns a ChangeStream on client's deployment.
 func NewChangeStream(client *mongo.Client, opts ...ChangeStreamOption) *ChangeStream {
 	c := &ChangeStream{watch: client.Watch, onError: func(error) {}}
 	for _, o := range opts {
-		o(c)
+		o.applyStream(c)
 	}
 	return c
 }

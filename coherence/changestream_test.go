@@ -79,7 +79,7 @@ func TestChangeStreamOnStandalone(t *testing.T) {
 	}
 	db := testdb.DBOn(t, cl)
 	errs := make(chan error, 100)
-	c, err := cache.New(cache.Config{Source: NewChangeStream(cl, OnStreamError(func(err error) {
+	c, err := cache.New(cache.Config{Source: NewChangeStream(cl, OnError(func(err error) {
 		select {
 		case errs <- err:
 		default:

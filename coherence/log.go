@@ -82,25 +82,29 @@ type Log struct {
 }
 
 // LogOption configures a Log.
-type LogOption func(*Log)
+type LogOption interface{ applyLog(*Log) }
+
+type logOptionFunc func(*Log)
+
+func (f logOptionFunc) applyLog(l *Log) { f(l) }
 
 // LogCollection names the capped collection (default
 // DefaultLogCollection). Every process sharing a cache must use the same
 // database and name.
 func LogCollection(name string) LogOption {
-	return func(l *Log) { l.coll = l.coll.Database().Collection(name) }
+	return logOptionFunc(func(l *Log) { l.coll = l.coll.Database().Collection(name) })
 }
 
 // LogSize sets the capped collection's size in bytes when the Log creates
 // it (default DefaultLogSize; an event is about 100 bytes). A reader that
 // falls further behind than this flushes its cache.
-func LogSize(bytes int64) LogOption { return func(l *Log) { l.size = bytes } }
+func LogSize(bytes int64) LogOption { return logOptionFunc(func(l *Log) { l.size = bytes }) }
 
 // MaxAwait is how long the server holds an empty getMore on the tailable
 // cursor before answering (default DefaultMaxAwait). It bounds how long the
 // tailer takes to notice a dead connection, not how fast events arrive:
 // the server answers as soon as one is appended.
-func MaxAwait(d time.Duration) LogOption { return func(l *Log) { l.maxAwait = d } }
+func MaxAwait(d time.Duration) LogOption { return logOptionFunc(func(l *Log) { l.maxAwait = d }) }
 
 // PollInterval chooses how the Log reads the events: d > 0 polls the
 // newest events every d while events arrive, backing off to 5d after polls
@@ -115,13 +119,15 @@ func MaxAwait(d time.Duration) LogOption { return func(l *Log) { l.maxAwait = d 
 // committing them). Polling re-reads the newest events with a margin before
 // the last one seen, which catches both. Either way, each check costs
 // FerretDB a scan of the whole log: keep LogSize small there.
-func PollInterval(d time.Duration) LogOption { return func(l *Log) { l.poll = max(d, 0) } }
+func PollInterval(d time.Duration) LogOption {
+	return logOptionFunc(func(l *Log) { l.poll = max(d, 0) })
+}
 
 // Coalesce sets the least time between two appends of this process
 // (default DefaultCoalesce): the longest a write waits for its event during
 // a burst, and what bounds the log's write rate. 0 appends after every
 // round trip.
-func Coalesce(d time.Duration) LogOption { return func(l *Log) { l.coalesce = d } }
+func Coalesce(d time.Duration) LogOption { return logOptionFunc(func(l *Log) { l.coalesce = d }) }
 
 // Liveness bounds how long one read of the log may take before the Log
 // takes the server for lost (default DefaultLiveness, 1 s): a poll, or a
@@ -134,12 +140,25 @@ func Coalesce(d time.Duration) LogOption { return func(l *Log) { l.coalesce = d 
 // MaxAwait (tailing) after the log was last read. Set it above the slowest
 // read the server may give under load: a read that is only slow costs a
 // flush, never a stale hit.
-func Liveness(d time.Duration) LogOption { return func(l *Log) { l.liveness = d } }
+func Liveness(d time.Duration) LogOption { return logOptionFunc(func(l *Log) { l.liveness = d }) }
 
-// OnError receives, for logging, the errors the Log retries on (appends,
-// cursor losses) and the events it lost (ErrEventsLost). Default: ignored;
-// the cache's Stats counts the flushes they cause.
-func OnError(f func(error)) LogOption { return func(l *Log) { l.onError = f } }
+// OnError receives, for logging, the errors a source recovers from: for a
+// Log, the appends it retries, its cursor losses and the events it lost
+// (ErrEventsLost); for a ChangeStream, the stream's errors. It is both a
+// LogOption and a ChangeStreamOption. Default: ignored; the cache's Stats
+// counts the flushes they cause.
+func OnError(f func(error)) SourceOption { return onError(f) }
+
+// SourceOption is an option of both sources, Log and ChangeStream.
+type SourceOption interface {
+	LogOption
+	ChangeStreamOption
+}
+
+type onError func(error)
+
+func (f onError) applyLog(l *Log)             { l.onError = f }
+func (f onError) applyStream(c *ChangeStream) { c.onError = f }
 
 // NewLog returns a Log in db. It creates the capped collection (if it does
 // not exist) when the cache starts it.
@@ -158,7 +177,7 @@ func NewLog(db *mongo.Database, opts ...LogOption) *Log {
 		wake:     make(chan struct{}, 1),
 	}
 	for _, o := range opts {
-		o(l)
+		o.applyLog(l)
 	}
 	if l.liveness <= 0 {
 		l.liveness = DefaultLiveness

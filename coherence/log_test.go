@@ -65,7 +65,7 @@ func startPeer(tb testing.TB, cl *mongo.Client, db string, l *Log) *peer {
 // read is a cached read of document 1's version.
 func (p *peer) read(tb testing.TB) int {
 	tb.Helper()
-	docs, err := p.reader.FindMany(context.Background(), query.Eq("_id", 1), query.Cache(time.Hour))
+	docs, err := p.reader.FindMany(context.Background(), query.Eq("_id", 1), query.Cached(time.Hour))
 	require.NoError(tb, err)
 	require.Len(tb, docs, 1)
 	return docs[0].V
@@ -265,7 +265,7 @@ func TestConcurrentPublishers(t *testing.T) {
 	}
 	read := func(i int) int {
 		docs, err := query.From[Doc](r.writer.Collection().Database().Collection(colls[i])).WithCache(r.cache).
-			FindMany(context.Background(), query.Eq("_id", 1), query.Cache(time.Hour))
+			FindMany(context.Background(), query.Eq("_id", 1), query.Cached(time.Hour))
 		require.NoError(t, err)
 		if len(docs) == 0 {
 			return 0

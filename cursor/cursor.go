@@ -43,7 +43,6 @@ type Option interface{ apply(*config) }
 
 type config struct {
 	prefetch     bool
-	zeroCopy     bool
 	closeTimeout time.Duration
 	decode       []decode.Option
 }
@@ -58,16 +57,14 @@ func (f optionFunc) apply(c *config) { f(c) }
 // result that fits in the first batch).
 func WithoutPrefetch() Option { return optionFunc(func(c *config) { c.prefetch = false }) }
 
-// ZeroCopyStrings makes decoded strings point into the batch the driver
-// received instead of copying them. The strings stay valid (the driver never
-// rewrites a batch), but any string you keep holds its whole batch in memory
-// (up to 16 MiB). Default: off, strings are copied.
-func ZeroCopyStrings() Option { return optionFunc(func(c *config) { c.zeroCopy = true }) }
 
-// DecodeOptions passes options to the decoding plan of the cursor's type,
-// such as decode.WithRegistry and decode.WithBSONOptions for a client
-// connected with a registry or BSON options of its own (the driver cannot
-// tell the cursor about them). Default: the driver's default registry.
+// DecodeOptions passes options to the decoding plan of the cursor's type:
+// decode.ZeroCopy (strings point into the batch the driver received: they
+// stay valid, as the driver never rewrites a batch, but any string you keep
+// holds its whole batch in memory, up to 16 MiB), or decode.WithRegistry
+// and decode.WithBSONOptions for a client connected with a registry or BSON
+// options of its own (the driver cannot tell the cursor about them).
+// Default: none (strings are copied; the default registry).
 func DecodeOptions(opts ...decode.Option) Option {
 	return optionFunc(func(c *config) { c.decode = append(c.decode, opts...) })
 }
@@ -126,11 +123,7 @@ func New[T any](cur *mongo.Cursor, opts ...Option) (*Cursor[T], error) {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	dopts := cfg.decode
-	if cfg.zeroCopy {
-		dopts = append(dopts[:len(dopts):len(dopts)], decode.ZeroCopy())
-	}
-	plan, err := decode.Compile[T](dopts...)
+	plan, err := decode.Compile[T](cfg.decode...)
 	if err != nil {
 		_ = cur.Close(context.Background())
 		return nil, err
@@ -365,7 +358,7 @@ func (c *Cursor[T]) All(ctx context.Context) iter.Seq2[T, error] {
 // one reused value and yields a pointer to it. The pointed-to value, and
 // every slice in it, is valid only until the next iteration step: copy what
 // you keep. In exchange, a loop allocates only for strings (none with
-// ZeroCopyStrings), maps and pointers: slices reuse their capacity. Errors
+// decode.ZeroCopy), maps and pointers: slices reuse their capacity. Errors
 // and closing are as for All.
 func (c *Cursor[T]) Borrowed(ctx context.Context) iter.Seq2[*T, error] {
 	return func(yield func(*T, error) bool) {

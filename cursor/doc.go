@@ -22,7 +22,7 @@
 // value, and every slice in it, is valid only until the next step, because
 // the next document is decoded into the same memory (reusing slice
 // capacity). Copy what you keep. In exchange a borrowed loop allocates only
-// for strings (none with ZeroCopyStrings), maps and pointers.
+// for strings (none with decode.ZeroCopy), maps and pointers.
 //
 // # Pipelined getMore
 //

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/internal/outcome"
 	"github.com/databridge-go/databridge/query"
@@ -39,6 +40,16 @@ func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.
 func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.Option) (T, error) {
 	return c.h.FindOne(ctx, filter, opts...)
 }
+
+// Cursor runs a query and returns a streaming cursor: see
+// query.Handle.Cursor.
+func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.Option) (*cursor.Cursor[T], error) {
+	return c.h.Cursor(ctx, filter, opts...)
+}
+
+// Handle returns the query handle the collection reads with: the same
+// collection, cache and codecs.
+func (c *Collection[T]) Handle() query.Handle[T] { return c.h }
 
 // Count counts the documents matching filter: see query.Handle.Count.
 func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Option) (int64, error) {
@@ -75,10 +86,7 @@ func (c *Collection[T]) Collection() *mongo.Collection { return c.coll }
 // maxTimeMS the driver sent from wctx: the cache treats the collection as
 // unsettled until then (see cache.Cache.Unsettled).
 func (c *Collection[T]) invalidate(wctx context.Context, err error) {
-	rc := c.cache
-	if rc == nil {
-		rc = query.DefaultCache()
-	}
+	rc := c.h.Cache()
 	if rc == nil {
 		return
 	}

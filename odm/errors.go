@@ -10,8 +10,14 @@ import (
 )
 
 // ErrNotFound is returned by Replace and Delete when no document has the
-// given _id. It also matches mongo.ErrNoDocuments with errors.Is.
-var ErrNotFound = query.ErrNotFound
+// document's _id (and by the reads, FindOne, as query.ErrNotFound). It
+// also matches query.ErrNotFound and mongo.ErrNoDocuments with errors.Is.
+var ErrNotFound error = notFoundError{}
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string { return "odm: no document with that _id" }
+func (notFoundError) Unwrap() error { return query.ErrNotFound }
 
 // ValidationError reports a document that failed Validate; nothing was
 // written. Index is the document's position in a bulk call (0 otherwise).

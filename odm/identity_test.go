@@ -142,7 +142,7 @@ func TestNilAndEmptyFiltersOnWrites(t *testing.T) {
 		require.Error(t, err)
 		_, err = e.users.UpdateMany(ctx, filter, set)
 		require.Error(t, err)
-		_, err = e.users.Update(ctx, filter, set)
+		_, err = e.users.UpdateOne(ctx, filter, set)
 		require.Error(t, err)
 	}
 	_, err := e.users.DeleteMany(ctx, nil)

@@ -326,7 +326,7 @@ func TestEveryWriteInvalidatesTheCache(t *testing.T) {
 	ctx := context.Background()
 	seed := []User{e.user("a"), e.user("b")}
 	require.NoError(t, e.users.InsertMany(ctx, seed))
-	cached := query.Cache(time.Hour)
+	cached := query.Cached(time.Hour)
 	count := func() int {
 		got, err := e.users.FindMany(ctx, nil, cached)
 		require.NoError(t, err)
@@ -348,7 +348,7 @@ func TestEveryWriteInvalidatesTheCache(t *testing.T) {
 		{"BulkSave", func() error { seed[1].Age++; return e.users.BulkSave(ctx, []User{seed[1]}) }},
 		{"Replace", func() error { seed[0].Age++; return e.users.Replace(ctx, &seed[0]) }},
 		{"Update", func() error {
-			_, err := e.users.Update(ctx, query.Eq("name", "a"), bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}})
+			_, err := e.users.UpdateOne(ctx, query.Eq("name", "a"), bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}})
 			return err
 		}},
 		{"UpdateMany", func() error {
@@ -529,4 +529,47 @@ func TestInsertManyBatches(t *testing.T) {
 	for _, d := range more {
 		assert.False(t, d.ID.IsZero())
 	}
+}
+
+// TestWriteResultsAreUniform: UpdateOne and UpdateMany report the upserted
+// _id (on 16a31ad Upserted could never be non-zero), DeleteOne and
+// DeleteMany report a DeleteResult, and not-found errors are odm's own
+// while matching query's and the driver's.
+func TestWriteResultsAreUniform(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "age", Value: 40}}}}
+	res, err := e.users.UpdateOne(ctx, query.Eq("name", "nobody"), set)
+	require.NoError(t, err)
+	assert.Equal(t, odm.UpdateResult{}, res)
+	res, err = e.users.UpdateOne(ctx, query.Eq("name", "nobody"), set, odm.Upsert())
+	require.NoError(t, err)
+	assert.NotNil(t, res.UpsertedID)
+	res, err = e.users.UpdateMany(ctx, query.Eq("name", "nobody"), set, odm.Upsert())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, res.Matched)
+	assert.Nil(t, res.UpsertedID)
+
+	require.NoError(t, e.users.InsertMany(ctx, []User{e.user("a"), e.user("b"), e.user("c")}))
+	del, err := e.users.DeleteOne(ctx, query.In("name", "a", "b"))
+	require.NoError(t, err)
+	assert.Equal(t, odm.DeleteResult{Deleted: 1}, del)
+	del, err = e.users.DeleteMany(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.Equal(t, odm.DeleteResult{Deleted: 3}, del)
+
+	u := e.user("gone")
+	err = e.users.Delete(ctx, &u)
+	require.ErrorIs(t, err, odm.ErrNotFound)
+	assert.ErrorIs(t, err, query.ErrNotFound)
+	assert.ErrorIs(t, err, mongo.ErrNoDocuments)
+	assert.True(t, strings.HasPrefix(err.Error(), "odm: "), err.Error())
+
+	// Reads through the collection reach the cursor too.
+	require.NoError(t, e.users.Save(ctx, &u))
+	cur, err := e.users.Cursor(ctx, bson.D{})
+	require.NoError(t, err)
+	got, err := cur.Collect(ctx)
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
 }

@@ -13,8 +13,8 @@ import (
 type WriteOption interface{ apply(*writeConfig) }
 
 type writeConfig struct {
-	skipValidation, skipHooks, unordered bool
-	batchSize                            int
+	skipValidation, skipHooks, unordered, upsert bool
+	batchSize                                    int
 }
 
 type writeOptionFunc func(*writeConfig)
@@ -36,6 +36,11 @@ func WithoutHooks() WriteOption { return writeOptionFunc(func(c *writeConfig) { 
 // the returned *BulkError lists every rejected one. Default: ordered (stop at
 // the first failure).
 func Unordered() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.unordered = true }) }
+
+// Upsert makes UpdateOne and UpdateMany insert a document when none
+// matches the filter; UpdateResult.UpsertedID is then its _id. Default: no
+// upsert. Other writes ignore it (Save always upserts by _id).
+func Upsert() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.upsert = true }) }
 
 // DefaultInsertBatch is how many documents InsertMany sends per
 // acknowledged driver call unless InsertBatch says otherwise.

@@ -67,7 +67,7 @@ func TestContextEndsOperationsPromptly(t *testing.T) {
 		{"find", func(ctx context.Context) error { _, err := users.FindMany(ctx, nil); return err }},
 		{"find one", func(ctx context.Context) error { _, err := users.FindOne(ctx, nil); return err }},
 		{"cached read", func(ctx context.Context) error {
-			_, err := users.FindMany(ctx, nil, query.Cache(time.Minute))
+			_, err := users.FindMany(ctx, nil, query.Cached(time.Minute))
 			return err
 		}},
 		{"save", func(ctx context.Context) error {

@@ -70,7 +70,7 @@ func TestUnknownOutcomeWriteLeavesNoStaleEntry(t *testing.T) {
 		return k
 	}
 	cachedUpdated := func() int {
-		got, err := rows.FindMany(ctx, bson.D{}, query.Cache(time.Hour), query.Projection(bson.D{{Key: "pad", Value: 0}}))
+		got, err := rows.FindMany(ctx, bson.D{}, query.Cached(time.Hour), query.Projection(bson.D{{Key: "pad", Value: 0}}))
 		require.NoError(t, err)
 		k := 0
 		for _, r := range got {

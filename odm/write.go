@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/encode"
@@ -137,42 +138,62 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption
 	return after(ctx, doc, 0, cfg, afterSave...)
 }
 
-// UpdateResult counts the documents an update matched and changed.
+// UpdateResult is the outcome of UpdateOne and UpdateMany.
 type UpdateResult struct {
-	Matched, Modified, Upserted int64
+	Matched, Modified int64 // documents the filter matched, and those the update changed
+	UpsertedID        any   // the _id of the document an Upsert inserted; nil if none
 }
 
-// Update applies update (e.g. bson.D{{"$set", …}}) to the first document
-// matching filter. No hooks run: there is no document value to run them on.
-func (c *Collection[T]) Update(ctx context.Context, filter, update any) (UpdateResult, error) {
+// DeleteResult is the outcome of DeleteOne and DeleteMany.
+type DeleteResult struct {
+	Deleted int64 // documents deleted
+}
+
+func updateResult(res *mongo.UpdateResult) UpdateResult {
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}
+}
+
+// UpdateOne applies update (e.g. bson.D{{"$set", …}}) to the first document
+// matching filter; with Upsert, it inserts one when none matches. No hooks
+// run: there is no document value to run them on.
+func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
 	f, err := filterOf(filter)
 	if err != nil {
 		return UpdateResult{}, err
 	}
+	o := options.UpdateOne()
+	if newWriteConfig(opts).upsert {
+		o.SetUpsert(true)
+	}
 	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.UpdateOne(wctx, f, update)
+	res, err := c.coll.UpdateOne(wctx, f, update, o)
 	c.invalidate(wctx, err)
 	cancel()
 	if err != nil {
-		return UpdateResult{}, fmt.Errorf("odm: update in %s: %w", c.coll.Name(), err)
+		return UpdateResult{}, fmt.Errorf("odm: update one in %s: %w", c.coll.Name(), err)
 	}
-	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+	return updateResult(res), nil
 }
 
-// UpdateMany applies update to every document matching filter.
-func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any) (UpdateResult, error) {
+// UpdateMany applies update to every document matching filter; with
+// Upsert, it inserts one when none matches. No hooks run.
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
 	f, err := filterOf(filter)
 	if err != nil {
 		return UpdateResult{}, err
 	}
+	o := options.UpdateMany()
+	if newWriteConfig(opts).upsert {
+		o.SetUpsert(true)
+	}
 	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.UpdateMany(wctx, f, update)
+	res, err := c.coll.UpdateMany(wctx, f, update, o)
 	c.invalidate(wctx, err)
 	cancel()
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
 	}
-	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, Upserted: res.UpsertedCount}, nil
+	return updateResult(res), nil
 }
 
 // Delete deletes the stored document with doc's _id, or returns
@@ -196,25 +217,38 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption)
 	return after(ctx, doc, 0, cfg, afterDeleteHooks...)
 }
 
-// DeleteMany deletes every document matching filter and returns how many.
-// No hooks run.
-func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (int64, error) {
+// DeleteOne deletes the first document matching filter. No hooks run.
+func (c *Collection[T]) DeleteOne(ctx context.Context, filter any) (DeleteResult, error) {
+	return c.deleteFiltered(ctx, filter, false)
+}
+
+// DeleteMany deletes every document matching filter. No hooks run.
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (DeleteResult, error) {
+	return c.deleteFiltered(ctx, filter, true)
+}
+
+func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many bool) (DeleteResult, error) {
 	f, err := filterOf(filter)
 	if err != nil {
-		return 0, err
+		return DeleteResult{}, err
 	}
 	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.DeleteMany(wctx, f)
+	var res *mongo.DeleteResult
+	if many {
+		res, err = c.coll.DeleteMany(wctx, f)
+	} else {
+		res, err = c.coll.DeleteOne(wctx, f)
+	}
 	c.invalidate(wctx, err)
 	cancel()
 	if err != nil {
-		return 0, fmt.Errorf("odm: delete many in %s: %w", c.coll.Name(), err)
+		return DeleteResult{}, fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
 	}
-	return res.DeletedCount, nil
+	return DeleteResult{Deleted: res.DeletedCount}, nil
 }
 
-// ErrNilFilter is returned by the writes that take a filter (Update,
-// UpdateMany, DeleteMany) when it is nil, as the driver refuses a nil
+// ErrNilFilter is returned by the writes that take a filter (UpdateOne,
+// UpdateMany, DeleteOne, DeleteMany) when it is nil, as the driver refuses a nil
 // filter: a write to every document must say so, with bson.D{}.
 var ErrNilFilter = errors.New("odm: nil filter (pass bson.D{} to write to every document)")
 

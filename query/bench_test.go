@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/query"
@@ -89,12 +90,12 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 		}
 		defer c.Close()
 		hc := h.WithCache(c)
-		if _, err := hc.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour)); err != nil {
+		if _, err := hc.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
 		c.Wait()
 		benchdata.Measure(b, func() error {
-			out, err := hc.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
+			out, err := hc.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour))
 			if err != nil {
 				return err
 			}
@@ -205,7 +206,7 @@ func BenchmarkPrefetch(b *testing.B) {
 		b.Run(fmt.Sprintf("prefetch=%v", prefetch), func(b *testing.B) {
 			opts := []query.Option{query.BatchSize(500)}
 			if !prefetch {
-				opts = append(opts, query.WithoutPrefetch())
+				opts = append(opts, query.CursorOptions(cursor.WithoutPrefetch()))
 			}
 			h := query.From[benchdata.Medium](coll)
 			benchdata.Measure(b, func() error {

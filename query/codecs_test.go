@@ -98,7 +98,7 @@ func TestClientCodecs(t *testing.T) {
 	assert.Equal(t, want[0], one, "FindOne")
 
 	for range 2 {
-		cached, err := h.FindMany(ctx, nil, sort, query.Cache(time.Minute))
+		cached, err := h.FindMany(ctx, nil, sort, query.Cached(time.Minute))
 		require.NoError(t, err)
 		assert.Equal(t, want, cached, "cached FindMany (miss, then hit)")
 		c.Wait()

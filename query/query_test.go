@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/query"
@@ -109,8 +110,8 @@ func TestFindManyOptions(t *testing.T) {
 		{"limit", []query.Option{byName, query.Limit(7)}, "user000", 7},
 		{"skip and limit", []query.Option{byName, query.Skip(100), query.Limit(50)}, "user100", 20},
 		{"small batches", []query.Option{byName, query.BatchSize(7)}, "user000", 120},
-		{"no prefetch", []query.Option{byName, query.BatchSize(7), query.WithoutPrefetch()}, "user000", 120},
-		{"zero-copy strings", []query.Option{byName, query.BatchSize(7), query.ZeroCopyStrings()}, "user000", 120},
+		{"no prefetch", []query.Option{byName, query.BatchSize(7), query.CursorOptions(cursor.WithoutPrefetch())}, "user000", 120},
+		{"zero-copy strings", []query.Option{byName, query.BatchSize(7), query.ZeroCopy()}, "user000", 120},
 		{"max time", []query.Option{byName, query.MaxTime(10 * time.Second)}, "user000", 120},
 	}
 	for _, tt := range tests {

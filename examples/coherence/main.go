@@ -76,7 +76,7 @@ func run(ctx context.Context, dbA, dbB *mongo.Database, out io.Writer) error {
 	}
 
 	price := func() (int, error) { // replica A's cached read
-		it, err := itemsA.FindOne(ctx, query.Eq("_id", 1), query.Cache(time.Minute))
+		it, err := itemsA.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Minute))
 		return it.Price, err
 	}
 	if err := itemsA.Save(ctx, &Item{ID: 1, Price: 10}); err != nil {

@@ -161,12 +161,12 @@ func ops(e *env, quick bool) []*op {
 			name: "find_many(100) cached", iterations: scale(10), block: [2]int{200, 5},
 			target: Target{MetricWall, 500, "#5: a hit ≥500x faster than the uncached read"},
 			setup: func(ctx context.Context, e *env) error {
-				_, err := h.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
+				_, err := h.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour))
 				e.cache.Wait()
 				return err
 			},
 			databridge: func(ctx context.Context, _ int) error {
-				out, err := h.FindMany(ctx, benchdata.Everything, query.Cache(time.Hour))
+				out, err := h.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour))
 				if err != nil {
 					return err
 				}
