@@ -1,0 +1,412 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Documents, arrays and maps: walking elements, and sizing the values
+// skipped or delegated.
+
+// open starts a document or array at pos: it checks its length, returns
+// its end, and counts one more level of nesting (the caller decrements
+// s.depth when done).
+func (s *state) open(pos int) (int, error) {
+	d := s.data
+	if pos+4 > len(d) {
+		return 0, malformed("document length runs past the end of the input")
+	}
+	n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
+	if n < 5 || pos+n > len(d) {
+		return 0, malformed("invalid document length %d", n)
+	}
+	s.depth++
+	if s.depth > MaxDepth {
+		return 0, &pathError{err: ErrTooDeep}
+	}
+	return pos + n, nil
+}
+
+// elemType reads the type byte of the next element of the document or
+// array ending at end; at the terminator it returns type 0 and end.
+func (s *state) elemType(pos, end int) (bson.Type, int, error) {
+	if pos >= end {
+		return 0, 0, malformed("document is missing its terminator")
+	}
+	t := bson.Type(s.data[pos])
+	pos++
+	if t == 0 && pos != end {
+		return 0, 0, malformed("document terminator before its declared end")
+	}
+	return t, pos, nil
+}
+
+// key reads the NUL-terminated key at pos and returns the value's position.
+func (s *state) key(pos, end int) ([]byte, int, error) {
+	d := s.data
+	// Keys are short: a plain loop beats bytes.IndexByte's call and setup.
+	for i := pos; i < end; i++ {
+		if d[i] == 0 {
+			return d[pos:i], i + 1, nil
+		}
+	}
+	return nil, 0, malformed("element key is not terminated")
+}
+
+// element reads the type and key of the next element of the document or
+// array ending at end; it returns a zero type at the terminator.
+func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
+	t, pos, err := s.elemType(pos, end)
+	if err != nil || t == 0 {
+		return t, nil, pos, err
+	}
+	k, pos, err := s.key(pos, end)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	return t, k, pos, nil
+}
+
+// unsafeString views b as a string for a comparison or a map lookup.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// document decodes an embedded document into a struct, as the driver's
+// struct codec does (into the existing value: callers reset first).
+func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
+	switch t {
+	case bson.TypeEmbeddedDocument:
+	case bson.TypeNull, bson.TypeUndefined:
+		typedClear(tp.typ, p)
+		return pos, nil
+	default:
+		return 0, mismatch(t, tp.typ)
+	}
+	sp := tp.st
+	if sp.err != nil {
+		return 0, newErr(t, tp.typ, sp.err)
+	}
+	end, err := s.open(pos)
+	if err != nil {
+		return 0, err
+	}
+	pos += 4
+	next := 0 // documents usually list fields in struct order: try that first
+	d := s.data
+	for {
+		var et bson.Type
+		var err error
+		if et, pos, err = s.elemType(pos, end); err != nil {
+			return 0, err
+		}
+		if et == 0 {
+			s.depth--
+			return pos, nil
+		}
+		var f *fieldPlan
+		var key []byte
+		var vpos int
+		// Fast path: the key is the next field's name, compared in place
+		// without scanning for its terminator first.
+		if next < len(sp.fields) {
+			nm := sp.fields[next].name
+			if kend := pos + len(nm); kend < end && d[kend] == 0 && unsafeString(d[pos:kend]) == nm {
+				f = &sp.fields[next]
+				next++
+				vpos = kend + 1
+			}
+		}
+		if f == nil {
+			if key, vpos, err = s.key(pos, end); err != nil {
+				return 0, err
+			}
+			if i, ok := sp.index[unsafeString(key)]; ok {
+				f = &sp.fields[i]
+				next = i + 1
+			} else if i, ok := lowerLookup(sp, key); ok {
+				f = &sp.fields[i]
+				next = i + 1
+			}
+		}
+		if f == nil {
+			if sp.inlineMap != nil {
+				pos, err = s.inlineMapValue(sp.inlineMap, p, et, key, vpos)
+			} else {
+				pos, err = s.skip(et, vpos)
+			}
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
+		fp := p
+		for _, h := range f.hops {
+			hp := (*unsafe.Pointer)(unsafe.Add(fp, h.offset))
+			if *hp == nil {
+				*hp = reflect.New(h.typ).UnsafePointer()
+			}
+			fp = *hp
+		}
+		pos, err = s.value(f.plan, et, vpos, unsafe.Add(fp, f.offset))
+		if err != nil {
+			return 0, withKey(err, f.name)
+		}
+	}
+}
+
+// lowerLookup is the driver's second lookup, by strings.ToLower(key); it
+// only allocates for keys that have upper-case or non-ASCII bytes.
+func lowerLookup(sp *structPlan, key []byte) (int, bool) {
+	needs := false
+	for _, c := range key {
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			needs = true
+			break
+		}
+	}
+	if !needs {
+		return 0, false
+	}
+	i, ok := sp.index[strings.ToLower(string(key))]
+	return i, ok
+}
+
+func (s *state) inlineMapValue(f *fieldPlan, p unsafe.Pointer, et bson.Type, key []byte, pos int) (int, error) {
+	m := reflect.NewAt(f.mapType, unsafe.Add(p, f.offset)).Elem()
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(f.mapType))
+	}
+	ev := reflect.New(f.plan.typ)
+	next, err := s.value(f.plan, et, pos, ev.UnsafePointer())
+	if err != nil {
+		return 0, withKey(err, string(key))
+	}
+	m.SetMapIndex(reflect.ValueOf(string(key)), ev.Elem())
+	return next, nil
+}
+
+// slice decodes a BSON array into a slice, reusing the slice's (or the saved)
+// backing array.
+func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.open(pos)
+	if err != nil {
+		return 0, err
+	}
+	h := (*sliceHeader)(p)
+	base, capacity := h.data, h.cap
+	if base == nil {
+		base, capacity = s.takeSaved(p)
+	}
+	et := tp.elem
+	esize := et.typ.Size()
+	n := 0
+	pos += 4
+	for {
+		vt, _, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		if n == capacity {
+			want := max(2*capacity, 4)
+			if capacity == 0 {
+				// A fresh slice: count the elements for an exact allocation.
+				want = s.countElements(pos, end)
+			}
+			base, capacity = grow(tp.typ, base, n, want)
+		}
+		ep := unsafe.Add(base, uintptr(n)*esize)
+		mark := s.reset(et, ep)
+		pos, err = s.value(et, vt, vpos, ep)
+		s.release(mark)
+		if err != nil {
+			return 0, withIndex(err, n)
+		}
+		n++
+	}
+	if base == nil {
+		base = unsafe.Pointer(&zeroBase)
+	}
+	*h = sliceHeader{data: base, len: n, cap: capacity}
+	s.depth--
+	return pos, nil
+}
+
+// countElements counts the elements of the array whose first element is at
+// pos, stopping quietly at anything malformed (decoding reports it).
+func (s *state) countElements(pos, end int) int {
+	d := s.data
+	n := 0
+	for pos < end && d[pos] != 0 {
+		t := bson.Type(d[pos])
+		pos++
+		for pos < end && d[pos] != 0 {
+			pos++
+		}
+		size, err := s.valueSize(t, pos+1)
+		if err != nil || pos+1+size > end {
+			break
+		}
+		pos += 1 + size
+		n++
+	}
+	return n
+}
+
+// grow returns a backing array of at least want elements holding the first n elements of base.
+func grow(t reflect.Type, base unsafe.Pointer, n, want int) (unsafe.Pointer, int) {
+	newCap := max(want, n+1)
+	ns := reflect.MakeSlice(t, newCap, newCap)
+	if n > 0 {
+		old := sliceHeader{data: base, len: n, cap: n}
+		reflect.Copy(ns, reflect.NewAt(t, unsafe.Pointer(&old)).Elem())
+	}
+	return ns.UnsafePointer(), newCap
+}
+
+func (s *state) array(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.open(pos)
+	if err != nil {
+		return 0, err
+	}
+	et := tp.elem
+	esize := et.typ.Size()
+	n := 0
+	pos += 4
+	for {
+		vt, _, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		if n >= tp.arrayLen {
+			return 0, newErr(bson.TypeArray, tp.typ, ErrOverflow)
+		}
+		ep := unsafe.Add(p, uintptr(n)*esize)
+		mark := s.reset(et, ep)
+		pos, err = s.value(et, vt, vpos, ep)
+		s.release(mark)
+		if err != nil {
+			return 0, withIndex(err, n)
+		}
+		n++
+	}
+	s.depth--
+	return pos, nil
+}
+
+func (s *state) mapValue(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
+	end, err := s.open(pos)
+	if err != nil {
+		return 0, err
+	}
+	m := reflect.NewAt(tp.typ, p).Elem()
+	if m.IsNil() {
+		m.Set(reflect.MakeMap(tp.typ))
+	}
+	kt := tp.typ.Key()
+	ev := reflect.New(tp.elem.typ)
+	ep := ev.UnsafePointer()
+	pos += 4
+	for {
+		vt, key, vpos, err := s.element(pos, end)
+		if err != nil {
+			return 0, err
+		}
+		if vt == 0 {
+			pos = vpos
+			break
+		}
+		typedClear(tp.elem.typ, ep) // no reuse: the map keeps what it is given
+		pos, err = s.value(tp.elem, vt, vpos, ep)
+		if err != nil {
+			return 0, withKey(err, string(key))
+		}
+		kv := reflect.ValueOf(string(key))
+		if kt != tString {
+			kv = kv.Convert(kt)
+		}
+		m.SetMapIndex(kv, ev.Elem())
+	}
+	s.depth--
+	return pos, nil
+}
+
+// valueSize is the driver's peekNextValueSize: how many bytes a value of
+// type t at pos occupies, for skipping it or handing it to the driver.
+func (s *state) valueSize(t bson.Type, pos int) (int, error) {
+	d := s.data
+	length := func(extra int) (int, error) {
+		if pos+4 > len(d) {
+			return 0, malformed("value length runs past the end of the document")
+		}
+		n := int(int32(binary.LittleEndian.Uint32(d[pos:])))
+		if n < 0 {
+			return 0, malformed("negative value length %d", n)
+		}
+		return n + extra, nil
+	}
+	switch t {
+	case bson.TypeArray, bson.TypeEmbeddedDocument, bson.TypeCodeWithScope:
+		return length(0)
+	case bson.TypeBinary:
+		return length(5)
+	case bson.TypeDBPointer:
+		return length(4 + 12)
+	case bson.TypeString, bson.TypeJavaScript, bson.TypeSymbol:
+		return length(4)
+	case bson.TypeBoolean:
+		return 1, nil
+	case bson.TypeDateTime, bson.TypeDouble, bson.TypeInt64, bson.TypeTimestamp:
+		return 8, nil
+	case bson.TypeDecimal128:
+		return 16, nil
+	case bson.TypeInt32:
+		return 4, nil
+	case bson.TypeMaxKey, bson.TypeMinKey, bson.TypeNull, bson.TypeUndefined:
+		return 0, nil
+	case bson.TypeObjectID:
+		return 12, nil
+	case bson.TypeRegex:
+		if pos >= len(d) {
+			return 0, malformed("regex runs past the end of the document")
+		}
+		i := bytes.IndexByte(d[pos:], 0)
+		if i < 0 {
+			return 0, malformed("regex pattern is not terminated")
+		}
+		j := bytes.IndexByte(d[pos+i+1:], 0)
+		if j < 0 {
+			return 0, malformed("regex options are not terminated")
+		}
+		return i + j + 2, nil
+	}
+	return 0, malformed("unknown BSON type %#x", byte(t))
+}
+
+func (s *state) skip(t bson.Type, pos int) (int, error) {
+	n, err := s.valueSize(t, pos)
+	if err != nil {
+		return 0, err
+	}
+	if pos+n > len(s.data) {
+		return 0, malformed("value of %d bytes runs past the end of the document", n)
+	}
+	return pos + n, nil
+}
