@@ -77,6 +77,9 @@ type Cache struct {
 
 	gens  sync.Map      // namespace "db.coll" → *nsState
 	epoch atomic.Uint64 // InvalidateAll calls, added to every generation
+	// settleAll is Unsettled's window for a write that may have changed
+	// every collection (unix nanoseconds; 0 if none).
+	settleAll atomic.Int64
 
 	settleMargin time.Duration
 	timersMu     sync.Mutex
@@ -162,6 +165,7 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c.rc = rc
+	live.Store(c, struct{}{})
 	if cfg.Source != nil {
 		c.source = cfg.Source
 		ctx, stop := context.WithCancel(context.Background())
@@ -177,6 +181,7 @@ func New(cfg Config) (*Cache, error) {
 // Close stops the cache's Source (waiting for it to return) and its
 // background goroutines, and drops its entries.
 func (c *Cache) Close() {
+	live.Delete(c)
 	c.timersMu.Lock()
 	c.closed = true
 	for _, t := range c.timers {
@@ -230,6 +235,13 @@ func (c *Cache) ns(ns string) *nsState {
 	return g.(*nsState)
 }
 
+// unsettledAll reports whether a write of unknown outcome may still be
+// changing every collection.
+func (c *Cache) unsettledAll() bool {
+	s := c.settleAll.Load()
+	return s != 0 && time.Now().UnixNano() < s
+}
+
 // unsettledNow reports whether a write of unknown outcome may still be
 // running in the collection.
 func (st *nsState) unsettledNow() bool {
@@ -252,6 +264,10 @@ func (c *Cache) Generation(db, coll string) uint64 {
 // for writes made elsewhere. It does not depend on ristretto applying
 // anything in time.
 //
+// An empty coll stands for every collection of db, and an empty db and
+// coll for every collection (dropDatabase, applyOps): Invalidate then acts
+// as InvalidateAll, and is published as such.
+//
 // With a Source, Invalidate also publishes the write to the other processes.
 func (c *Cache) Invalidate(db, coll string) {
 	c.invalidate(db, coll)
@@ -261,7 +277,11 @@ func (c *Cache) Invalidate(db, coll string) {
 }
 
 func (c *Cache) invalidate(db, coll string) {
-	c.ns(namespace(db, coll)).gen.Add(1)
+	if coll == "" { // a whole database, or (db "" too) everything
+		c.epoch.Add(1)
+	} else {
+		c.ns(namespace(db, coll)).gen.Add(1)
+	}
 	c.invalidations.Add(1)
 }
 
@@ -284,6 +304,14 @@ func (c *Cache) Unsettled(db, coll string, deadline time.Time) {
 	until := deadline.Add(c.settleMargin)
 	ns := namespace(db, coll)
 	st := c.ns(ns)
+	if coll == "" { // every collection: one window for all
+		for {
+			old := c.settleAll.Load()
+			if old >= until.UnixNano() || c.settleAll.CompareAndSwap(old, until.UnixNano()) {
+				break
+			}
+		}
+	}
 	// The window is set before the generation moves: a read that sees the
 	// new generation sees the window too.
 	for {
@@ -394,7 +422,7 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 	if err != nil {
 		return nil, err
 	}
-	if st.unsettledNow() {
+	if st.unsettledNow() || c.unsettledAll() {
 		// A write of unknown outcome may still be running: neither serve
 		// nor store (see Unsettled).
 		c.misses.Add(1)

@@ -54,9 +54,12 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithoutPrefetch turns off pipelined getMore: each batch is fetched when the
 // previous one is used up, as the driver does. Default: prefetch on (the next
 // batch is fetched while the current one is consumed; it never starts for a
-// result that fits in the first batch).
+// result that fits in the first batch), except when the context of the
+// first Next carries an explicit session (mongo.NewSessionContext): a
+// getMore then runs only between the caller's steps, since mongo.Session is
+// not safe for concurrent use. A cursor opened in a session but iterated
+// with another context should be given WithoutPrefetch.
 func WithoutPrefetch() Option { return optionFunc(func(c *config) { c.prefetch = false }) }
-
 
 // DecodeOptions passes options to the decoding plan of the cursor's type:
 // decode.ZeroCopy (strings point into the batch the driver received: they
@@ -172,6 +175,12 @@ func (c *Cursor[T]) fetch(ctx context.Context) ([]bson.Raw, error) {
 		c.started = true
 		// The first batch came with the find: take it without a goroutine.
 		docs := c.drainBatch(make([]bson.Raw, 0, c.cur.RemainingBatchLength()))
+		// With an explicit session in the context, getMore runs only in
+		// the caller's goroutine, between its steps: mongo.Session is not
+		// safe for concurrent use.
+		if mongo.SessionFromContext(ctx) != nil {
+			c.cfg.prefetch = false
+		}
 		if c.cur.ID() == 0 || !c.cfg.prefetch {
 			if c.cur.ID() == 0 {
 				c.done = true

@@ -87,5 +87,8 @@
 // Every write invalidates the cached queries of its collection (the cache
 // given with WithCache, or query.UseCache's) after the server answers,
 // including writes that fail or fail partway: see package cache for the
-// guarantee this gives.
+// guarantee this gives. odm does this itself, so a client without
+// cache.Observer stays correct for odm's writes; with the observer, both
+// invalidate (harmless). Inside a transaction, only the observer can
+// invalidate at commit time: install it when you use transactions.
 package odm

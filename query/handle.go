@@ -96,10 +96,16 @@ func (h Handle[T]) cursor(ctx context.Context, filter any, c *config) (*cursor.C
 		// serves small results in one round trip; later batches are larger.
 		cur.SetBatchSize(DefaultGetMoreBatchSize)
 	}
+	copts := c.cursorOpts
 	if cc := h.codecsInUse(); cc != nil {
-		return cursor.New[T](cur, slices.Concat(c.cursorOpts, []cursor.Option{cursor.DecodeOptions(cc.dec...)})...)
+		copts = slices.Concat(copts, []cursor.Option{cursor.DecodeOptions(cc.dec...)})
 	}
-	return cursor.New[T](cur, c.cursorOpts...)
+	if mongo.SessionFromContext(ctx) != nil {
+		// A getMore on the caller's session must not run while the
+		// caller uses it: mongo.Session is not safe for concurrent use.
+		copts = slices.Concat(copts, []cursor.Option{cursor.WithoutPrefetch()})
+	}
+	return cursor.New[T](cur, copts...)
 }
 
 // Iter returns a single-use iterator over the matching documents, for
@@ -116,7 +122,7 @@ func (h Handle[T]) Iter(ctx context.Context, filter any, opts ...Option) iter.Se
 		c := newConfig(opts)
 		ctx, cancel := c.withMaxTime(ctx)
 		defer cancel()
-		if c.cached {
+		if c.cached && !inTransaction(ctx) {
 			vals, err := h.cachedMany(ctx, filter, c)
 			if err != nil {
 				var zero T
@@ -149,7 +155,7 @@ func (h Handle[T]) FindMany(ctx context.Context, filter any, opts ...Option) ([]
 	c := newConfig(opts)
 	ctx, cancel := c.withMaxTime(ctx)
 	defer cancel()
-	if c.cached {
+	if c.cached && !inTransaction(ctx) {
 		return h.cachedMany(ctx, filter, c)
 	}
 	return h.findMany(ctx, filter, c)
@@ -177,7 +183,7 @@ func (h Handle[T]) FindOne(ctx context.Context, filter any, opts ...Option) (T, 
 	c := newConfig(opts)
 	ctx, cancel := c.withMaxTime(ctx)
 	defer cancel()
-	if c.cached {
+	if c.cached && !inTransaction(ctx) {
 		c.limit = 1
 		vals, err := h.cachedMany(ctx, filter, c)
 		if err != nil {
@@ -252,4 +258,13 @@ func (h Handle[T]) Count(ctx context.Context, filter any, opts ...Option) (int64
 		return 0, fmt.Errorf("query: count in %s: %w", h.coll.Name(), err)
 	}
 	return n, nil
+}
+
+// inTransaction reports whether ctx carries a session with a transaction
+// running. Such reads never read, fill or share a load with the cache: they
+// must see the transaction's snapshot and its own writes, and their results
+// may never be committed.
+func inTransaction(ctx context.Context) bool {
+	s := mongo.SessionFromContext(ctx)
+	return s != nil && s.TransactionRunning()
 }

@@ -1,0 +1,311 @@
+package cache
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/event"
+
+	"github.com/databridge-go/databridge/internal/outcome"
+)
+
+// live holds every Cache between New and Close: the write observer
+// invalidates them all.
+var live sync.Map // *Cache → struct{}
+
+// Observer returns a command monitor that keeps every Cache of the process
+// correct whatever path a write takes: install it on the client once, at
+// connect, and a write made with the raw driver (or by code that never
+// heard of databridge) invalidates the cached reads of what it may have
+// changed, in this process and, through each cache's Source, in the others.
+//
+//	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(cache.Observer(nil)))
+//
+// next, if not nil, is a monitor you already have: every event is passed on
+// to it.
+//
+// From each command the driver sends, the observer takes the namespaces a
+// write may change: insert, update, delete, findAndModify, the client-level
+// bulkWrite (its nsInfo), aggregate ending in $out or $merge (its target),
+// drop, renameCollection (both names), create and collMod (views), and, as
+// every namespace, dropDatabase and applyOps. It invalidates them when the
+// command succeeds and when it fails; when the reply is lost (a network
+// error, a timeout), the write may still be running, and the namespaces are
+// unsettled until its maxTimeMS has passed (see Unsettled).
+//
+// Writes inside a transaction (a command with lsid, txnNumber and
+// autocommit false) are invalidated when commitTransaction succeeds, not
+// before: a read between the write and the commit sees the committed state
+// and stays valid until the commit invalidates it. A commit that fails or
+// loses its reply is an unknown outcome; abortTransaction drops them.
+//
+// Reads cost a map lookup of the command name. odm invalidates its own
+// writes as well, so clients without the observer stay correct for them.
+func Observer(next *event.CommandMonitor) *event.CommandMonitor {
+	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}}
+	m := &event.CommandMonitor{
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			o.started(e)
+			if next != nil && next.Started != nil {
+				next.Started(ctx, e)
+			}
+		},
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			o.finished(&e.CommandFinishedEvent, nil)
+			if next != nil && next.Succeeded != nil {
+				next.Succeeded(ctx, e)
+			}
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			o.finished(&e.CommandFinishedEvent, e.Failure)
+			if next != nil && next.Failed != nil {
+				next.Failed(ctx, e)
+			}
+		},
+	}
+	return m
+}
+
+// writeCommands are the commands that may change data, and how each names
+// what it changes.
+var writeCommands = map[string]func(e *event.CommandStartedEvent) []string{
+	"insert":           firstValue,
+	"update":           firstValue,
+	"delete":           firstValue,
+	"findAndModify":    firstValue,
+	"findandmodify":    firstValue,
+	"drop":             firstValue,
+	"create":           firstValue, // a view (or a collection: harmless)
+	"collMod":          firstValue,
+	"aggregate":        aggregateTarget,
+	"renameCollection": renamed,
+	"bulkWrite":        nsInfo,
+	"dropDatabase":     func(e *event.CommandStartedEvent) []string { return []string{e.DatabaseName + "."} },
+	"applyOps":         func(*event.CommandStartedEvent) []string { return everything },
+	"commitTransaction": func(*event.CommandStartedEvent) []string {
+		return nil // handled through the session's transaction
+	},
+	"abortTransaction": func(*event.CommandStartedEvent) []string { return nil },
+}
+
+// everything stands for every namespace (an empty database and
+// collection, which Invalidate takes for everything).
+var everything = []string{"."}
+
+type pendingKey struct {
+	conn string
+	req  int64
+}
+
+type pendingWrite struct {
+	ns       []string
+	txn      string // "lsid/txnNumber" of a transaction's write or commit
+	command  string
+	deadline time.Time // from maxTimeMS; zero if none
+}
+
+type observer struct {
+	mu      sync.Mutex
+	pending map[pendingKey]pendingWrite
+	txns    map[string]map[string]struct{} // transaction → namespaces written
+}
+
+func (o *observer) started(e *event.CommandStartedEvent) {
+	names, ok := writeCommands[e.CommandName]
+	if !ok {
+		return
+	}
+	w := pendingWrite{ns: names(e), command: e.CommandName}
+	if ms, ok := e.Command.Lookup("maxTimeMS").AsInt64OK(); ok && ms > 0 {
+		w.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	inTxn := false
+	if lsid, err := e.Command.LookupErr("lsid"); err == nil {
+		if txn, err := e.Command.LookupErr("txnNumber"); err == nil {
+			if ac, err := e.Command.LookupErr("autocommit"); err == nil && !ac.Boolean() {
+				w.txn = string(lsid.Value) + "/" + string(txn.Value)
+				inTxn = true
+			}
+		}
+	}
+	if inTxn && w.command != "commitTransaction" && w.command != "abortTransaction" {
+		// Recorded now: a write's namespaces count whatever its reply, as
+		// the commit will apply it if it happened.
+		o.mu.Lock()
+		set := o.txns[w.txn]
+		if set == nil {
+			set = map[string]struct{}{}
+			o.txns[w.txn] = set
+		}
+		for _, ns := range w.ns {
+			set[ns] = struct{}{}
+		}
+		o.mu.Unlock()
+		return
+	}
+	if len(w.ns) == 0 && w.txn == "" {
+		return
+	}
+	o.mu.Lock()
+	o.pending[pendingKey{e.ConnectionID, e.RequestID}] = w
+	o.mu.Unlock()
+}
+
+func (o *observer) finished(e *event.CommandFinishedEvent, failure error) {
+	if _, ok := writeCommands[e.CommandName]; !ok {
+		return
+	}
+	k := pendingKey{e.ConnectionID, e.RequestID}
+	o.mu.Lock()
+	w, ok := o.pending[k]
+	delete(o.pending, k)
+	if ok && w.txn != "" {
+		switch w.command {
+		case "commitTransaction":
+			set := o.txns[w.txn]
+			if failure == nil {
+				delete(o.txns, w.txn)
+			}
+			// A failed commit may be retried with the same transaction:
+			// keep its namespaces, and treat this outcome as unknown.
+			for ns := range set {
+				w.ns = append(w.ns, ns)
+			}
+			if failure != nil {
+				// Even an answered commit error can hide a commit (the
+				// UnknownTransactionCommitResult label): unknown.
+				o.mu.Unlock()
+				o.apply(w, true)
+				return
+			}
+		case "abortTransaction":
+			delete(o.txns, w.txn)
+			w.ns = nil
+		}
+	}
+	o.mu.Unlock()
+	if !ok || len(w.ns) == 0 {
+		return
+	}
+	o.apply(w, failure != nil && outcome.Of(failure) != outcome.Done)
+}
+
+// apply invalidates w's namespaces in every live cache: unsettled until
+// its deadline when its outcome is unknown.
+func (o *observer) apply(w pendingWrite, unknown bool) {
+	live.Range(func(k, _ any) bool {
+		c := k.(*Cache)
+		for _, ns := range w.ns {
+			db, coll, _ := strings.Cut(ns, ".")
+			if unknown {
+				c.Unsettled(db, coll, w.deadline)
+			} else {
+				c.Invalidate(db, coll)
+			}
+		}
+		return true
+	})
+}
+
+// firstValue names the collection in the command's first element, in the
+// command's database.
+func firstValue(e *event.CommandStartedEvent) []string {
+	el, err := e.Command.IndexErr(0)
+	if err != nil {
+		return nil
+	}
+	coll, ok := el.Value().StringValueOK()
+	if !ok {
+		return nil
+	}
+	return []string{e.DatabaseName + "." + coll}
+}
+
+// aggregateTarget names the target of a pipeline ending in $out or $merge.
+func aggregateTarget(e *event.CommandStartedEvent) []string {
+	stages, ok := e.Command.Lookup("pipeline").ArrayOK()
+	if !ok {
+		return nil
+	}
+	vals, err := stages.Values()
+	if err != nil || len(vals) == 0 {
+		return nil
+	}
+	last, ok := vals[len(vals)-1].DocumentOK()
+	if !ok {
+		return nil
+	}
+	for _, stage := range []string{"$out", "$merge"} {
+		v, err := last.LookupErr(stage)
+		if err != nil {
+			continue
+		}
+		if s, ok := v.StringValueOK(); ok {
+			return []string{e.DatabaseName + "." + s}
+		}
+		d, ok := v.DocumentOK()
+		if !ok {
+			return everything // a shape not known here: be safe
+		}
+		db := e.DatabaseName
+		if s, ok := d.Lookup("db").StringValueOK(); ok {
+			db = s
+		}
+		coll, ok := d.Lookup("coll").StringValueOK()
+		if !ok {
+			coll, ok = d.Lookup("into").StringValueOK()
+		}
+		if !ok {
+			into, isDoc := d.Lookup("into").DocumentOK()
+			if !isDoc {
+				return everything
+			}
+			if s, ok := into.Lookup("db").StringValueOK(); ok {
+				db = s
+			}
+			if coll, ok = into.Lookup("coll").StringValueOK(); !ok {
+				return everything
+			}
+		}
+		return []string{db + "." + coll}
+	}
+	return nil
+}
+
+// renamed names both namespaces of a renameCollection ("db.coll" each).
+func renamed(e *event.CommandStartedEvent) []string {
+	var out []string
+	for _, k := range []string{"renameCollection", "to"} {
+		if s, ok := e.Command.Lookup(k).StringValueOK(); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nsInfo names the namespaces of a client-level bulkWrite.
+func nsInfo(e *event.CommandStartedEvent) []string {
+	arr, ok := e.Command.Lookup("nsInfo").ArrayOK()
+	if !ok {
+		return everything
+	}
+	vals, err := arr.Values()
+	if err != nil {
+		return everything
+	}
+	out := make([]string, 0, len(vals))
+	for _, v := range vals {
+		d, ok := v.DocumentOK()
+		if !ok {
+			return everything
+		}
+		ns, ok := d.Lookup("ns").StringValueOK()
+		if !ok {
+			return everything
+		}
+		out = append(out, ns)
+	}
+	return out
+}
