@@ -89,7 +89,7 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 
-	hits, misses, invalidations, evictions, loads, unsettled atomic.Uint64
+	hits, misses, invalidations, evictions, loads, unsettled, rejected atomic.Uint64
 
 	source                    Source
 	synced                    atomic.Bool
@@ -379,6 +379,11 @@ type Stats struct {
 	// Writes of unknown outcome reported with Unsettled (reads of their
 	// collection bypass the cache until each settles, counted in Bypassed).
 	Unsettled uint64
+
+	// Rejected counts results ristretto refused to store (its admission
+	// policy, when the cache is full of more frequently used entries): a
+	// steady rise means MaxCost is too small for the working set.
+	Rejected uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
@@ -397,6 +402,7 @@ func (c *Cache) Stats() Stats {
 		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
 		Remote: c.remote.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
 		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettled.Load(),
+		Rejected: c.rejected.Load(),
 	}
 }
 
@@ -514,7 +520,15 @@ func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load Lo
 		cost += mcost
 	}
 	if ttl > 0 {
-		c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl)
+		if c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl) {
+			// ristretto applies sets asynchronously; waiting here, on the
+			// miss path, where a few µs are nothing next to the round trip,
+			// makes the next read of the key a hit (unless it was rejected
+			// or evicted for its cost).
+			c.rc.Wait()
+		} else {
+			c.rejected.Add(1)
+		}
 	}
 	return res, nil
 }

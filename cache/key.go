@@ -21,12 +21,17 @@ type Key struct {
 	// concern (a secondary read must never fill what a primary read then
 	// gets). Entries of different scopes never meet. The query package sets
 	// it with ScopeOf; 0 is a scope of its own.
-	Scope                uint64
+	Scope uint64
+	// Op names what the result is, for results other than a find's
+	// documents (query's Count uses "count"): the same filter counted and
+	// found never shares an entry.
+	Op                   string
 	Database, Collection string
 	Filter               any // bson.D, bson.M, map[string]any, bson.Raw, a struct, …
 	Sort                 any
 	Projection           any
 	Collation            any
+	Hint                 any // an index hint can change results (a sparse or partial index)
 	Skip, Limit          int64
 }
 
@@ -46,16 +51,17 @@ func (q Key) canonical(g uint64) (string, error) {
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
 
-	if err := enc.EncodeArrayLen(10); err != nil {
+	if err := enc.EncodeArrayLen(12); err != nil {
 		return "", err
 	}
 	_ = enc.EncodeUint(q.Scope)
+	_ = enc.EncodeString(q.Op)
 	_ = enc.EncodeString(q.Database)
 	_ = enc.EncodeString(q.Collection)
 	_ = enc.EncodeUint(g)
 	_ = enc.EncodeInt(q.Skip)
 	_ = enc.EncodeInt(q.Limit)
-	for _, v := range []any{q.Filter, q.Sort, q.Projection, q.Collation} {
+	for _, v := range []any{q.Filter, q.Sort, q.Projection, q.Collation, q.Hint} {
 		if err := encodeCanon(enc, v); err != nil {
 			return "", err
 		}

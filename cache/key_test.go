@@ -50,6 +50,9 @@ func TestKeyCanonicalisation(t *testing.T) {
 		{"sort", Key{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: 1}}}, Key{Database: "db", Collection: "c", Sort: bson.D{{Key: "a", Value: -1}}}, false},
 		{"projection", Key{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, Key{Database: "db", Collection: "c"}, false},
 		{"collation", Key{Database: "db", Collection: "c", Collation: bson.M{"locale": "fr"}}, Key{Database: "db", Collection: "c"}, false},
+		{"hint", Key{Database: "db", Collection: "c", Hint: "sparse_idx"}, Key{Database: "db", Collection: "c"}, false},
+		{"count and find of one filter", Key{Op: "count", Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, Key{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, false},
+		{"scope", Key{Scope: 1, Database: "db", Collection: "c"}, Key{Scope: 2, Database: "db", Collection: "c"}, false},
 		{"filter moved to projection", Key{Database: "db", Collection: "c", Filter: bson.M{"a": 1}}, Key{Database: "db", Collection: "c", Projection: bson.M{"a": 1}}, false},
 		{"db.c vs d.b.c namespace split", Key{Database: "a.b", Collection: "c"}, Key{Database: "a", Collection: "b.c"}, false},
 	}

@@ -33,7 +33,7 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 	q := cache.Key{
 		Scope:    cache.ScopeOf(h.coll),
 		Database: h.coll.Database().Name(), Collection: h.coll.Name(),
-		Filter: f, Sort: c.sort, Projection: c.projection, Skip: c.skip, Limit: c.limit,
+		Filter: f, Sort: c.sort, Projection: c.projection, Hint: c.hint, Skip: c.skip, Limit: c.limit,
 	}
 	if c.collation != nil {
 		q.Collation = *c.collation

@@ -253,9 +253,45 @@ func (h Handle[T]) Count(ctx context.Context, filter any, opts ...Option) (int64
 	if c.collation != nil {
 		o.SetCollation(c.collation)
 	}
+	if c.cached && !inTransaction(ctx) {
+		return h.cachedCount(ctx, f, c, o)
+	}
 	n, err := h.coll.CountDocuments(ctx, f, o)
 	if err != nil {
 		return 0, fmt.Errorf("query: count in %s: %w", h.coll.Name(), err)
+	}
+	return n, nil
+}
+
+// cachedCount serves a Count from the cache: its result is one document
+// {n: count}, under a key of its own (Op "count").
+func (h Handle[T]) cachedCount(ctx context.Context, f any, c *config, o *options.CountOptionsBuilder) (int64, error) {
+	rc := h.Cache()
+	if rc == nil {
+		return 0, ErrNoCache
+	}
+	k := cache.Key{
+		Scope: cache.ScopeOf(h.coll), Op: "count",
+		Database: h.coll.Database().Name(), Collection: h.coll.Name(),
+		Filter: f, Skip: c.skip, Limit: c.limit, Hint: c.hint,
+	}
+	if c.collation != nil {
+		k.Collation = *c.collation
+	}
+	res, err := rc.Fetch(ctx, k, c.cacheTTL, func(ctx context.Context) ([]bson.Raw, error) {
+		n, err := h.coll.CountDocuments(ctx, f, o)
+		if err != nil {
+			return nil, fmt.Errorf("query: count in %s: %w", h.coll.Name(), err)
+		}
+		doc, err := bson.Marshal(bson.D{{Key: "n", Value: n}})
+		return []bson.Raw{doc}, err
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := res.Docs[0].Lookup("n").AsInt64OK()
+	if !ok {
+		return 0, errors.New("query: malformed cached count")
 	}
 	return n, nil
 }

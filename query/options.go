@@ -128,8 +128,15 @@ func ZeroCopy() Option {
 // handle's (Handle.WithCache) or the process default (UseCache); with
 // neither, the query fails with ErrNoCache rather than silently running
 // uncached. Cached results reflect every write made through this process's
-// odm package as soon as that write returns; writes by other processes are
-// seen after ttl. Default: no caching.
+// odm package (or any write, with cache.Observer on the client) as soon as
+// that write returns; writes by other processes are seen through a
+// coherence source, or after ttl. Default: no caching.
+//
+// It applies to FindMany, FindOne, Count (its number is cached) and Iter.
+// A cached Iter is a cached FindMany: the whole result is loaded (and held
+// by the cache) before the first value is yielded, so use it for results
+// that fit in memory, not for streams. The read right after a miss stored
+// its entry is a hit. Reads in a transaction ignore it.
 func Cached(ttl time.Duration) Option {
 	return optionFunc(func(c *config) { c.cached, c.cacheTTL = true, ttl })
 }
