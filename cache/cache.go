@@ -28,6 +28,10 @@ type Config struct {
 	// same collections (package coherence has two). Default: none, and the
 	// cache is coherent within this process only.
 	Source Source
+	// CollectionWideOnly turns point reads off: every write invalidates
+	// every cached read of its collection, as before point reads existed.
+	// For measuring the difference (BenchmarkPointReads); default false.
+	CollectionWideOnly bool
 	// SettleMargin is added to the deadline of a write whose outcome is
 	// unknown (see Unsettled) before the cache trusts that the server has
 	// finished it: it covers the round trip and clock error around the
@@ -82,6 +86,7 @@ type Cache struct {
 	settleAll atomic.Int64
 
 	settleMargin time.Duration
+	noPointReads bool
 	timersMu     sync.Mutex
 	timers       map[string]*time.Timer // the end of each unsettled window
 	closed       bool
@@ -151,7 +156,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.DefaultTTL = time.Minute
 	}
 	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{},
-		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}}
+		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, noPointReads: cfg.CollectionWideOnly}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters: cfg.NumCounters,
 		MaxCost:     cfg.MaxCost,
@@ -223,8 +228,10 @@ func namespace(db, coll string) string { return db + "." + coll }
 
 // nsState is what the cache knows of one collection.
 type nsState struct {
-	gen    atomic.Uint64 // invalidations so far
+	gen    atomic.Uint64 // invalidations so far, of every kind
+	wide   atomic.Uint64 // invalidations not confined to known ids (see point.go)
 	settle atomic.Int64  // unix nanoseconds until which an unsettled write may still run; 0 if none
+	ids    [idBuckets]atomic.Uint64
 }
 
 func (c *Cache) ns(ns string) *nsState {
@@ -280,8 +287,55 @@ func (c *Cache) invalidate(db, coll string) {
 	if coll == "" { // a whole database, or (db "" too) everything
 		c.epoch.Add(1)
 	} else {
-		c.ns(namespace(db, coll)).gen.Add(1)
+		st := c.ns(namespace(db, coll))
+		st.wide.Add(1)
+		st.gen.Add(1)
 	}
+	c.invalidations.Add(1)
+}
+
+// InvalidateIDs is Invalidate for a write confined to the documents with
+// the given _ids (a write by _id, or an insert of documents with these
+// ids): cached reads that select by _id only those of other ids stay valid;
+// every other cached read of the collection is invalidated, as by
+// Invalidate. Ids that take no part in point reads (strings, documents)
+// make it an Invalidate. It is published to other processes as Invalidate.
+func (c *Cache) InvalidateIDs(db, coll string, ids ...any) {
+	buckets := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		b, ok := bucketOf(id)
+		if !ok {
+			c.Invalidate(db, coll)
+			return
+		}
+		buckets = append(buckets, b)
+	}
+	c.invalidateBuckets(db, coll, buckets)
+	if c.source != nil {
+		c.source.Publish(db, coll)
+	}
+}
+
+// InvalidateMatching is Invalidate for a write with filter: when the filter
+// confines it to known _ids, as InvalidateIDs; otherwise as Invalidate.
+func (c *Cache) InvalidateMatching(db, coll string, filter any) {
+	buckets, ok := pointBuckets(filter, nil)
+	if !ok {
+		c.Invalidate(db, coll)
+		return
+	}
+	c.invalidateBuckets(db, coll, buckets)
+	if c.source != nil {
+		c.source.Publish(db, coll)
+	}
+}
+
+func (c *Cache) invalidateBuckets(db, coll string, buckets []uint32) {
+	st := c.ns(namespace(db, coll))
+	for _, b := range buckets {
+		st.ids[b].Add(1)
+	}
+	st.gen.Add(1) // after the ids: a read that sees the new gen sees them
 	c.invalidations.Add(1)
 }
 
@@ -423,8 +477,19 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 		ttl = c.defaultTTL
 	}
 	st := c.ns(namespace(q.Database, q.Collection))
-	g := st.gen.Load() + c.epoch.Load()
-	key, err := q.canonical(g)
+	var key string
+	var err error
+	if buckets, ok := pointBuckets(q.Filter, nil); ok && !c.noPointReads {
+		// A point read: it depends on the wide writes and on its ids.
+		gens := make([]uint64, 1+len(buckets))
+		gens[0] = st.wide.Load() + c.epoch.Load()
+		for i, b := range buckets {
+			gens[1+i] = st.ids[b].Load()
+		}
+		key, err = q.canonical(gens...)
+	} else {
+		key, err = q.canonical(st.gen.Load() + c.epoch.Load())
+	}
 	if err != nil {
 		return nil, err
 	}

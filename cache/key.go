@@ -43,7 +43,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // receive the same query (up to the order of map keys, which the driver does
 // not fix either); int32(1) and int64(1) are different BSON and so different
 // keys: a miss, never a wrong hit.
-func (q Key) canonical(g uint64) (string, error) {
+func (q Key) canonical(gens ...uint64) (string, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
@@ -58,7 +58,12 @@ func (q Key) canonical(g uint64) (string, error) {
 	_ = enc.EncodeString(q.Op)
 	_ = enc.EncodeString(q.Database)
 	_ = enc.EncodeString(q.Collection)
-	_ = enc.EncodeUint(g)
+	if err := enc.EncodeArrayLen(len(gens)); err != nil { // one: collection-wide; more: a point read
+		return "", err
+	}
+	for _, g := range gens {
+		_ = enc.EncodeUint(g)
+	}
 	_ = enc.EncodeInt(q.Skip)
 	_ = enc.EncodeInt(q.Limit)
 	for _, v := range []any{q.Filter, q.Sort, q.Projection, q.Collation, q.Hint} {

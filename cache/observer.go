@@ -101,6 +101,8 @@ type pendingKey struct {
 
 type pendingWrite struct {
 	ns       []string
+	ids      []uint32 // with confined: the id buckets the write is limited to (ns has one namespace)
+	confined bool
 	txn      string // "lsid/txnNumber" of a transaction's write or commit
 	command  string
 	deadline time.Time // from maxTimeMS; zero if none
@@ -118,6 +120,9 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 		return
 	}
 	w := pendingWrite{ns: names(e), command: e.CommandName}
+	if len(w.ns) == 1 {
+		w.ids, w.confined = confinedIDs(e)
+	}
 	if ms, ok := e.Command.Lookup("maxTimeMS").AsInt64OK(); ok && ms > 0 {
 		w.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
@@ -199,9 +204,15 @@ func (o *observer) apply(w pendingWrite, unknown bool) {
 		c := k.(*Cache)
 		for _, ns := range w.ns {
 			db, coll, _ := strings.Cut(ns, ".")
-			if unknown {
+			switch {
+			case unknown:
 				c.Unsettled(db, coll, w.deadline)
-			} else {
+			case w.confined:
+				c.invalidateBuckets(db, coll, w.ids)
+				if c.source != nil {
+					c.source.Publish(db, coll)
+				}
+			default:
 				c.Invalidate(db, coll)
 			}
 		}
@@ -308,4 +319,66 @@ func nsInfo(e *event.CommandStartedEvent) []string {
 		out = append(out, ns)
 	}
 	return out
+}
+
+// confinedIDs returns the id buckets an insert, update, delete or
+// findAndModify is limited to: the _ids of the inserted documents, or the
+// ids every statement's filter names (see point.go). ok is false when any
+// part is not limited to known ids.
+func confinedIDs(e *event.CommandStartedEvent) (buckets []uint32, ok bool) {
+	var list, field string
+	switch e.CommandName {
+	case "insert":
+		list = "documents"
+	case "update":
+		list, field = "updates", "q"
+	case "delete":
+		list, field = "deletes", "q"
+	case "findAndModify", "findandmodify":
+		q, err := e.Command.LookupErr("query")
+		if err != nil {
+			return nil, false
+		}
+		d, isDoc := q.DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		return pointBuckets(d, nil)
+	default:
+		return nil, false
+	}
+	arr, isArr := e.Command.Lookup(list).ArrayOK()
+	if !isArr {
+		return nil, false
+	}
+	vals, err := arr.Values()
+	if err != nil || len(vals) == 0 {
+		return nil, false
+	}
+	for _, v := range vals {
+		d, isDoc := v.DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		if field == "" { // an inserted document: its _id
+			id, err := d.LookupErr("_id")
+			if err != nil {
+				return nil, false
+			}
+			b, ok := bucketOf(id)
+			if !ok {
+				return nil, false
+			}
+			buckets = append(buckets, b)
+			continue
+		}
+		q, isDoc := d.Lookup(field).DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		if buckets, ok = pointBuckets(q, buckets); !ok {
+			return nil, false
+		}
+	}
+	return buckets, true
 }

@@ -120,7 +120,7 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 		}
 		wctx, cancel := c.bounded(ctx)
 		res, err := c.coll.InsertMany(wctx, batch[lo:hi], opts)
-		c.invalidate(wctx, err)
+		c.invalidate(wctx, err, c.batchIDs(docs[lo:hi], missing, lo))
 		cancel()
 		written, stop := report.record(lo, hi, err, cfg.unordered)
 		if res != nil && missing != nil {
@@ -292,7 +292,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	}
 	wctx, cancel := c.bounded(ctx)
 	_, err := c.coll.BulkWrite(wctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, c.batchIDs(docs, nil, 0))
 	cancel()
 	report.record(0, len(docs), err, cfg.unordered)
 	if report.Err != nil {
@@ -304,4 +304,17 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		}
 		return afterSave
 	})
+}
+
+// batchIDs is what an insert of docs changes: their ids, or anything when
+// the driver assigns some of them (missing, indexed from lo).
+func (c *Collection[T]) batchIDs(docs []T, missing []bool, lo int) changed {
+	ids := make([]any, len(docs))
+	for i := range docs {
+		if missing != nil && missing[lo+i] {
+			return anything
+		}
+		ids[i] = c.idOf(&docs[i])
+	}
+	return byID(ids...)
 }

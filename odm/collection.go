@@ -85,18 +85,39 @@ func (c *Collection[T]) Collection() *mongo.Collection { return c.coll }
 // no reply), the write may still be running until its deadline, the
 // maxTimeMS the driver sent from wctx: the cache treats the collection as
 // unsettled until then (see cache.Cache.Unsettled).
-func (c *Collection[T]) invalidate(wctx context.Context, err error) {
+//
+// w says what the write may have changed: documents of known ids (a write
+// by _id, an insert), those a filter matches, or anything.
+func (c *Collection[T]) invalidate(wctx context.Context, err error, w changed) {
 	rc := c.h.Cache()
 	if rc == nil {
 		return
 	}
-	if outcome.Of(err) == outcome.Unknown {
+	db, coll := c.coll.Database().Name(), c.coll.Name()
+	switch {
+	case outcome.Of(err) == outcome.Unknown:
 		deadline, _ := wctx.Deadline()
-		rc.Unsettled(c.coll.Database().Name(), c.coll.Name(), deadline)
-		return
+		rc.Unsettled(db, coll, deadline)
+	case w.ids != nil:
+		rc.InvalidateIDs(db, coll, w.ids...)
+	case w.filter != nil:
+		rc.InvalidateMatching(db, coll, w.filter)
+	default:
+		rc.Invalidate(db, coll)
 	}
-	rc.Invalidate(c.coll.Database().Name(), c.coll.Name())
 }
+
+// changed is what a write may have changed (see invalidate); the zero
+// value is anything in the collection.
+type changed struct {
+	ids    []any
+	filter any
+}
+
+func byID(ids ...any) changed { return changed{ids: ids} }
+func byFilter(f any) changed  { return changed{filter: f} }
+
+var anything = changed{}
 
 // encodesNatively reports whether the compiled encoder stores what the
 // driver would with the registry and BSON options declared for the

@@ -50,7 +50,7 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 	} else {
 		_, err = c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
 	}
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byID(id))
 	cancel()
 	if err != nil {
 		if isNew && !keepID(err) {
@@ -78,7 +78,11 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.InsertOne(wctx, bson.Raw(raw))
-	c.invalidate(wctx, err)
+	if res != nil {
+		c.invalidate(wctx, err, byID(res.InsertedID))
+	} else {
+		c.invalidate(wctx, err, anything) // the driver's id is not known
+	}
 	cancel()
 	if res != nil {
 		if oid, ok := res.InsertedID.(bson.ObjectID); ok {
@@ -107,7 +111,7 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption)
 	}
 	wctx, cancel := c.bounded(ctx)
 	_, err = c.coll.InsertOne(wctx, doc)
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byID(c.idOf(doc)))
 	cancel()
 	if err != nil {
 		if fresh && !keepID(err) {
@@ -127,7 +131,7 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byID(c.idOf(doc)))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
@@ -167,7 +171,7 @@ func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts 
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.UpdateOne(wctx, f, update, o)
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byFilter(f))
 	cancel()
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("odm: update one in %s: %w", c.coll.Name(), err)
@@ -188,7 +192,7 @@ func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.UpdateMany(wctx, f, update, o)
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byFilter(f))
 	cancel()
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
@@ -206,7 +210,7 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption)
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.DeleteOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byID(c.idOf(doc)))
 	cancel()
 	if err != nil {
 		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
@@ -239,7 +243,7 @@ func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many boo
 	} else {
 		res, err = c.coll.DeleteOne(wctx, f)
 	}
-	c.invalidate(wctx, err)
+	c.invalidate(wctx, err, byFilter(f))
 	cancel()
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
