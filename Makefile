@@ -8,9 +8,11 @@ test:
 soak:
 	./scripts/test.sh soak
 
-# Run the embedded dev server in the foreground on 127.0.0.1:27017.
+# Run the embedded dev server in the foreground (ADDR=host:port to choose
+# where; the command also takes -data DIR).
+ADDR ?= 127.0.0.1:27017
 devserver:
-	cd bench && go run ./cmd/devserver
+	cd bench && go run ./cmd/devserver -addr $(ADDR)
 
 # databridge vs the official driver, side by side (about 2 minutes).
 bench:

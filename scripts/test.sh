@@ -2,7 +2,9 @@
 # The one test command (make test): on a fresh clone it downloads modules,
 # starts the embedded dev server on a free port unless MONGODB_URI is set,
 # checks gofmt and go mod tidy, and runs go vet and go test -race for both
-# modules against that server. The server is stopped on exit, also on failure.
+# modules against that server, ending with a summary: tests passed, skipped
+# and failed per package, and each skipped test with its reason. The server
+# is stopped on exit, also on failure.
 #
 # `scripts/test.sh soak` (make soak) runs the long load tests instead: the
 # cache under 64 goroutines for $SOAK (default 10m) and a 1,000,000-document
@@ -63,5 +65,13 @@ if [ "$mode" = soak ]; then
 	exit 0
 fi
 
-step "go test -race"
-for m in "${modules[@]}"; do (cd "$m" && go test -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...); done
+step "go test -race (each package's result as it ends, then a summary with every skip and its reason)"
+go build -o "$tmp/testsum" ./internal/testsum
+: >"$tmp/status"
+for m in "${modules[@]}"; do
+	(cd "$m" && go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...) || echo "$m" >>"$tmp/status"
+done | "$tmp/testsum"
+if [ -s "$tmp/status" ]; then
+	echo "go test failed in: $(tr '\n' ' ' <"$tmp/status")" >&2
+	exit 1
+fi

@@ -28,11 +28,22 @@ type User struct {
 }
 
 func main() {
-	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+	uri := os.Getenv("MONGODB_URI")
+	if uri == "" {
+		uri = "mongodb://127.0.0.1:27017"
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
+	// Fail fast, with what to do, rather than wait out server selection.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx, nil); err != nil {
+		log.Fatalf("no MongoDB server answers at %s: start the dev server with `make devserver` "+
+			"(or set MONGODB_URI to a running MongoDB), then run this again", uri)
+	}
 	if err := run(context.Background(), client.Database("quickstart"), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
@@ -51,6 +62,10 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 	defer query.UseCache(c)()
 	users, err := odm.New[User](coll)
 	if err != nil {
+		return err
+	}
+	// Start from an empty collection, so that every run prints the same.
+	if _, err := users.DeleteMany(ctx, bson.D{}); err != nil {
 		return err
 	}
 

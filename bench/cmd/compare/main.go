@@ -9,8 +9,10 @@
 // It starts the embedded dev server (FerretDB with SQLite) as a separate
 // process, so that client CPU is measured apart from the server's, unless
 // MONGODB_URI names a server to use instead. It prints a table on stdout,
-// progress on stderr, and writes results/<date>/report.md, results.json and
-// chart.png.
+// progress on stderr, and writes report.md, results.json and chart.png to a
+// new directory per run, <date>T<time>/, under -out (default: a
+// databridge-bench directory in the system's temporary directory, outside
+// the work tree; make bench-readme passes -out results to commit them).
 package main
 
 import (
@@ -38,7 +40,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "fewer iterations and a smaller stream (under a minute)")
-	out := fs.String("out", "results", "`directory` for results/<date>/{report.md,results.json,chart.png}")
+	out := fs.String("out", filepath.Join(os.TempDir(), "databridge-bench"), "`directory` in which each run writes a new <date>T<time>/ with report.md, results.json and chart.png")
 	table := fs.String("table", "", "also write the results table alone to `file`")
 	readme := fs.String("readme", "", "replace the results section of this `README` (between the BENCH markers) with the table and chart")
 	if err := fs.Parse(args); err != nil {

@@ -30,7 +30,7 @@ type Config struct {
 	URI      string    // server to use
 	Server   string    // how the server was obtained, for the report
 	Quick    bool      // fewer iterations and a smaller stream
-	OutDir   string    // results are written to OutDir/<date>/
+	OutDir   string    // results are written to a new directory OutDir/<date>T<time>/
 	Progress io.Writer // progress lines (stderr)
 }
 
@@ -258,9 +258,22 @@ func moduleVersion(path string) string {
 }
 
 func (r *Report) write(outDir string) error {
-	dir := filepath.Join(outDir, r.Date)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// A directory of its own per run: two runs on one day never overwrite
+	// each other.
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
+	}
+	base := filepath.Join(outDir, r.Date+"T"+time.Now().UTC().Format("150405"))
+	dir := base
+	for i := 2; ; i++ {
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			break
+		}
+		if !os.IsExist(err) {
+			return err
+		}
+		dir = fmt.Sprintf("%s-%d", base, i)
 	}
 	r.Dir = dir
 	js, err := json.MarshalIndent(r, "", "  ")
