@@ -49,6 +49,14 @@
 // cursor gives. Types the registry does not change stay native; see
 // codecs.go for what goes to the driver.
 //
+// # Times
+//
+// As with the driver, a BSON datetime has millisecond precision and carries
+// no time zone: it decodes into a time.Time in UTC (or in the local zone
+// with the UseLocalTimeZone BSON option), truncated to the millisecond, so
+// a time written with nanoseconds reads back different from the value
+// written. Compare times with Equal after Truncate(time.Millisecond).
+//
 // # Reuse
 //
 // Decode resets the destination first, so a reused value never keeps fields

@@ -114,9 +114,17 @@ func (h Handle[T]) cursor(ctx context.Context, filter any, c *config) (*cursor.C
 //
 // The query runs when the loop starts. Each value is the caller's to keep.
 // An error (from the query, a getMore or decoding) is yielded once, last,
-// with a zero T; the server cursor is closed when the loop ends, on break
-// too. The one-variable form `for u := range …` drops the error: prefer
-// FindMany or check the error.
+// with a zero T; the stream ends with the whole result or with an error,
+// never a silent prefix. The server cursor is closed when the loop ends, on
+// break too. The one-variable form `for u := range …` drops the error:
+// prefer FindMany or check the error.
+//
+// While you handle one batch the next is already being fetched (cursor
+// prefetch, DefaultGetMoreBatchSize documents per getMore), so an early
+// break may have fetched up to two batches it does not use. When you will
+// read only the first few, say so: Limit, a smaller BatchSize, or
+// CursorOptions(cursor.WithoutPrefetch()). With Cached the whole result is
+// loaded first (see Cached).
 func (h Handle[T]) Iter(ctx context.Context, filter any, opts ...Option) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		c := newConfig(opts)

@@ -98,28 +98,49 @@ func Registered[T any]() Handle[T] {
 	return Handle[T]{}
 }
 
-// Iter runs a query on T's registered collection: see Handle.Iter.
+// Iter streams the documents matching filter from T's registered
+// collection (Register, or CollectionName with UseDatabase), decoded into
+// values the caller owns:
+//
+//	for u, err := range query.Iter[User](ctx, filter) { … }
+//
+// It is Registered[T]().Iter: a single-use iterator; the query runs when
+// the loop starts; an error (from the query, a getMore or decoding, or
+// ErrNotRegistered) is yielded once, last, with a zero T, and the stream
+// ends with the whole result or an error, never a silent prefix; the server
+// cursor is closed when the loop ends, on break and panic too. The
+// one-variable form `for u := range …` drops the error. An early break may
+// have fetched up to two batches ahead (see Handle.Iter).
 func Iter[T any](ctx context.Context, filter any, opts ...Option) iter.Seq2[T, error] {
 	return Registered[T]().Iter(ctx, filter, opts...)
 }
 
-// FindMany runs a query on T's registered collection: see Handle.FindMany.
+// FindMany returns every document matching filter in T's registered
+// collection, in a new slice the caller owns, or the first error (nothing
+// partial). It is Registered[T]().FindMany; with Cached, repeats are served
+// from the cache until a write invalidates them.
 func FindMany[T any](ctx context.Context, filter any, opts ...Option) ([]T, error) {
 	return Registered[T]().FindMany(ctx, filter, opts...)
 }
 
-// FindOne runs a query on T's registered collection: see Handle.FindOne.
+// FindOne returns the first document matching filter in T's registered
+// collection (in Sort order, if given), a value the caller owns, or
+// ErrNotFound, which also matches mongo.ErrNoDocuments. It is
+// Registered[T]().FindOne.
 func FindOne[T any](ctx context.Context, filter any, opts ...Option) (T, error) {
 	return Registered[T]().FindOne(ctx, filter, opts...)
 }
 
-// Count counts on T's registered collection: see Handle.Count.
+// Count returns the number of documents matching filter in T's registered
+// collection (honouring Skip, Limit, Hint, Collation and Cached). It is
+// Registered[T]().Count.
 func Count[T any](ctx context.Context, filter any, opts ...Option) (int64, error) {
 	return Registered[T]().Count(ctx, filter, opts...)
 }
 
 // Cursor runs a query on T's registered collection and returns its
-// streaming cursor: see Handle.Cursor.
+// streaming cursor, which the caller must close (its iterators and
+// collectors close it themselves). It is Registered[T]().Cursor.
 func Cursor[T any](ctx context.Context, filter any, opts ...Option) (*cursor.Cursor[T], error) {
 	return Registered[T]().Cursor(ctx, filter, opts...)
 }

@@ -1,0 +1,39 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/query"
+)
+
+// New sizes a cache in bytes of results; the zero Config is valid.
+func ExampleNew() {
+	c, err := cache.New(cache.Config{MaxCost: 256 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	defer query.UseCache(c)() // the default for queries with query.Cached
+	fmt.Println(c.MaxCost()>>20, "MiB,", c.Stats().HitRatio())
+	// Output: 256 MiB, 0
+}
+
+// Observer installed at connect keeps every cache of the process correct
+// for every write the client sends, raw driver writes included; pass your
+// own monitor, if any, to have it chained.
+func ExampleObserver() {
+	client, err := mongo.Connect(options.Client().
+		ApplyURI(os.Getenv("MONGODB_URI")).
+		SetMonitor(cache.Observer(nil)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+}
