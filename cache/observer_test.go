@@ -237,3 +237,48 @@ func TestTransactionReadsBypassTheCache(t *testing.T) {
 	assert.Equal(t, before.Loads, after.Loads)
 	_ = sess.AbortTransaction(ctx)
 }
+
+// TestTransactionCommitInvalidates is the real path of the observer's
+// transaction bookkeeping: a write in a transaction on a replica set, a
+// cached read between the write and the commit (it sees the committed
+// state and stays valid), then the commit, after which the cached read is
+// fresh. FerretDB has no transactions, and a standalone MongoDB none
+// either: there it is NOT RUN (TestObserverBookkeeping covers the
+// bookkeeping with events built by hand).
+func TestTransactionCommitInvalidates(t *testing.T) {
+	testdb.NotRunOnFerretDB(t, "no transactions")
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
+	ctx := context.Background()
+	var hello bson.M
+	require.NoError(t, cl.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello))
+	if _, ok := hello["setName"]; !ok {
+		if _, mongos := hello["msg"]; !mongos {
+			t.Skip("NOT RUN: transactions need a replica set or a sharded cluster; MONGODB_URI is a standalone server")
+		}
+	}
+	coll := testdb.DBOn(t, cl).Collection("docs")
+	_, err := coll.InsertOne(ctx, Doc{ID: 1})
+	require.NoError(t, err)
+	c := newCache(t, cache.Config{})
+	h := query.From[Doc](coll).WithCache(c)
+	read := func() int {
+		d, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Hour))
+		require.NoError(t, err)
+		c.Wait()
+		return d.V
+	}
+	require.Equal(t, 0, read())
+	sess, err := cl.StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+	_, err = sess.WithTransaction(ctx, func(sctx context.Context) (any, error) {
+		_, err := coll.UpdateOne(sctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 5}}}})
+		if err != nil {
+			return nil, err
+		}
+		assert.Equal(t, 0, read(), "before the commit, the committed state")
+		return nil, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 5, read(), "after the commit, fresh")
+}
