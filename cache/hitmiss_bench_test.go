@@ -1,0 +1,67 @@
+package cache_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/benchdata"
+)
+
+// BenchmarkFetchPath measures the cache's own cost, no server involved: a
+// hit of a 100-document result plus its decode (path=hit; path=hit-point,
+// the same by _id), and a miss whose load returns at once (path=miss: the
+// key, the load's copy into one buffer, the set and its wait).
+func BenchmarkFetchPath(b *testing.B) {
+	docs := make([]bson.Raw, 100)
+	for i := range docs {
+		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
+	}
+	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	ctx := context.Background()
+	plan := decode.MustCompile[benchdata.Small](decode.ZeroCopy())
+	for _, tt := range []struct {
+		name   string
+		filter any
+	}{
+		{"hit", bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}},
+		{"hit-point", bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{int32(1), int32(2), int32(3)}}}}}},
+	} {
+		b.Run("path="+tt.name, func(b *testing.B) {
+			c, _ := cache.New(cache.Config{})
+			defer c.Close()
+			q := cache.Key{Database: "db", Collection: "users", Filter: tt.filter}
+			_, _ = c.Fetch(ctx, q, time.Minute, load, nil)
+			c.Wait()
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := c.Fetch(ctx, q, time.Minute, load, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out := make([]benchdata.Small, len(res.Docs))
+				for i, d := range res.Docs {
+					_ = plan.Decode(d, &out[i])
+				}
+			}
+		})
+	}
+	b.Run("path=miss", func(b *testing.B) {
+		c, _ := cache.New(cache.Config{MaxCost: 1 << 30})
+		defer c.Close()
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			i++
+			q := cache.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "n", Value: strconv.Itoa(i)}}}
+			if _, err := c.Fetch(ctx, q, time.Minute, load, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
