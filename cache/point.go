@@ -37,11 +37,19 @@ var idSeed = maphash.MakeSeed()
 func pointBuckets(filter any, dst []uint32) ([]uint32, bool) {
 	switch f := filter.(type) {
 	case bson.D:
+		// Every _id key counts (a filter with the key twice is confined to
+		// the ids of either): the union of their buckets.
+		found := false
 		for _, e := range f {
 			if e.Key == "_id" {
-				return idValueBuckets(e.Value, dst)
+				var ok bool
+				if dst, ok = idValueBuckets(e.Value, dst); !ok {
+					return dst, false
+				}
+				found = true
 			}
 		}
+		return dst, found
 	case bson.M:
 		if v, ok := f["_id"]; ok {
 			return idValueBuckets(v, dst)
@@ -51,9 +59,21 @@ func pointBuckets(filter any, dst []uint32) ([]uint32, bool) {
 			return idValueBuckets(v, dst)
 		}
 	case bson.Raw:
-		if v, err := f.LookupErr("_id"); err == nil {
-			return idValueBuckets(v, dst)
+		elems, err := f.Elements()
+		if err != nil {
+			return dst, false
 		}
+		found := false
+		for _, e := range elems {
+			if e.Key() == "_id" {
+				var ok bool
+				if dst, ok = idValueBuckets(e.Value(), dst); !ok {
+					return dst, false
+				}
+				found = true
+			}
+		}
+		return dst, found
 	}
 	return dst, false
 }

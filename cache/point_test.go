@@ -32,6 +32,8 @@ func TestPointBuckets(t *testing.T) {
 		{"$in with a string", bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{oid, "x"}}}}}, false, 0},
 		{"no _id", bson.D{{Key: "name", Value: "x"}}, false, 0},
 		{"nil", nil, false, 0},
+		{"_id twice: both count", bson.D{{Key: "_id", Value: int32(1)}, {Key: "_id", Value: int32(2)}}, true, 2},
+		{"_id twice, one not point", bson.D{{Key: "_id", Value: int32(1)}, {Key: "_id", Value: "x"}}, false, 0},
 		{"NaN", bson.D{{Key: "_id", Value: bson.D{{Key: "$eq", Value: nan()}}}}, false, 0},
 	}
 	for _, tt := range tests {
