@@ -18,11 +18,12 @@ var ErrInvalidField = errors.New("query: invalid field name")
 // pattern). Match a stored regular expression with Eq.
 var ErrInvalidValue = errors.New("query: value the server would not match literally")
 
-// ErrNoFilters is the error of And or Or called with no filters. Their
+// ErrNoFilters is the error of And, Or, Nor or ElemMatch called with no
+// filters. Their
 // MongoDB forms need at least one, and treating none as "match every
 // document" turns an empty list built from user input into a query of the
 // whole collection, or a DeleteMany of it.
-var ErrNoFilters = errors.New("query: And or Or of no filters")
+var ErrNoFilters = errors.New("query: And, Or, Nor or ElemMatch of no filters")
 
 // Filter is a query filter built by the typed helpers (Eq, In, Gt, And, …).
 // It is safe with untrusted values: every value is placed under an operator
@@ -177,3 +178,103 @@ func combine(operator string, filters []Filter) Filter {
 	}
 	return Filter{d: bson.D{{Key: operator, Value: a}}}
 }
+
+// refuseRegex returns the filter error for a regular expression among
+// the values of an operator that would run it as a pattern ($in, $nin,
+// $all), or nil.
+func refuseRegex[V any](fn, field string, values []V) error {
+	for i, v := range values {
+		if isRegex(v) {
+			return fmt.Errorf("%w: value %d of %s(%q) is a regular expression, which the server runs as a pattern", ErrInvalidValue, i, fn, field)
+		}
+	}
+	return nil
+}
+
+func array[V any](values []V) bson.A {
+	a := make(bson.A, len(values))
+	for i, v := range values {
+		a[i] = v
+	}
+	return a
+}
+
+// Nin matches documents whose field equals none of values, each taken
+// literally (a regular expression among them is ErrInvalidValue, as for
+// In). Like MongoDB's $nin, it also matches documents without the field.
+func Nin[V any](field string, values ...V) Filter {
+	if err := refuseRegex("Nin", field, values); err != nil {
+		return Filter{err: err}
+	}
+	return op(field, "$nin", array(values))
+}
+
+// All matches documents whose array field holds every one of values, each
+// taken literally (a regular expression among them is ErrInvalidValue).
+func All[V any](field string, values ...V) Filter {
+	if err := refuseRegex("All", field, values); err != nil {
+		return Filter{err: err}
+	}
+	return op(field, "$all", array(values))
+}
+
+// Exists matches documents that have the field (exists true) or lack it.
+func Exists(field string, exists bool) Filter { return op(field, "$exists", exists) }
+
+// Size matches documents whose array field has exactly n elements.
+func Size(field string, n int) Filter { return op(field, "$size", n) }
+
+// Type matches documents whose field holds a value of BSON type t (for an
+// array field, or one of its elements).
+func Type(field string, t bson.Type) Filter { return op(field, "$type", int32(t)) }
+
+// Regex matches documents whose string field matches the regular
+// expression pattern, with MongoDB's options ("i", "m", "x", "s"). It is
+// the one helper that runs its argument: the pattern is explicit, never a
+// value taken from another helper. Quote user input with regexp.QuoteMeta
+// before building a pattern from it.
+func Regex(field, pattern, options string) Filter {
+	if err := checkField(field); err != nil {
+		return Filter{err: err}
+	}
+	return Filter{d: bson.D{{Key: field, Value: bson.D{{Key: "$regex", Value: pattern}, {Key: "$options", Value: options}}}}}
+}
+
+// ElemMatch matches documents whose array field has an element matching
+// every filter, whose field names are relative to the element (ElemMatch
+// of no filters is ErrNoFilters). For arrays of scalars, the element itself
+// is matched with a field name of its own: use op-style helpers on the
+// array field instead.
+func ElemMatch(field string, filters ...Filter) Filter {
+	if err := checkField(field); err != nil {
+		return Filter{err: err}
+	}
+	inner := And(filters...)
+	if inner.err != nil {
+		return Filter{err: inner.err}
+	}
+	// One condition document when the filters' keys differ (the form every
+	// server takes), $and of them otherwise.
+	cond := bson.D{}
+	seen := map[string]bool{}
+merge:
+	for _, f := range filters {
+		for _, e := range f.d {
+			if seen[e.Key] {
+				cond = inner.d
+				break merge
+			}
+			seen[e.Key] = true
+			cond = append(cond, e)
+		}
+	}
+	return Filter{d: bson.D{{Key: field, Value: bson.D{{Key: "$elemMatch", Value: cond}}}}}
+}
+
+// Not matches documents that do not match f (as {$nor: [f]}, which
+// MongoDB applies to any filter, unlike the field-level $not).
+func Not(f Filter) Filter { return combine("$nor", []Filter{f}) }
+
+// Nor matches documents that match none of the filters. With no filters it
+// is invalid (ErrNoFilters).
+func Nor(filters ...Filter) Filter { return combine("$nor", filters) }

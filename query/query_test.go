@@ -368,3 +368,67 @@ func TestFilterShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestFilterHelpers runs each helper against the dev server.
+func TestFilterHelpers(t *testing.T) {
+	coll := testdb.DB(t).Collection("helpers")
+	ctx := context.Background()
+	_, err := coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "tags", Value: bson.A{"a", "b"}}, {Key: "n", Value: 5}, {Key: "name", Value: "Ada"},
+			{Key: "items", Value: bson.A{bson.D{{Key: "sku", Value: "x"}, {Key: "qty", Value: 2}}, bson.D{{Key: "sku", Value: "y"}, {Key: "qty", Value: 5}}}}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "tags", Value: bson.A{"b"}}, {Key: "name", Value: "bob"},
+			{Key: "items", Value: bson.A{bson.D{{Key: "sku", Value: "x"}, {Key: "qty", Value: 1}}}}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "n", Value: "str"}},
+	})
+	require.NoError(t, err)
+	h := query.From[struct {
+		ID int `bson:"_id"`
+	}](coll)
+	tests := []struct {
+		name string
+		give query.Filter
+		want []int
+	}{
+		{"Nin", query.Nin("_id", 1, 2), []int{3}},
+		{"All", query.All("tags", "a", "b"), []int{1}},
+		{"Exists", query.Exists("n", true), []int{1, 3}},
+		{"not Exists", query.Exists("n", false), []int{2}},
+		{"Size", query.Size("tags", 1), []int{2}},
+		{"Type", query.Type("n", bson.TypeString), []int{3}},
+		{"Regex", query.Regex("name", "^a", "i"), []int{1}},
+		{"ElemMatch", query.ElemMatch("items", query.Eq("sku", "x"), query.Gte("qty", 2)), []int{1}},
+		{"ElemMatch of one", query.ElemMatch("items", query.Eq("qty", 1)), []int{2}},
+		{"Not", query.Not(query.Eq("_id", 1)), []int{2, 3}},
+		{"Nor", query.Nor(query.Eq("_id", 1), query.Eq("_id", 2)), []int{3}},
+		{"Not of an operator-shaped value", query.Not(query.Eq("name", bson.M{"$ne": ""})), []int{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if strings.HasPrefix(tt.name, "ElemMatch") {
+				testdb.NotRunOnFerretDB(t, "v1.24's $elemMatch matches no array of documents")
+			}
+			got, err := h.FindMany(ctx, tt.give, query.Sort(bson.D{{Key: "_id", Value: 1}}))
+			require.NoError(t, err)
+			ids := []int{}
+			for _, d := range got {
+				ids = append(ids, d.ID)
+			}
+			assert.Equal(t, tt.want, ids)
+		})
+	}
+	assert.ErrorIs(t, query.Nin("f", bson.Regex{Pattern: "."}).Err(), query.ErrInvalidValue)
+	assert.ErrorIs(t, query.All("f", bson.Regex{Pattern: "."}).Err(), query.ErrInvalidValue)
+	assert.ErrorIs(t, query.Regex("$where", "x", "").Err(), query.ErrInvalidField)
+	assert.ErrorIs(t, query.ElemMatch("items").Err(), query.ErrNoFilters)
+	assert.ErrorIs(t, query.Nor().Err(), query.ErrNoFilters)
+	assert.ErrorIs(t, query.Not(query.Eq("$x", 1)).Err(), query.ErrInvalidField)
+	// ElemMatch's condition is one document, or $and when keys repeat.
+	assert.Equal(t, bson.D{{Key: "items", Value: bson.D{{Key: "$elemMatch", Value: bson.D{
+		{Key: "sku", Value: bson.D{{Key: "$eq", Value: "x"}}}, {Key: "qty", Value: bson.D{{Key: "$gte", Value: 2}}}}}}}},
+		query.ElemMatch("items", query.Eq("sku", "x"), query.Gte("qty", 2)).D())
+	assert.Equal(t, bson.D{{Key: "items", Value: bson.D{{Key: "$elemMatch", Value: bson.D{{Key: "$and", Value: bson.A{
+		bson.D{{Key: "qty", Value: bson.D{{Key: "$gte", Value: 2}}}}, bson.D{{Key: "qty", Value: bson.D{{Key: "$lt", Value: 5}}}}}}}}}}},
+		query.ElemMatch("items", query.Gte("qty", 2), query.Lt("qty", 5)).D())
+	assert.Len(t, query.ElemMatch("items", query.Gte("qty", 2), query.Lt("qty", 5), query.Eq("sku", "x")).D()[0].Value.(bson.D)[0].Value.(bson.D)[0].Value, 3,
+		"a repeated key anywhere: $and of every filter")
+}
