@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/cursor"
+	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/query"
@@ -431,4 +432,21 @@ func TestFilterHelpers(t *testing.T) {
 		query.ElemMatch("items", query.Gte("qty", 2), query.Lt("qty", 5)).D())
 	assert.Len(t, query.ElemMatch("items", query.Gte("qty", 2), query.Lt("qty", 5), query.Eq("sku", "x")).D()[0].Value.(bson.D)[0].Value.(bson.D)[0].Value, 3,
 		"a repeated key anywhere: $and of every filter")
+}
+
+func TestDistinctAndEstimatedCount(t *testing.T) {
+	coll := usersColl(t, 100) // ages 20..69, twice each
+	ctx := context.Background()
+	h := query.From[User](coll)
+	ages, err := query.Distinct[int](ctx, h, "age", query.Lt("age", 25))
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []int{20, 21, 22, 23, 24}, ages)
+	names, err := query.Distinct[string](ctx, h, "name", query.Eq("age", 20))
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"user000", "user050"}, names)
+	_, err = query.Distinct[bson.ObjectID](ctx, h, "name", nil)
+	assert.ErrorIs(t, err, decode.ErrTypeMismatch, "a value that does not fit V is an error naming it")
+	n, err := h.EstimatedCount(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 100, n)
 }
