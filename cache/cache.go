@@ -487,6 +487,19 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 			gens[1+i] = st.ids[b].Load()
 		}
 		key, err = q.canonical(gens...)
+	} else if len(q.Also) > 0 {
+		// It depends on other collections too: their generations are in
+		// its key, and their unsettled writes keep it out of the cache.
+		gens := make([]uint64, 1+len(q.Also))
+		gens[0] = st.gen.Load() + c.epoch.Load()
+		for i, ns := range q.Also {
+			dep := c.ns(ns)
+			gens[1+i] = dep.gen.Load() + c.epoch.Load()
+			if dep.unsettledNow() {
+				st = dep // bypass below
+			}
+		}
+		key, err = q.canonical(gens...)
 	} else {
 		key, err = q.canonical(st.gen.Load() + c.epoch.Load())
 	}

@@ -557,3 +557,37 @@ func TestUnsettledWindow(t *testing.T) {
 		assert.EqualValues(t, 3, c.Stats().Unsettled)
 	})
 }
+
+// TestAlsoDependencies: an entry that depends on other collections (an
+// aggregation's $lookup, say) is invalidated by a write to any of them,
+// and not by writes elsewhere. Bookkeeping only: the load is a function.
+func TestAlsoDependencies(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := context.Background()
+	loads := 0
+	load := func(context.Context) ([]bson.Raw, error) { loads++; return nil, nil }
+	k := cache.Key{Op: "aggregate", Database: "app", Collection: "users", Also: []string{"app.orders", "other.items"}, Filter: bson.A{}}
+	fetch := func() {
+		_, err := c.Fetch(ctx, k, time.Hour, load, nil)
+		require.NoError(t, err)
+	}
+	fetch()
+	fetch()
+	require.Equal(t, 1, loads)
+	c.Invalidate("app", "unrelated")
+	fetch()
+	assert.Equal(t, 1, loads, "a write elsewhere")
+	c.Invalidate("app", "orders")
+	fetch()
+	assert.Equal(t, 2, loads, "a write to a dependency")
+	c.Invalidate("other", "items")
+	fetch()
+	assert.Equal(t, 3, loads, "in another database too")
+	c.Invalidate("app", "users")
+	fetch()
+	assert.Equal(t, 4, loads, "and to the source")
+	c.Unsettled("app", "orders", time.Now().Add(time.Hour))
+	fetch()
+	fetch()
+	assert.Equal(t, 6, loads, "an unsettled dependency keeps it out of the cache")
+}

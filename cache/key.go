@@ -27,12 +27,17 @@ type Key struct {
 	// found never shares an entry.
 	Op                   string
 	Database, Collection string
-	Filter               any // bson.D, bson.M, map[string]any, bson.Raw, a struct, …
-	Sort                 any
-	Projection           any
-	Collation            any
-	Hint                 any // an index hint can change results (a sparse or partial index)
-	Skip, Limit          int64
+	// Also names the other collections ("db.coll") the result depends on,
+	// such as those an aggregation's $lookup, $graphLookup or $unionWith
+	// reads: a write to any of them invalidates it as a write to
+	// Collection does.
+	Also        []string
+	Filter      any // bson.D, bson.M, map[string]any, bson.Raw, a struct, …
+	Sort        any
+	Projection  any
+	Collation   any
+	Hint        any // an index hint can change results (a sparse or partial index)
+	Skip, Limit int64
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -51,13 +56,17 @@ func (q Key) canonical(gens ...uint64) (string, error) {
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
 
-	if err := enc.EncodeArrayLen(12); err != nil {
+	if err := enc.EncodeArrayLen(13); err != nil {
 		return "", err
 	}
 	_ = enc.EncodeUint(q.Scope)
 	_ = enc.EncodeString(q.Op)
 	_ = enc.EncodeString(q.Database)
 	_ = enc.EncodeString(q.Collection)
+	_ = enc.EncodeArrayLen(len(q.Also))
+	for _, ns := range q.Also {
+		_ = enc.EncodeString(ns)
+	}
 	if err := enc.EncodeArrayLen(len(gens)); err != nil { // one: collection-wide; more: a point read
 		return "", err
 	}

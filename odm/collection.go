@@ -47,6 +47,24 @@ func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.Op
 	return c.h.Cursor(ctx, filter, opts...)
 }
 
+// Aggregate runs pipeline and returns a streaming cursor of its results:
+// see query.Handle.Aggregate.
+func (c *Collection[T]) Aggregate(ctx context.Context, pipeline any, opts ...query.Option) (*cursor.Cursor[T], error) {
+	return c.h.Aggregate(ctx, pipeline, opts...)
+}
+
+// AggregateAll runs pipeline and returns all its results, cacheable: see
+// query.Handle.AggregateAll.
+func (c *Collection[T]) AggregateAll(ctx context.Context, pipeline any, opts ...query.Option) ([]T, error) {
+	return c.h.AggregateAll(ctx, pipeline, opts...)
+}
+
+// EstimatedCount returns the collection's count from its metadata: see
+// query.Handle.EstimatedCount.
+func (c *Collection[T]) EstimatedCount(ctx context.Context, opts ...query.Option) (int64, error) {
+	return c.h.EstimatedCount(ctx, opts...)
+}
+
 // Handle returns the query handle the collection reads with: the same
 // collection, cache and codecs.
 func (c *Collection[T]) Handle() query.Handle[T] { return c.h }

@@ -264,3 +264,59 @@ func BenchmarkFindManyParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAggregate runs a typed aggregation ($match of everything, $sort)
+// of 100 medium documents: databridge's AggregateAll against the driver's
+// Aggregate + cursor.All, and the driver's raw floor (Aggregate + Next, no
+// decode).
+//
+//	go test ./query -run '^$' -bench BenchmarkAggregate -count 6 | benchstat -col /lib -
+func BenchmarkAggregate(b *testing.B) {
+	coll := fixtures(b, "medium", 100)
+	ctx := context.Background()
+	const want = 100
+	pipeline := mongo.Pipeline{
+		{{Key: "$match", Value: bson.D{}}},
+		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
+	}
+	h := query.From[benchdata.Medium](coll)
+	b.Run("docs=100/doc=medium/lib=databridge", func(b *testing.B) {
+		benchdata.Measure(b, func() error {
+			out, err := h.AggregateAll(ctx, pipeline)
+			if err != nil {
+				return err
+			}
+			return benchdata.Count(len(out), want)
+		})
+	})
+	b.Run("docs=100/doc=medium/lib=driver-all", func(b *testing.B) {
+		benchdata.Measure(b, func() error {
+			cur, err := coll.Aggregate(ctx, pipeline)
+			if err != nil {
+				return err
+			}
+			var out []benchdata.Medium
+			if err := cur.All(ctx, &out); err != nil {
+				return err
+			}
+			return benchdata.Count(len(out), want)
+		})
+	})
+	b.Run("docs=100/doc=medium/lib=driver-raw", func(b *testing.B) {
+		benchdata.Measure(b, func() error {
+			cur, err := coll.Aggregate(ctx, pipeline)
+			if err != nil {
+				return err
+			}
+			defer cur.Close(ctx)
+			n := 0
+			for cur.Next(ctx) {
+				n++
+			}
+			if err := cur.Err(); err != nil {
+				return err
+			}
+			return benchdata.Count(n, want)
+		})
+	})
+}

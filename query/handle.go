@@ -96,16 +96,7 @@ func (h Handle[T]) cursor(ctx context.Context, filter any, c *config) (*cursor.C
 		// serves small results in one round trip; later batches are larger.
 		cur.SetBatchSize(DefaultGetMoreBatchSize)
 	}
-	copts := c.cursorOpts
-	if cc := h.codecsInUse(); cc != nil {
-		copts = slices.Concat(copts, []cursor.Option{cursor.DecodeOptions(cc.dec...)})
-	}
-	if mongo.SessionFromContext(ctx) != nil {
-		// A getMore on the caller's session must not run while the
-		// caller uses it: mongo.Session is not safe for concurrent use.
-		copts = slices.Concat(copts, []cursor.Option{cursor.WithoutPrefetch()})
-	}
-	return cursor.New[T](cur, copts...)
+	return cursor.New[T](cur, h.cursorOptions(ctx, c)...)
 }
 
 // Iter returns a single-use iterator over the matching documents, for
@@ -311,4 +302,19 @@ func (h Handle[T]) cachedCount(ctx context.Context, f any, c *config, o *options
 func inTransaction(ctx context.Context) bool {
 	s := mongo.SessionFromContext(ctx)
 	return s != nil && s.TransactionRunning()
+}
+
+// cursorOptions are the options of the handle's cursors: the query's, the
+// codecs in use, and no prefetch with an explicit session.
+func (h Handle[T]) cursorOptions(ctx context.Context, c *config) []cursor.Option {
+	copts := c.cursorOpts
+	if cc := h.codecsInUse(); cc != nil {
+		copts = slices.Concat(copts, []cursor.Option{cursor.DecodeOptions(cc.dec...)})
+	}
+	if mongo.SessionFromContext(ctx) != nil {
+		// A getMore on the caller's session must not run while the
+		// caller uses it: mongo.Session is not safe for concurrent use.
+		copts = slices.Concat(copts, []cursor.Option{cursor.WithoutPrefetch()})
+	}
+	return copts
 }

@@ -144,3 +144,11 @@ func Count[T any](ctx context.Context, filter any, opts ...Option) (int64, error
 func Cursor[T any](ctx context.Context, filter any, opts ...Option) (*cursor.Cursor[T], error) {
 	return Registered[T]().Cursor(ctx, filter, opts...)
 }
+
+// Aggregate runs pipeline on T's registered collection and returns a
+// streaming cursor of its results, which the caller must close (its
+// iterators and collectors close it themselves). It is
+// Registered[T]().Aggregate; AggregateAll collects, and can be cached.
+func Aggregate[T any](ctx context.Context, pipeline any, opts ...Option) (*cursor.Cursor[T], error) {
+	return Registered[T]().Aggregate(ctx, pipeline, opts...)
+}
