@@ -122,3 +122,45 @@ func ExampleHandle_FindOne() {
 	}
 	fmt.Println(u.Age)
 }
+
+// AggregateAll runs a typed aggregation; with Cached it is served from the
+// cache until a write to any collection it reads.
+func ExampleHandle_AggregateAll() {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	type teamSize struct {
+		Team string `bson:"_id"`
+		N    int    `bson:"n"`
+	}
+	h := query.From[teamSize](client.Database("app").Collection("users"))
+	sizes, err := h.AggregateAll(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$team"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "n", Value: -1}}}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range sizes {
+		fmt.Println(s.Team, s.N)
+	}
+}
+
+// Distinct decodes each distinct value as a field of type V would be.
+func ExampleDistinct() {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	users := query.From[Member](client.Database("app").Collection("users"))
+	names, err := query.Distinct[string](ctx, users, "name", query.Gte("age", 18))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(names))
+}
