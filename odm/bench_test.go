@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/testdb"
@@ -120,4 +121,37 @@ func BenchmarkUpdateMany(b *testing.B) {
 		})
 	})
 	b.Run("docs=1000/lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverUpdateMany(seed(b), 1000)) })
+}
+
+// BenchmarkFindOneAndUpdate: odm's typed FindOneAndUpdate (returning the
+// document after) against the driver's FindOneAndUpdate + Decode, on one
+// document by _id.
+//
+//	go test ./odm -run '^$' -bench BenchmarkFindOneAndUpdate -count 6 | benchstat -col /lib -
+func BenchmarkFindOneAndUpdate(b *testing.B) {
+	ctx := context.Background()
+	coll := benchColl(b)
+	doc := benchdata.NewSmall(1)
+	if _, err := coll.InsertOne(ctx, doc); err != nil {
+		b.Fatal(err)
+	}
+	inc := bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}}
+	filter := bson.D{{Key: "_id", Value: doc.ID}}
+	users, err := odm.New[benchdata.Small](coll)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("lib=databridge", func(b *testing.B) {
+		benchdata.Measure(b, func() error {
+			_, err := users.FindOneAndUpdate(ctx, filter, inc, odm.ReturnAfter())
+			return err
+		})
+	})
+	b.Run("lib=driver", func(b *testing.B) {
+		o := options.FindOneAndUpdate().SetReturnDocument(options.After)
+		benchdata.Measure(b, func() error {
+			var v benchdata.Small
+			return coll.FindOneAndUpdate(ctx, filter, inc, o).Decode(&v)
+		})
+	})
 }

@@ -7,14 +7,18 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/query"
 )
 
 // WriteOption configures one write.
 type WriteOption interface{ apply(*writeConfig) }
 
 type writeConfig struct {
-	skipValidation, skipHooks, unordered, upsert bool
-	batchSize                                    int
+	skipValidation, skipHooks, unordered, upsert, returnAfter bool
+	shape                                                     query.Shape
+	batchSize                                                 int
+	arrayFilters                                              []any
+	let                                                       any
 }
 
 type writeOptionFunc func(*writeConfig)
@@ -41,6 +45,33 @@ func Unordered() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.u
 // matches the filter; UpdateResult.UpsertedID is then its _id. Default: no
 // upsert. Other writes ignore it (Save always upserts by _id).
 func Upsert() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.upsert = true }) }
+
+// ReturnAfter makes FindOneAndUpdate and FindOneAndReplace return the
+// document as it is after the write. Default: as it was before (the
+// driver's default too).
+func ReturnAfter() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.returnAfter = true }) }
+
+// ReadWith passes query options to a write that takes them (package query
+// owns them; the others are ignored here): query.Sort (which document a
+// find-and-modify picks when several match), query.Projection (which of
+// its fields come back), query.Hint and query.Collation (also for
+// UpdateOne, UpdateMany, DeleteOne and DeleteMany).
+func ReadWith(opts ...query.Option) WriteOption {
+	return writeOptionFunc(func(c *writeConfig) { c.shape = query.ShapeOf(opts...) })
+}
+
+// ArrayFilters sets the filters that choose which array elements an
+// update's $[identifier] positions change (UpdateOne, UpdateMany,
+// FindOneAndUpdate), e.g. ArrayFilters(bson.D{{Key: "e.qty", Value:
+// bson.D{{Key: "$lt", Value: 0}}}}). Default: none.
+func ArrayFilters(filters ...any) WriteOption {
+	return writeOptionFunc(func(c *writeConfig) { c.arrayFilters = filters })
+}
+
+// Let defines variables ($$name) that the filter and update of UpdateOne,
+// UpdateMany, DeleteOne, DeleteMany and FindOneAndUpdate may use. Default:
+// none.
+func Let(vars any) WriteOption { return writeOptionFunc(func(c *writeConfig) { c.let = vars }) }
 
 // DefaultInsertBatch is how many documents InsertMany sends per
 // acknowledged driver call unless InsertBatch says otherwise.

@@ -165,9 +165,19 @@ func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts 
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	o := options.UpdateOne()
-	if newWriteConfig(opts).upsert {
-		o.SetUpsert(true)
+	cfg := newWriteConfig(opts)
+	o := options.UpdateOne().SetUpsert(cfg.upsert)
+	if cfg.arrayFilters != nil {
+		o.SetArrayFilters(cfg.arrayFilters)
+	}
+	if cfg.let != nil {
+		o.SetLet(cfg.let)
+	}
+	if cfg.shape.Hint != nil {
+		o.SetHint(cfg.shape.Hint)
+	}
+	if cfg.shape.Collation != nil {
+		o.SetCollation(cfg.shape.Collation)
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.UpdateOne(wctx, f, update, o)
@@ -186,9 +196,19 @@ func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	o := options.UpdateMany()
-	if newWriteConfig(opts).upsert {
-		o.SetUpsert(true)
+	cfg := newWriteConfig(opts)
+	o := options.UpdateMany().SetUpsert(cfg.upsert)
+	if cfg.arrayFilters != nil {
+		o.SetArrayFilters(cfg.arrayFilters)
+	}
+	if cfg.let != nil {
+		o.SetLet(cfg.let)
+	}
+	if cfg.shape.Hint != nil {
+		o.SetHint(cfg.shape.Hint)
+	}
+	if cfg.shape.Collation != nil {
+		o.SetCollation(cfg.shape.Collation)
 	}
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.coll.UpdateMany(wctx, f, update, o)
@@ -222,26 +242,47 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption)
 }
 
 // DeleteOne deletes the first document matching filter. No hooks run.
-func (c *Collection[T]) DeleteOne(ctx context.Context, filter any) (DeleteResult, error) {
-	return c.deleteFiltered(ctx, filter, false)
+func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...WriteOption) (DeleteResult, error) {
+	return c.deleteFiltered(ctx, filter, false, opts)
 }
 
 // DeleteMany deletes every document matching filter. No hooks run.
-func (c *Collection[T]) DeleteMany(ctx context.Context, filter any) (DeleteResult, error) {
-	return c.deleteFiltered(ctx, filter, true)
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...WriteOption) (DeleteResult, error) {
+	return c.deleteFiltered(ctx, filter, true, opts)
 }
 
-func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many bool) (DeleteResult, error) {
+func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many bool, opts []WriteOption) (DeleteResult, error) {
 	f, err := filterOf(filter)
 	if err != nil {
 		return DeleteResult{}, err
 	}
+	cfg := newWriteConfig(opts)
 	wctx, cancel := c.bounded(ctx)
 	var res *mongo.DeleteResult
 	if many {
-		res, err = c.coll.DeleteMany(wctx, f)
+		o := options.DeleteMany()
+		if cfg.shape.Hint != nil {
+			o.SetHint(cfg.shape.Hint)
+		}
+		if cfg.shape.Collation != nil {
+			o.SetCollation(cfg.shape.Collation)
+		}
+		if cfg.let != nil {
+			o.SetLet(cfg.let)
+		}
+		res, err = c.coll.DeleteMany(wctx, f, o)
 	} else {
-		res, err = c.coll.DeleteOne(wctx, f)
+		o := options.DeleteOne()
+		if cfg.shape.Hint != nil {
+			o.SetHint(cfg.shape.Hint)
+		}
+		if cfg.shape.Collation != nil {
+			o.SetCollation(cfg.shape.Collation)
+		}
+		if cfg.let != nil {
+			o.SetLet(cfg.let)
+		}
+		res, err = c.coll.DeleteOne(wctx, f, o)
 	}
 	c.invalidate(wctx, err, byFilter(f))
 	cancel()

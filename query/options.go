@@ -166,3 +166,19 @@ func processCache() *cache.Cache {
 	defer cacheMu.RUnlock()
 	return defaultCache
 }
+
+// Shape is what a list of options says about the documents an operation
+// returns: the sort, projection, hint and collation. It is for operations
+// of other packages that take query options as they are (odm's
+// find-and-modify, through odm.ReadWith).
+type Shape struct {
+	Sort, Projection, Hint any
+	Collation              *options.Collation
+}
+
+// ShapeOf returns the Shape set by opts; options about anything else are
+// ignored.
+func ShapeOf(opts ...Option) Shape {
+	c := newConfig(opts)
+	return Shape{Sort: c.sort, Projection: c.projection, Hint: c.hint, Collation: c.collation}
+}
