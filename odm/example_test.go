@@ -75,3 +75,17 @@ func ExampleCollection_UpdateMany() {
 	}
 	fmt.Println(res.Matched, res.Modified)
 }
+
+// EnsureIndexes creates what the model declares (Indexer) and can run at
+// every start-up; an index that exists in another form is a typed error.
+func ExampleCollection_EnsureIndexes() {
+	err := accounts().EnsureIndexes(context.Background())
+	var conflict *odm.IndexConflictError
+	if errors.As(err, &conflict) {
+		log.Printf("index %v: %v", conflict.Index.Keys, conflict.Err)
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
