@@ -89,3 +89,24 @@ func ExampleCollection_EnsureIndexes() {
 		log.Fatal(err)
 	}
 }
+
+// BulkWrite sends mixed models in one round trip; hooks and validation run
+// for the documents, and a partial failure says which models were applied.
+func ExampleCollection_BulkWrite() {
+	ctx := context.Background()
+	newcomer := Account{Email: "grace@example.com", Plan: "free"}
+	res, err := accounts().BulkWrite(ctx, []odm.WriteModel{
+		odm.InsertModel(&newcomer),
+		odm.UpdateManyModel(query.Eq("plan", "trial"), bson.D{{Key: "$set", Value: bson.D{{Key: "plan", Value: "free"}}}}),
+		odm.DeleteOneModel(query.Eq("email", "gone@example.com")),
+	}, odm.Unordered())
+	var be *odm.BulkError
+	if errors.As(err, &be) {
+		fmt.Println("applied", be.Written, "rejected", len(be.Failed))
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Inserted, res.Modified, res.Deleted)
+}
