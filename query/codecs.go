@@ -20,9 +20,25 @@ type codecs struct {
 	dec  []decode.Option
 }
 
+// interned holds one *codecs per registry and options, so that handles
+// made per request (WithBSON) share their decoders and cached readers.
+var interned sync.Map // codecsKey → *codecs
+
+type codecsKey struct {
+	reg  *bson.Registry
+	opts options.BSONOptions
+}
+
 func newCodecs(reg *bson.Registry, opts *options.BSONOptions) *codecs {
 	if reg == nil && (opts == nil || *opts == (options.BSONOptions{})) {
 		return nil
+	}
+	k := codecsKey{reg: reg}
+	if opts != nil {
+		k.opts = *opts
+	}
+	if c, ok := interned.Load(k); ok {
+		return c.(*codecs)
 	}
 	c := &codecs{reg: reg}
 	if opts != nil {
@@ -30,7 +46,8 @@ func newCodecs(reg *bson.Registry, opts *options.BSONOptions) *codecs {
 		c.opts = &o
 	}
 	c.dec = []decode.Option{decode.WithRegistry(c.reg), decode.WithBSONOptions(c.opts)}
-	return c
+	v, _ := interned.LoadOrStore(k, c)
+	return v.(*codecs)
 }
 
 var clientCodecs sync.Map // weak.Pointer[mongo.Client] → *codecs
