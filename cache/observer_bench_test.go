@@ -78,3 +78,53 @@ func BenchmarkObserver(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkObserverEvents measures the observer's own work per command,
+// from events built by hand the way the driver builds them (a command
+// document with its documents array), so that its overhead can be stated
+// against the client CPU of the operation itself without the noise of a
+// server round trip: insert_one, find, insert of 1,000 documents, and an
+// update by _id.
+func BenchmarkObserverEvents(b *testing.B) {
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	m := cache.Observer(nil)
+	ctx := context.Background()
+	mk := func(name string, d bson.D) *event.CommandStartedEvent {
+		raw, err := bson.Marshal(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &event.CommandStartedEvent{Command: raw, DatabaseName: "app", CommandName: name, RequestID: 1, ConnectionID: "c"}
+	}
+	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}}
+	docs := func(n int) bson.A {
+		a := make(bson.A, n)
+		for i := range a {
+			a[i] = benchdata.NewSmall(i)
+		}
+		return a
+	}
+	for _, tt := range []struct {
+		name string
+		ev   *event.CommandStartedEvent
+	}{
+		{"insert_one", mk("insert", bson.D{{Key: "insert", Value: "users"}, {Key: "ordered", Value: true}, {Key: "lsid", Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "$db", Value: "app"}, {Key: "documents", Value: docs(1)}})},
+		{"find", mk("find", bson.D{{Key: "find", Value: "users"}, {Key: "filter", Value: bson.D{}}, {Key: "lsid", Value: lsid}, {Key: "$db", Value: "app"}})},
+		{"insert_many(1000)", mk("insert", bson.D{{Key: "insert", Value: "users"}, {Key: "ordered", Value: true}, {Key: "lsid", Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "$db", Value: "app"}, {Key: "documents", Value: docs(1000)}})},
+		{"update_by_id", mk("update", bson.D{{Key: "update", Value: "users"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: bson.NewObjectID()}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}}}}, {Key: "lsid", Value: lsid}, {Key: "$db", Value: "app"}})},
+	} {
+		b.Run("op="+tt.name, func(b *testing.B) {
+			done := &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{
+				CommandName: tt.ev.CommandName, DatabaseName: "app", RequestID: 1, ConnectionID: "c"}}
+			b.ReportAllocs()
+			for b.Loop() {
+				m.Started(ctx, tt.ev)
+				m.Succeeded(ctx, done)
+			}
+		})
+	}
+}
