@@ -53,6 +53,15 @@ type Row struct {
 	WallSpeedup float64   `json:"wall_speedup"` // driver / databridge, medians
 	Target      Target    `json:"target"`
 	Pass        bool      `json:"pass"`
+	// The target metric's driver/databridge ratio, estimated from the
+	// interleaved block pairs: a 95% interval of its geometric mean (n
+	// pairs), and the verdict it supports: "pass" when the whole interval
+	// meets the target, "fail" when none of it does, "inconclusive"
+	// otherwise (too few samples, or too noisy, to say).
+	CILow   float64 `json:"ci_low"`
+	CIHigh  float64 `json:"ci_high"`
+	Pairs   int     `json:"pairs"`
+	Verdict string  `json:"verdict"`
 }
 
 // Report is the whole run.
@@ -167,7 +176,59 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 		got = row.WallSpeedup
 	}
 	row.Pass = got >= o.target.Min
+	row.CILow, row.CIHigh, row.Pairs = ratioInterval(samples, o.target.Metric)
+	switch {
+	case row.Pairs < 2:
+		row.Verdict = "inconclusive"
+	case row.CILow >= o.target.Min:
+		row.Verdict = "pass"
+	case row.CIHigh < o.target.Min:
+		row.Verdict = "fail"
+	default:
+		row.Verdict = "inconclusive"
+	}
 	return row, nil
+}
+
+// ratioInterval returns a 95% interval of the driver/databridge ratio of
+// metric from the block pairs (block i of each library ran back to back):
+// a Student t interval of the mean log ratio, exponentiated.
+func ratioInterval(samples [2][]sample, metric Metric) (lo, hi float64, n int) {
+	n = min(len(samples[0]), len(samples[1]))
+	if n < 2 {
+		return 0, 0, n // no interval from one pair (JSON has no NaN)
+	}
+	logs := make([]float64, n)
+	var mean float64
+	for i := range n {
+		a, b := samples[0][i], samples[1][i]
+		va, vb := float64(a.cpu)/float64(a.ops), float64(b.cpu)/float64(b.ops)
+		if metric == MetricWall {
+			va, vb = float64(a.wall)/float64(a.ops), float64(b.wall)/float64(b.ops)
+		}
+		logs[i] = math.Log(vb / va)
+		mean += logs[i]
+	}
+	mean /= float64(n)
+	var ss float64
+	for _, l := range logs {
+		ss += (l - mean) * (l - mean)
+	}
+	sd := math.Sqrt(ss / float64(n-1))
+	half := tQuantile975(n-1) * sd / math.Sqrt(float64(n))
+	return math.Exp(mean - half), math.Exp(mean + half), n
+}
+
+// tQuantile975 is the 97.5% quantile of Student's t with df degrees of
+// freedom (a table to 30, then the normal's 1.96).
+func tQuantile975(df int) float64 {
+	table := []float64{0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+		2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}
+	if df < len(table) {
+		return table[df]
+	}
+	return 1.96
 }
 
 func block(ctx context.Context, fn func(context.Context, int) error, seq, n int) (sample, error) {

@@ -26,23 +26,36 @@ func dur(ns float64) string {
 	}
 }
 
-func status(pass bool) string {
-	if pass {
+// status is a row's verdict: met (✅), missed (❌) or, when the 95%
+// interval spans the target, inconclusive.
+func status(row Row) string {
+	switch row.Verdict {
+	case "pass":
 		return "✅"
+	case "fail":
+		return "❌"
 	}
-	return "❌"
+	return "inconclusive"
 }
 
 // Table writes the results table (markdown, readable in a terminal).
 func (r *Report) Table(w io.Writer) {
-	fmt.Fprintln(w, "| Operation | databridge CPU/op | driver CPU/op | CPU speedup | databridge wall (p50 / p95) | driver wall (p50 / p95) | wall speedup | allocs/op (databridge / driver) | target | status |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|:-:|")
+	mode := ""
+	if r.Quick {
+		mode = " (quick run: few samples)"
+	}
+	fmt.Fprintf(w, "| Operation%s | databridge CPU/op | driver CPU/op | CPU speedup | databridge wall (p50 / p95) | driver wall (p50 / p95) | wall speedup | allocs/op (databridge / driver) | target | target metric, 95%% interval (pairs) | status |\n", mode)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|:-:|")
 	for _, row := range r.Rows {
 		a, b := row.Databridge, row.Driver
-		fmt.Fprintf(w, "| %s | %s | %s | **%.2fx** | %s / %s | %s / %s | **%.2fx** | %.0f / %.0f | %s | %s |\n",
+		interval := fmt.Sprintf("%.2fx–%.2fx (%d)", row.CILow, row.CIHigh, row.Pairs)
+		if row.Pairs < 2 {
+			interval = fmt.Sprintf("— (%d)", row.Pairs)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | **%.2fx** | %s / %s | %s / %s | **%.2fx** | %.0f / %.0f | %s | %s | %s |\n",
 			row.Name, dur(a.CPUPerOp), dur(b.CPUPerOp), row.CPUSpeedup,
 			dur(a.WallMedian), dur(a.WallP95), dur(b.WallMedian), dur(b.WallP95), row.WallSpeedup,
-			a.AllocsPerOp, b.AllocsPerOp, row.Target, status(row.Pass))
+			a.AllocsPerOp, b.AllocsPerOp, row.Target, interval, status(row))
 	}
 }
 
@@ -74,7 +87,16 @@ func (r *Report) Markdown(w io.Writer) {
 // Chart draws client CPU and wall time per operation, both libraries side
 // by side, on log scales.
 func (r *Report) Chart(path string) error {
-	cpu, err := r.panel("Client CPU per operation", func(l LibResult) float64 { return l.CPUPerOp })
+	mode := "default run"
+	if r.Quick {
+		mode = "quick run (few samples)"
+	}
+	pairs := 0
+	for _, row := range r.Rows {
+		pairs = max(pairs, row.Pairs)
+	}
+	label := fmt.Sprintf(" — %s, %s, up to %d block pairs per row", r.Date, mode, pairs)
+	cpu, err := r.panel("Client CPU per operation"+label, func(l LibResult) float64 { return l.CPUPerOp })
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,41 @@
+package compare
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// TestRatioInterval: block pairs with a steady 3x ratio give a tight
+// interval around 3; noisy pairs give a wide one; one pair gives none.
+func TestRatioInterval(t *testing.T) {
+	pairs := func(ratios ...float64) [2][]sample {
+		var s [2][]sample
+		for _, r := range ratios {
+			s[0] = append(s[0], sample{cpu: time.Millisecond, wall: time.Millisecond, ops: 1})
+			s[1] = append(s[1], sample{cpu: time.Duration(r * float64(time.Millisecond)), wall: time.Duration(r * float64(time.Millisecond)), ops: 1})
+		}
+		return s
+	}
+	lo, hi, n := ratioInterval(pairs(3, 3, 3, 3, 3, 3), MetricCPU)
+	if n != 6 || math.Abs(lo-3) > 1e-9 || math.Abs(hi-3) > 1e-9 {
+		t.Fatalf("steady: %v–%v (%d)", lo, hi, n)
+	}
+	lo, hi, _ = ratioInterval(pairs(1.5, 4, 2, 5, 1.2, 3.5), MetricWall)
+	if !(lo < 2 && hi > 3) {
+		t.Fatalf("noisy pairs should span 2..3: %v–%v", lo, hi)
+	}
+	if lo, hi, n := ratioInterval(pairs(3), MetricCPU); n != 1 || lo != 0 || hi != 0 {
+		t.Fatalf("one pair: %v–%v, n=%d", lo, hi, n)
+	}
+	for _, tt := range []struct {
+		row  Row
+		want string
+	}{
+		{Row{Verdict: "pass"}, "✅"}, {Row{Verdict: "fail"}, "❌"}, {Row{Verdict: "inconclusive"}, "inconclusive"},
+	} {
+		if got := status(tt.row); got != tt.want {
+			t.Errorf("status(%s) = %s", tt.row.Verdict, got)
+		}
+	}
+}
