@@ -131,7 +131,7 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 	inTxn := false
 	if lsid, err := e.Command.LookupErr("lsid"); err == nil {
 		if txn, err := e.Command.LookupErr("txnNumber"); err == nil {
-			if ac, err := e.Command.LookupErr("autocommit"); err == nil && !ac.Boolean() {
+			if ac, ok := e.Command.Lookup("autocommit").BooleanOK(); ok && !ac {
 				w.txn = string(lsid.Value) + "/" + string(txn.Value)
 				inTxn = true
 			}

@@ -202,6 +202,12 @@ func TestObserverBookkeeping(t *testing.T) {
 	assert.Greater(t, c.Generation("app", "a"), ga)
 	assert.Greater(t, c.Generation("b", "c"), gb)
 
+	// A command of an unexpected shape (autocommit not a boolean) is
+	// taken as outside a transaction, never a panic.
+	g = gen()
+	raw("insert", "app", bson.D{{Key: "insert", Value: "docs"}, {Key: "lsid", Value: bson.Raw(lsid)}, {Key: "txnNumber", Value: int64(3)}, {Key: "autocommit", Value: int32(0)}})
+	assert.Greater(t, gen(), g)
+
 	g = c.Generation("other", "x")
 	s, f := cmd("dropDatabase", 0)
 	s.DatabaseName, f.DatabaseName = "other", "other"
