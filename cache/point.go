@@ -221,20 +221,32 @@ func bucketOf(v any) (uint32, bool) {
 		}
 		return numberBucket(&h, f)
 	case bson.RawValue:
+		// The OK forms: a malformed value is no id, never a panic.
 		switch x.Type {
 		case bson.TypeObjectID:
-			return bucketOf(x.ObjectID())
+			if v, ok := x.ObjectIDOK(); ok {
+				return bucketOf(v)
+			}
 		case bson.TypeInt32:
-			return bucketOf(x.Int32())
+			if v, ok := x.Int32OK(); ok {
+				return bucketOf(v)
+			}
 		case bson.TypeInt64:
-			return bucketOf(x.Int64())
+			if v, ok := x.Int64OK(); ok {
+				return bucketOf(v)
+			}
 		case bson.TypeDouble:
-			return bucketOf(x.Double())
+			if v, ok := x.DoubleOK(); ok {
+				return bucketOf(v)
+			}
 		case bson.TypeDecimal128:
-			return bucketOf(x.Decimal128())
+			if v, ok := x.Decimal128OK(); ok {
+				return bucketOf(v)
+			}
 		case bson.TypeBinary:
-			st, data := x.Binary()
-			return bucketOf(bson.Binary{Subtype: st, Data: data})
+			if st, data, ok := x.BinaryOK(); ok {
+				return bucketOf(bson.Binary{Subtype: st, Data: data})
+			}
 		}
 		return 0, false
 	default:

@@ -60,3 +60,12 @@ func TestPointBuckets(t *testing.T) {
 func nan() float64 { var z float64; return z / z }
 
 func negZero() float64 { var z float64; return -z }
+
+// TestPointBucketsMalformed: a raw id value too short for its type is no
+// id (the read or write is collection-wide), never a panic.
+func TestPointBucketsMalformed(t *testing.T) {
+	for _, typ := range []bson.Type{bson.TypeObjectID, bson.TypeInt32, bson.TypeInt64, bson.TypeDouble, bson.TypeDecimal128, bson.TypeBinary} {
+		_, ok := bucketOf(bson.RawValue{Type: typ, Value: []byte{1}})
+		assert.False(t, ok, "%v", typ)
+	}
+}
