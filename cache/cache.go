@@ -479,12 +479,14 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 	st := c.ns(namespace(q.Database, q.Collection))
 	var key string
 	var err error
-	if buckets, ok := pointBuckets(q.Filter, nil); ok && !c.noPointReads {
+	var bbuf [8]uint32 // a point read of up to 8 ids allocates no buckets
+	if buckets, ok := pointBuckets(q.Filter, bbuf[:0]); ok && !c.noPointReads {
 		// A point read: it depends on the wide writes and on its ids.
-		gens := make([]uint64, 1+len(buckets))
-		gens[0] = st.wide.Load() + c.epoch.Load()
-		for i, b := range buckets {
-			gens[1+i] = st.ids[b].Load()
+		var gbuf [9]uint64
+		gens := gbuf[:0]
+		gens = append(gens, st.wide.Load()+c.epoch.Load())
+		for _, b := range buckets {
+			gens = append(gens, st.ids[b].Load())
 		}
 		key, err = q.canonical(gens...)
 	} else if len(q.Also) > 0 {

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/databridge-go/databridge/internal/outcome"
+	"github.com/databridge-go/databridge/internal/pipeline"
 )
 
 // live holds every Cache between New and Close: the write observer
@@ -242,49 +243,14 @@ func aggregateTarget(e *event.CommandStartedEvent) []string {
 	if !ok {
 		return nil
 	}
-	vals, err := stages.Values()
-	if err != nil || len(vals) == 0 {
+	d, err := pipeline.Of(e.DatabaseName, stages)
+	switch {
+	case err != nil:
+		return everything // a shape not known here: be safe
+	case d.Target == "":
 		return nil
 	}
-	last, ok := vals[len(vals)-1].DocumentOK()
-	if !ok {
-		return nil
-	}
-	for _, stage := range []string{"$out", "$merge"} {
-		v, err := last.LookupErr(stage)
-		if err != nil {
-			continue
-		}
-		if s, ok := v.StringValueOK(); ok {
-			return []string{e.DatabaseName + "." + s}
-		}
-		d, ok := v.DocumentOK()
-		if !ok {
-			return everything // a shape not known here: be safe
-		}
-		db := e.DatabaseName
-		if s, ok := d.Lookup("db").StringValueOK(); ok {
-			db = s
-		}
-		coll, ok := d.Lookup("coll").StringValueOK()
-		if !ok {
-			coll, ok = d.Lookup("into").StringValueOK()
-		}
-		if !ok {
-			into, isDoc := d.Lookup("into").DocumentOK()
-			if !isDoc {
-				return everything
-			}
-			if s, ok := into.Lookup("db").StringValueOK(); ok {
-				db = s
-			}
-			if coll, ok = into.Lookup("coll").StringValueOK(); !ok {
-				return everything
-			}
-		}
-		return []string{db + "." + coll}
-	}
-	return nil
+	return []string{d.Target}
 }
 
 // renamed names both namespaces of a renameCollection ("db.coll" each).

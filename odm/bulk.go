@@ -57,12 +57,12 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 		} else {
 			var err error
 			if _, fresh[i], err = c.assignID(&docs[i]); err != nil {
-				c.clearIDs(docs, fresh, nil)
+				c.clearIDs(elems(docs), fresh, nil)
 				return fmt.Errorf("odm: document %d: %w", i, err)
 			}
 		}
 		if err := before(ctx, &docs[i], i, cfg, insertHooks...); err != nil {
-			c.clearIDs(docs, fresh, nil)
+			c.clearIDs(elems(docs), fresh, nil)
 			return err
 		}
 		if !fast {
@@ -79,7 +79,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 	}
 	report := c.insertBatches(ctx, docs, batch, missing, cfg) // invalidates per batch
 	if report.Err != nil {
-		c.clearIDs(docs, fresh, report)
+		c.clearIDs(elems(docs), fresh, report)
 	}
 	return finish(ctx, report, docs, cfg, func(int) []hook { return afterInsert })
 }
@@ -87,7 +87,7 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 // clearIDs puts back the zero ObjectIDs odm assigned (fresh[i]) to the
 // documents a bulk write did not store: all of them when report is nil
 // (nothing was sent), else those neither written nor of unknown fate.
-func (c *Collection[T]) clearIDs(docs []T, fresh []bool, report *BulkError) {
+func (c *Collection[T]) clearIDs(doc func(i int) *T, fresh []bool, report *BulkError) {
 	var keep map[int]bool
 	if report != nil {
 		keep = make(map[int]bool, len(report.Written)+len(report.Unknown))
@@ -100,10 +100,13 @@ func (c *Collection[T]) clearIDs(docs []T, fresh []bool, report *BulkError) {
 	}
 	for i, f := range fresh {
 		if f && !keep[i] {
-			c.clearID(&docs[i])
+			c.clearID(doc(i))
 		}
 	}
 }
+
+// elems returns the accessor of docs' elements that clearIDs takes.
+func elems[T any](docs []T) func(int) *T { return func(i int) *T { return &docs[i] } }
 
 // insertBatches sends batch in driver calls of cfg.batchSize documents and
 // records the fate of every document in the returned report (whose Err is
@@ -250,7 +253,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	for i := range docs {
 		id, fresh, err := c.assignID(&docs[i])
 		if err != nil {
-			c.clearIDs(docs, isNew, nil)
+			c.clearIDs(elems(docs), isNew, nil)
 			return fmt.Errorf("odm: document %d: %w", i, err)
 		}
 		isNew[i] = fresh
@@ -259,7 +262,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 			hooks = saveInsertHooks
 		}
 		if err := before(ctx, &docs[i], i, cfg, hooks...); err != nil {
-			c.clearIDs(docs, isNew, nil)
+			c.clearIDs(elems(docs), isNew, nil)
 			return err
 		}
 		if !native { // the driver encodes it, with the client's registry and options
@@ -271,7 +274,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		// the compiled encoder: the driver copies it as it is.
 		start := len(buf)
 		if buf, err = plan.Append(buf, unsafe.Pointer(&docs[i]), false); err != nil {
-			c.clearIDs(docs, isNew, nil)
+			c.clearIDs(elems(docs), isNew, nil)
 			return fmt.Errorf("odm: encode document %d: %w", i, err)
 		}
 		replacement := bson.Raw(buf[start:len(buf):len(buf)])
@@ -287,7 +290,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	report := &BulkError{}
 	if err := ctx.Err(); err != nil { // nothing is sent
 		report.addErr(err)
-		c.clearIDs(docs, isNew, nil)
+		c.clearIDs(elems(docs), isNew, nil)
 		return report
 	}
 	wctx, cancel := c.bounded(ctx)
@@ -296,7 +299,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 	cancel()
 	report.record(0, len(docs), err, cfg.unordered)
 	if report.Err != nil {
-		c.clearIDs(docs, isNew, report)
+		c.clearIDs(elems(docs), isNew, report)
 	}
 	return finish(ctx, report, docs, cfg, func(i int) []hook {
 		if isNew[i] {

@@ -83,13 +83,8 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 	wms := make([]mongo.WriteModel, len(models))
 	var ids []any
 	confined := true
-	clear := func() {
-		for i, f := range fresh {
-			if f {
-				c.clearID(docs[i])
-			}
-		}
-	}
+	doc := func(i int) *T { return docs[i] }
+	clear := func() { c.clearIDs(doc, fresh, nil) }
 	for i, wm := range models {
 		m := wm.bulkModel()
 		switch m.kind {
@@ -162,18 +157,7 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 			Deleted: res.DeletedCount, Upserted: res.UpsertedCount, UpsertedIDs: res.UpsertedIDs}
 	}
 	if report.Err != nil {
-		keep := map[int]bool{}
-		for _, i := range report.Written {
-			keep[i] = true
-		}
-		for _, i := range report.Unknown {
-			keep[i] = true
-		}
-		for i, f := range fresh {
-			if f && !keep[i] {
-				c.clearID(docs[i])
-			}
-		}
+		c.clearIDs(doc, fresh, report)
 	}
 	if cfg.skipHooks {
 		if report.Err != nil {

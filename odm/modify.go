@@ -13,6 +13,7 @@ import (
 
 	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/internal/optset"
 )
 
 // FindOneAndUpdate applies update to the first document matching filter
@@ -26,24 +27,8 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 	if cfg.returnAfter {
 		o.SetReturnDocument(options.After)
 	}
-	if cfg.arrayFilters != nil {
-		o.SetArrayFilters(cfg.arrayFilters)
-	}
-	if cfg.let != nil {
-		o.SetLet(cfg.let)
-	}
-	if cfg.shape.Sort != nil {
-		o.SetSort(cfg.shape.Sort)
-	}
-	if cfg.shape.Projection != nil {
-		o.SetProjection(cfg.shape.Projection)
-	}
-	if cfg.shape.Hint != nil {
-		o.SetHint(cfg.shape.Hint)
-	}
-	if cfg.shape.Collation != nil {
-		o.SetCollation(cfg.shape.Collation)
-	}
+	setUpdateOptions(o, cfg)
+	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
 	return c.findAndModify(ctx, filter, "update", func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndUpdate(wctx, f, update, o)
 	})
@@ -66,18 +51,7 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 	if cfg.returnAfter {
 		o.SetReturnDocument(options.After)
 	}
-	if cfg.shape.Sort != nil {
-		o.SetSort(cfg.shape.Sort)
-	}
-	if cfg.shape.Projection != nil {
-		o.SetProjection(cfg.shape.Projection)
-	}
-	if cfg.shape.Hint != nil {
-		o.SetHint(cfg.shape.Hint)
-	}
-	if cfg.shape.Collation != nil {
-		o.SetCollation(cfg.shape.Collation)
-	}
+	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
 	// A zero ObjectID _id in doc means "the matched document's": it is
 	// left out of the replacement (an _id that differs is refused by the
 	// server as a change of an immutable field).
@@ -103,18 +77,7 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...WriteOption) (T, error) {
 	cfg := newWriteConfig(opts)
 	o := options.FindOneAndDelete()
-	if cfg.shape.Sort != nil {
-		o.SetSort(cfg.shape.Sort)
-	}
-	if cfg.shape.Projection != nil {
-		o.SetProjection(cfg.shape.Projection)
-	}
-	if cfg.shape.Hint != nil {
-		o.SetHint(cfg.shape.Hint)
-	}
-	if cfg.shape.Collation != nil {
-		o.SetCollation(cfg.shape.Collation)
-	}
+	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
 	return c.findAndModify(ctx, filter, "delete", func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndDelete(wctx, f, o)
 	})

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/internal/optset"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -161,63 +162,57 @@ func updateResult(res *mongo.UpdateResult) UpdateResult {
 // matching filter; with Upsert, it inserts one when none matches. No hooks
 // run: there is no document value to run them on.
 func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
-	f, err := filterOf(filter)
-	if err != nil {
-		return UpdateResult{}, err
-	}
-	cfg := newWriteConfig(opts)
-	o := options.UpdateOne().SetUpsert(cfg.upsert)
-	if cfg.arrayFilters != nil {
-		o.SetArrayFilters(cfg.arrayFilters)
-	}
-	if cfg.let != nil {
-		o.SetLet(cfg.let)
-	}
-	if cfg.shape.Hint != nil {
-		o.SetHint(cfg.shape.Hint)
-	}
-	if cfg.shape.Collation != nil {
-		o.SetCollation(cfg.shape.Collation)
-	}
-	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.UpdateOne(wctx, f, update, o)
-	c.invalidate(wctx, err, byFilter(f))
-	cancel()
-	if err != nil {
-		return UpdateResult{}, fmt.Errorf("odm: update one in %s: %w", c.coll.Name(), err)
-	}
-	return updateResult(res), nil
+	return c.updateFiltered(ctx, filter, update, false, opts)
 }
 
 // UpdateMany applies update to every document matching filter; with
 // Upsert, it inserts one when none matches. No hooks run.
 func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
+	return c.updateFiltered(ctx, filter, update, true, opts)
+}
+
+func (c *Collection[T]) updateFiltered(ctx context.Context, filter, update any, many bool, opts []WriteOption) (UpdateResult, error) {
 	f, err := filterOf(filter)
 	if err != nil {
 		return UpdateResult{}, err
 	}
 	cfg := newWriteConfig(opts)
-	o := options.UpdateMany().SetUpsert(cfg.upsert)
-	if cfg.arrayFilters != nil {
-		o.SetArrayFilters(cfg.arrayFilters)
-	}
-	if cfg.let != nil {
-		o.SetLet(cfg.let)
-	}
-	if cfg.shape.Hint != nil {
-		o.SetHint(cfg.shape.Hint)
-	}
-	if cfg.shape.Collation != nil {
-		o.SetCollation(cfg.shape.Collation)
-	}
 	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.UpdateMany(wctx, f, update, o)
+	var res *mongo.UpdateResult
+	what := "update one"
+	if many {
+		o := options.UpdateMany().SetUpsert(cfg.upsert)
+		setUpdateOptions(o, cfg)
+		res, err = c.coll.UpdateMany(wctx, f, update, o)
+		what = "update many"
+	} else {
+		o := options.UpdateOne().SetUpsert(cfg.upsert)
+		setUpdateOptions(o, cfg)
+		res, err = c.coll.UpdateOne(wctx, f, update, o)
+	}
 	c.invalidate(wctx, err, byFilter(f))
 	cancel()
 	if err != nil {
-		return UpdateResult{}, fmt.Errorf("odm: update many in %s: %w", c.coll.Name(), err)
+		return UpdateResult{}, fmt.Errorf("odm: %s in %s: %w", what, c.coll.Name(), err)
 	}
 	return updateResult(res), nil
+}
+
+// updateBuilder is a driver option builder of an update (UpdateOne,
+// UpdateMany, FindOneAndUpdate).
+type updateBuilder[B any] interface {
+	optset.HintCollation[B]
+	optset.Letter[B]
+	SetArrayFilters([]any) B
+}
+
+// setUpdateOptions sets the write options an update takes.
+func setUpdateOptions[B updateBuilder[B]](o B, cfg writeConfig) {
+	if cfg.arrayFilters != nil {
+		o.SetArrayFilters(cfg.arrayFilters)
+	}
+	optset.SetLet(o, cfg.let)
+	optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
 }
 
 // Delete deletes the stored document with doc's _id, or returns
@@ -261,27 +256,13 @@ func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many boo
 	var res *mongo.DeleteResult
 	if many {
 		o := options.DeleteMany()
-		if cfg.shape.Hint != nil {
-			o.SetHint(cfg.shape.Hint)
-		}
-		if cfg.shape.Collation != nil {
-			o.SetCollation(cfg.shape.Collation)
-		}
-		if cfg.let != nil {
-			o.SetLet(cfg.let)
-		}
+		optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
+		optset.SetLet(o, cfg.let)
 		res, err = c.coll.DeleteMany(wctx, f, o)
 	} else {
 		o := options.DeleteOne()
-		if cfg.shape.Hint != nil {
-			o.SetHint(cfg.shape.Hint)
-		}
-		if cfg.shape.Collation != nil {
-			o.SetCollation(cfg.shape.Collation)
-		}
-		if cfg.let != nil {
-			o.SetLet(cfg.let)
-		}
+		optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
+		optset.SetLet(o, cfg.let)
 		res, err = c.coll.DeleteOne(wctx, f, o)
 	}
 	c.invalidate(wctx, err, byFilter(f))

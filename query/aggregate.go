@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
-	"github.com/databridge-go/databridge/internal/closecur"
+	"github.com/databridge-go/databridge/internal/optset"
 	"github.com/databridge-go/databridge/internal/outcome"
+	"github.com/databridge-go/databridge/internal/pipeline"
 )
 
 // ErrUncacheable is returned by an aggregation with the Cached option that
@@ -38,8 +40,8 @@ func (h Handle[T]) Aggregate(ctx context.Context, pipeline any, opts ...Option) 
 	c := newConfig(opts)
 	deps, derr := dependencies(h.coll.Database().Name(), pipeline)
 	cur, err := h.coll.Aggregate(ctx, pipeline, c.aggregateOptions())
-	if derr == nil && deps.target != "" {
-		h.invalidateTarget(ctx, deps.target, err)
+	if derr == nil && deps.Target != "" {
+		h.invalidateTarget(ctx, deps.Target, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("query: aggregate on %s: %w", h.coll.Name(), err)
@@ -79,52 +81,29 @@ func (h Handle[T]) AggregateAll(ctx context.Context, pipeline any, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUncacheable, err)
 	}
-	if deps.target != "" {
-		return nil, fmt.Errorf("%w: it writes to %s", ErrUncacheable, deps.target)
+	if deps.Target != "" {
+		return nil, fmt.Errorf("%w: it writes to %s", ErrUncacheable, deps.Target)
 	}
 	k := cache.Key{
 		Scope: cache.ScopeOf(h.coll), Op: "aggregate",
-		Database: db, Collection: h.coll.Name(), Also: deps.reads,
+		Database: db, Collection: h.coll.Name(), Also: deps.Reads,
 		Filter: pipeline, Hint: c.hint,
 	}
 	if c.collation != nil {
 		k.Collation = *c.collation
 	}
-	r, err := cachedReaderFor[T](h.codecsInUse())
-	if err != nil {
-		return nil, err
-	}
-	res, err := rc.Fetch(ctx, k, c.cacheTTL, func(ctx context.Context) ([]bson.Raw, error) {
+	return h.fetchAll(ctx, rc, k, c.cacheTTL, func(ctx context.Context) (*mongo.Cursor, error) {
 		cur, err := h.coll.Aggregate(ctx, pipeline, c.aggregateOptions())
 		if err != nil {
 			return nil, fmt.Errorf("query: aggregate on %s: %w", h.coll.Name(), err)
 		}
-		defer closecur.Close(ctx, cur, cursor.DefaultCloseTimeout)
-		var docs []bson.Raw
-		for cur.Next(ctx) {
-			docs = append(docs, cur.Current)
-		}
-		return docs, cur.Err()
-	}, r.memo)
-	if err != nil {
-		return nil, err
-	}
-	if r.memo != nil {
-		if m, ok := res.Memo(r.memo.Key); ok {
-			return slices.Clone(m.([]T)), nil
-		}
-	}
-	return r.decodeAll(res.Docs)
+		return cur, nil
+	})
 }
 
 func (c *config) aggregateOptions() *options.AggregateOptionsBuilder {
 	o := options.Aggregate()
-	if c.hint != nil {
-		o.SetHint(c.hint)
-	}
-	if c.collation != nil {
-		o.SetCollation(c.collation)
-	}
+	optset.SetHintCollation(o, c.hint, c.collation)
 	if c.batchSize != 0 {
 		o.SetBatchSize(c.batchSize)
 	}
@@ -137,7 +116,7 @@ func (h Handle[T]) invalidateTarget(ctx context.Context, target string, err erro
 	if rc == nil {
 		return
 	}
-	db, coll := splitNS(target)
+	db, coll, _ := strings.Cut(target, ".")
 	if outcome.Of(err) == outcome.Unknown {
 		deadline, _ := ctx.Deadline()
 		rc.Unsettled(db, coll, deadline)
@@ -146,158 +125,15 @@ func (h Handle[T]) invalidateTarget(ctx context.Context, target string, err erro
 	rc.Invalidate(db, coll)
 }
 
-func splitNS(ns string) (db, coll string) {
-	for i := 0; i < len(ns); i++ {
-		if ns[i] == '.' {
-			return ns[:i], ns[i+1:]
-		}
-	}
-	return ns, ""
-}
-
-// pipelineDeps is what a pipeline reads besides its source collection, and
-// the collection it writes ($out, $merge), as "db.coll".
-type pipelineDeps struct {
-	reads  []string
-	target string
-}
-
-// dependencies reads the collections a pipeline depends on.
-func dependencies(db string, pipeline any) (pipelineDeps, error) {
-	t, data, err := bson.MarshalValue(pipeline)
+// dependencies reads the collections a pipeline depends on and the one it
+// writes (see package internal/pipeline).
+func dependencies(db string, p any) (pipeline.Deps, error) {
+	t, data, err := bson.MarshalValue(p)
 	if err != nil {
-		return pipelineDeps{}, err
+		return pipeline.Deps{}, err
 	}
 	if t != bson.TypeArray {
-		return pipelineDeps{}, fmt.Errorf("the pipeline is a BSON %s, not an array", t)
+		return pipeline.Deps{}, fmt.Errorf("the pipeline is a BSON %s, not an array", t)
 	}
-	var d pipelineDeps
-	seen := map[string]bool{}
-	if err := d.walk(db, bson.RawArray(data), seen, 0); err != nil {
-		return pipelineDeps{}, err
-	}
-	slices.Sort(d.reads)
-	return d, nil
-}
-
-func (d *pipelineDeps) read(ns string, seen map[string]bool) {
-	if !seen[ns] {
-		seen[ns] = true
-		d.reads = append(d.reads, ns)
-	}
-}
-
-func (d *pipelineDeps) walk(db string, stages bson.RawArray, seen map[string]bool, depth int) error {
-	if depth > 20 {
-		return errors.New("sub-pipelines nested too deeply")
-	}
-	vals, err := stages.Values()
-	if err != nil {
-		return err
-	}
-	for _, v := range vals {
-		stage, ok := v.DocumentOK()
-		if !ok {
-			return errors.New("a stage is not a document")
-		}
-		elems, err := stage.Elements()
-		if err != nil || len(elems) != 1 {
-			return errors.New("a stage is not a one-field document")
-		}
-		name, arg := elems[0].Key(), elems[0].Value()
-		switch name {
-		case "$lookup", "$graphLookup":
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return fmt.Errorf("%s is not a document", name)
-			}
-			if from, ok := spec.Lookup("from").StringValueOK(); ok {
-				d.read(db+"."+from, seen)
-			} else if fromDoc, ok := spec.Lookup("from").DocumentOK(); ok {
-				fdb, _ := fromDoc.Lookup("db").StringValueOK()
-				fcoll, _ := fromDoc.Lookup("coll").StringValueOK()
-				if fdb == "" || fcoll == "" {
-					return fmt.Errorf("%s from a document without db and coll", name)
-				}
-				d.read(fdb+"."+fcoll, seen)
-			} else if name == "$graphLookup" {
-				return errors.New("$graphLookup without from")
-			}
-			if sub, ok := spec.Lookup("pipeline").ArrayOK(); ok {
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$unionWith":
-			if coll, ok := arg.StringValueOK(); ok {
-				d.read(db+"."+coll, seen)
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$unionWith is neither a name nor a document")
-			}
-			if coll, ok := spec.Lookup("coll").StringValueOK(); ok {
-				d.read(db+"."+coll, seen)
-			}
-			if sub, ok := spec.Lookup("pipeline").ArrayOK(); ok {
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$facet":
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$facet is not a document")
-			}
-			facets, err := spec.Elements()
-			if err != nil {
-				return err
-			}
-			for _, f := range facets {
-				sub, ok := f.Value().ArrayOK()
-				if !ok {
-					return errors.New("a $facet is not a pipeline")
-				}
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$out":
-			if s, ok := arg.StringValueOK(); ok {
-				d.target = db + "." + s
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$out is neither a name nor a document")
-			}
-			tdb, _ := spec.Lookup("db").StringValueOK()
-			tcoll, _ := spec.Lookup("coll").StringValueOK()
-			d.target = tdb + "." + tcoll
-		case "$merge":
-			if s, ok := arg.StringValueOK(); ok {
-				d.target = db + "." + s
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$merge is neither a name nor a document")
-			}
-			into := spec.Lookup("into")
-			if s, ok := into.StringValueOK(); ok {
-				d.target = db + "." + s
-			} else if doc, ok := into.DocumentOK(); ok {
-				tdb, _ := doc.Lookup("db").StringValueOK()
-				tcoll, _ := doc.Lookup("coll").StringValueOK()
-				if tdb == "" {
-					tdb = db
-				}
-				d.target = tdb + "." + tcoll
-			} else {
-				return errors.New("$merge without into")
-			}
-		}
-	}
-	return nil
+	return pipeline.Of(db, bson.RawArray(data))
 }

@@ -35,8 +35,8 @@ func TestDependencies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := dependencies("app", tt.give)
 			require.NoError(t, err)
-			assert.Equal(t, tt.reads, d.reads)
-			assert.Equal(t, tt.target, d.target)
+			assert.Equal(t, tt.reads, d.Reads)
+			assert.Equal(t, tt.target, d.Target)
 		})
 	}
 	_, err := dependencies("app", bson.D{{Key: "$match", Value: 1}})

@@ -6,8 +6,10 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
@@ -38,14 +40,28 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 	if c.collation != nil {
 		q.Collation = *c.collation
 	}
+	return h.fetchAll(ctx, rc, q, c.cacheTTL, func(ctx context.Context) (*mongo.Cursor, error) {
+		cur, err := h.coll.Find(ctx, f, c.findOptions())
+		if err != nil {
+			return nil, fmt.Errorf("query: find in %s: %w", h.coll.Name(), err)
+		}
+		return cur, nil
+	})
+}
+
+// fetchAll serves key from rc, loading it on a miss from the cursor open
+// returns (a find's or an aggregation's), and returns values the caller
+// owns: a copy of the memoized values for flat types, else a decode of the
+// immutable raw result.
+func (h Handle[T]) fetchAll(ctx context.Context, rc *cache.Cache, k cache.Key, ttl time.Duration, open func(context.Context) (*mongo.Cursor, error)) ([]T, error) {
 	r, err := cachedReaderFor[T](h.codecsInUse())
 	if err != nil {
 		return nil, err
 	}
-	res, err := rc.Fetch(ctx, q, c.cacheTTL, func(ctx context.Context) ([]bson.Raw, error) {
-		cur, err := h.coll.Find(ctx, f, c.findOptions())
+	res, err := rc.Fetch(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) {
+		cur, err := open(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("query: find in %s: %w", h.coll.Name(), err)
+			return nil, err
 		}
 		// Bounded like cursor.Cursor's close: never past ctx, and a
 		// cancelled load still frees the server cursor.
@@ -61,10 +77,7 @@ func (h Handle[T]) cachedMany(ctx context.Context, filter any, c *config) ([]T, 
 	}
 	if r.memo != nil {
 		if m, ok := res.Memo(r.memo.Key); ok {
-			vals := m.([]T)
-			out := make([]T, len(vals))
-			copy(out, vals)
-			return out, nil
+			return slices.Clone(m.([]T)), nil
 		}
 	}
 	return r.decodeAll(res.Docs)

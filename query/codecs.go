@@ -3,6 +3,7 @@ package query
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -50,7 +51,10 @@ func newCodecs(reg *bson.Registry, opts *options.BSONOptions) *codecs {
 	return v.(*codecs)
 }
 
-var clientCodecs sync.Map // weak.Pointer[mongo.Client] → *codecs
+var (
+	clientCodecs sync.Map    // weak.Pointer[mongo.Client] → *codecs
+	anyDeclared  atomic.Bool // a client was ever declared: else no lookup per query
+)
 
 // UseClientOptions declares the registry and BSON options that client was
 // connected with (opts.Registry and opts.BSONOptions, as set by
@@ -74,6 +78,9 @@ func UseClientOptions(client *mongo.Client, opts *options.ClientOptions) (restor
 		cc = newCodecs(opts.Registry, opts.BSONOptions)
 	}
 	wp := weak.Make(client)
+	if cc != nil {
+		anyDeclared.Store(true)
+	}
 	prev, had := clientCodecs.Load(wp)
 	if cc == nil {
 		clientCodecs.Delete(wp)
@@ -111,7 +118,7 @@ func (h Handle[T]) BSON() (*bson.Registry, *options.BSONOptions) {
 }
 
 func (h Handle[T]) codecsInUse() *codecs {
-	if h.ownCodecs || h.coll == nil {
+	if h.ownCodecs || h.coll == nil || !anyDeclared.Load() {
 		return h.codecs
 	}
 	if v, ok := clientCodecs.Load(weak.Make(h.coll.Database().Client())); ok {

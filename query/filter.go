@@ -113,14 +113,10 @@ func Lte(field string, value any) Filter { return op(field, "$lte", value) }
 // $in would run it as a pattern; match a stored regular expression with Eq.
 // In with no values matches no document.
 func In[V any](field string, values ...V) Filter {
-	a := make(bson.A, len(values))
-	for i, v := range values {
-		if isRegex(v) {
-			return Filter{err: fmt.Errorf("%w: value %d of In(%q) is a regular expression, which $in runs as a pattern", ErrInvalidValue, i, field)}
-		}
-		a[i] = v
+	if err := refuseRegex("In", field, values); err != nil {
+		return Filter{err: err}
 	}
-	return op(field, "$in", a)
+	return op(field, "$in", array(values))
 }
 
 // isRegex reports whether v encodes as a BSON regular expression with the

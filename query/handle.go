@@ -14,6 +14,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/optset"
 )
 
 // Handle runs typed queries against one collection: the explicit form, for
@@ -198,20 +199,9 @@ func (h Handle[T]) FindOne(ctx context.Context, filter any, opts ...Option) (T, 
 		return v, err
 	}
 	o := options.FindOne()
-	if c.sort != nil {
-		o.SetSort(c.sort)
-	}
+	optset.SetShape(o, c.sort, c.projection, c.hint, c.collation)
 	if c.skip != 0 {
 		o.SetSkip(c.skip)
-	}
-	if c.projection != nil {
-		o.SetProjection(c.projection)
-	}
-	if c.hint != nil {
-		o.SetHint(c.hint)
-	}
-	if c.collation != nil {
-		o.SetCollation(c.collation)
 	}
 	raw, err := h.coll.FindOne(ctx, f, o).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -246,12 +236,7 @@ func (h Handle[T]) Count(ctx context.Context, filter any, opts ...Option) (int64
 	if c.limit != 0 {
 		o.SetLimit(c.limit)
 	}
-	if c.hint != nil {
-		o.SetHint(c.hint)
-	}
-	if c.collation != nil {
-		o.SetCollation(c.collation)
-	}
+	optset.SetHintCollation(o, c.hint, c.collation)
 	if c.cached && !inTransaction(ctx) {
 		return h.cachedCount(ctx, f, c, o)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/optset"
 )
 
 // Option configures one query. Options that do not apply to an operation
@@ -43,23 +44,12 @@ func newConfig(opts []Option) *config {
 
 func (c *config) findOptions() *options.FindOptionsBuilder {
 	f := options.Find()
-	if c.sort != nil {
-		f.SetSort(c.sort)
-	}
+	optset.SetShape(f, c.sort, c.projection, c.hint, c.collation)
 	if c.limit != 0 {
 		f.SetLimit(c.limit)
 	}
 	if c.skip != 0 {
 		f.SetSkip(c.skip)
-	}
-	if c.projection != nil {
-		f.SetProjection(c.projection)
-	}
-	if c.hint != nil {
-		f.SetHint(c.hint)
-	}
-	if c.collation != nil {
-		f.SetCollation(c.collation)
 	}
 	if c.batchSize != 0 {
 		f.SetBatchSize(c.batchSize)
