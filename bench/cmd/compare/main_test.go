@@ -66,5 +66,24 @@ func TestQuickRun(t *testing.T) {
 
 	tb, err := os.ReadFile(table)
 	require.NoError(t, err)
-	assert.Equal(t, 1+2+8, strings.Count(string(tb), "\n")-1, "environment line, blank, header, rule and 8 rows")
+	var lines []string
+	for _, l := range strings.Split(string(tb), "\n") {
+		if strings.HasPrefix(l, "| ") {
+			lines = append(lines, l)
+		}
+	}
+	assert.Len(t, lines, 1+8+1+2, "header and 8 rows, then the floor table's header and its 2 rows")
+	assert.Contains(t, string(tb), "raw floor")
+
+	for _, row := range rep.Rows {
+		if !strings.HasPrefix(row.Name, "find_many(100)") || strings.HasSuffix(row.Name, "cached") {
+			assert.Nil(t, row.Floor, "%s has no floor", row.Name)
+			continue
+		}
+		require.NotNil(t, row.Floor, "%s measures the raw floor", row.Name)
+		assert.Positive(t, row.Floor.CPUPerOp, row.Name)
+		assert.Positive(t, row.Floor.Ratio, row.Name)
+		assert.Equal(t, row.Floor.Pairs, row.Pairs, "the floor runs in the same blocks")
+		assert.Contains(t, []string{"pass", "fail", "inconclusive"}, row.Floor.Verdict)
+	}
 }

@@ -62,6 +62,24 @@ type Row struct {
 	CIHigh  float64 `json:"ci_high"`
 	Pairs   int     `json:"pairs"`
 	Verdict string  `json:"verdict"`
+	// Floor is the driver's raw floor (Find and Next, no decoding) for rows
+	// that measure it, as a third library interleaved with the other two.
+	Floor *FloorResult `json:"floor,omitempty"`
+}
+
+// FloorResult compares databridge with the driver's raw floor: the ratio
+// databridge/floor of client CPU (lower is better; below 1 is below the
+// floor), its 95% interval from the interleaved blocks, and the verdict
+// against the target Max ("pass" when the whole interval is at most Max,
+// "fail" when none of it is, "inconclusive" otherwise).
+type FloorResult struct {
+	LibResult
+	Ratio   float64 `json:"ratio"`
+	CILow   float64 `json:"ci_low"`
+	CIHigh  float64 `json:"ci_high"`
+	Pairs   int     `json:"pairs"`
+	Max     float64 `json:"max"`
+	Verdict string  `json:"verdict"`
 }
 
 // Report is the whole run.
@@ -143,27 +161,32 @@ type sample struct {
 }
 
 // measureRow runs warm-up ops, then blocks of each library alternately
-// (A B, B A, A B, …) so that drift in the machine or the server cancels.
+// (A B, B A, A B, …; A B C, C B A with a floor) so that drift in the
+// machine or the server cancels.
 func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
-	fns := [2]func(context.Context, int) error{o.databridge, o.driver}
-	seq := [2]int{}
+	fns := []func(context.Context, int) error{o.databridge, o.driver}
+	if o.floor != nil {
+		fns = append(fns, o.floor)
+	}
+	seq := make([]int, len(fns))
 	for lib := range fns { // warm up: plans, pools, connections
 		if err := fns[lib](ctx, 1_000_000+lib); err != nil {
 			return Row{}, err
 		}
 	}
-	var samples [2][]sample
+	samples := make([][]sample, len(fns))
 	for it := range o.iterations {
-		order := [2]int{0, 1}
-		if it%2 == 1 {
-			order = [2]int{1, 0}
-		}
-		for _, lib := range order {
-			s, err := block(ctx, fns[lib], seq[lib], o.block[lib])
+		for k := range fns {
+			lib := k
+			if it%2 == 1 {
+				lib = len(fns) - 1 - k
+			}
+			n := o.block[min(lib, 1)] // the floor runs the driver's block
+			s, err := block(ctx, fns[lib], seq[lib], n)
 			if err != nil {
 				return Row{}, err
 			}
-			seq[lib] += o.block[lib]
+			seq[lib] += n
 			samples[lib] = append(samples[lib], s)
 		}
 		fmt.Fprint(progress, ".")
@@ -176,7 +199,7 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 		got = row.WallSpeedup
 	}
 	row.Pass = got >= o.target.Min
-	row.CILow, row.CIHigh, row.Pairs = ratioInterval(samples, o.target.Metric)
+	row.CILow, row.CIHigh, row.Pairs = ratioInterval(samples[1], samples[0], o.target.Metric)
 	switch {
 	case row.Pairs < 2:
 		row.Verdict = "inconclusive"
@@ -187,21 +210,37 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 	default:
 		row.Verdict = "inconclusive"
 	}
+	if o.floor != nil {
+		f := &FloorResult{LibResult: summarize(samples[2]), Max: o.floorMax}
+		f.Ratio = row.Databridge.CPUPerOp / f.CPUPerOp
+		f.CILow, f.CIHigh, f.Pairs = ratioInterval(samples[0], samples[2], MetricCPU)
+		switch {
+		case f.Pairs < 2:
+			f.Verdict = "inconclusive"
+		case f.CIHigh <= f.Max:
+			f.Verdict = "pass"
+		case f.CILow > f.Max:
+			f.Verdict = "fail"
+		default:
+			f.Verdict = "inconclusive"
+		}
+		row.Floor = f
+	}
 	return row, nil
 }
 
-// ratioInterval returns a 95% interval of the driver/databridge ratio of
-// metric from the block pairs (block i of each library ran back to back):
-// a Student t interval of the mean log ratio, exponentiated.
-func ratioInterval(samples [2][]sample, metric Metric) (lo, hi float64, n int) {
-	n = min(len(samples[0]), len(samples[1]))
+// ratioInterval returns a 95% interval of the ratio num/den of metric from
+// the block pairs (block i of each ran back to back): a Student t interval
+// of the mean log ratio, exponentiated.
+func ratioInterval(num, den []sample, metric Metric) (lo, hi float64, n int) {
+	n = min(len(num), len(den))
 	if n < 2 {
 		return 0, 0, n // no interval from one pair (JSON has no NaN)
 	}
 	logs := make([]float64, n)
 	var mean float64
 	for i := range n {
-		a, b := samples[0][i], samples[1][i]
+		a, b := den[i], num[i]
 		va, vb := float64(a.cpu)/float64(a.ops), float64(b.cpu)/float64(b.ops)
 		if metric == MetricWall {
 			va, vb = float64(a.wall)/float64(a.ops), float64(b.wall)/float64(b.ops)

@@ -9,7 +9,7 @@ import (
 // TestRatioInterval: block pairs with a steady 3x ratio give a tight
 // interval around 3; noisy pairs give a wide one; one pair gives none.
 func TestRatioInterval(t *testing.T) {
-	pairs := func(ratios ...float64) [2][]sample {
+	pairs := func(ratios ...float64) [2][]sample { // [den, num]
 		var s [2][]sample
 		for _, r := range ratios {
 			s[0] = append(s[0], sample{cpu: time.Millisecond, wall: time.Millisecond, ops: 1})
@@ -17,15 +17,16 @@ func TestRatioInterval(t *testing.T) {
 		}
 		return s
 	}
-	lo, hi, n := ratioInterval(pairs(3, 3, 3, 3, 3, 3), MetricCPU)
+	ratio := func(s [2][]sample, m Metric) (float64, float64, int) { return ratioInterval(s[1], s[0], m) }
+	lo, hi, n := ratio(pairs(3, 3, 3, 3, 3, 3), MetricCPU)
 	if n != 6 || math.Abs(lo-3) > 1e-9 || math.Abs(hi-3) > 1e-9 {
 		t.Fatalf("steady: %v–%v (%d)", lo, hi, n)
 	}
-	lo, hi, _ = ratioInterval(pairs(1.5, 4, 2, 5, 1.2, 3.5), MetricWall)
+	lo, hi, _ = ratio(pairs(1.5, 4, 2, 5, 1.2, 3.5), MetricWall)
 	if !(lo < 2 && hi > 3) {
 		t.Fatalf("noisy pairs should span 2..3: %v–%v", lo, hi)
 	}
-	if lo, hi, n := ratioInterval(pairs(3), MetricCPU); n != 1 || lo != 0 || hi != 0 {
+	if lo, hi, n := ratio(pairs(3), MetricCPU); n != 1 || lo != 0 || hi != 0 {
 		t.Fatalf("one pair: %v–%v, n=%d", lo, hi, n)
 	}
 	for _, tt := range []struct {

@@ -47,6 +47,11 @@ type op struct {
 	setup      func(ctx context.Context, e *env) error
 	databridge func(context.Context, int) error
 	driver     func(context.Context, int) error
+	// floor, when set, is the driver's raw floor for the row (Find and
+	// Next, no decoding), measured interleaved with both libraries, and
+	// floorMax the most databridge's client CPU may be as a multiple of it.
+	floor    func(context.Context, int) error
+	floorMax float64
 }
 
 type env struct {
@@ -114,7 +119,9 @@ func ops(e *env, quick bool) []*op {
 			}
 			return benchdata.Count(len(out), 100)
 		},
-		driver: benchdata.DriverFindAll[benchdata.Small](small, 100),
+		driver:   benchdata.DriverFindAll[benchdata.Small](small, 100),
+		floor:    benchdata.DriverRaw(small, 100),
+		floorMax: 0.8, // #20's moonshot
 	})
 	// bulk_update(1000)
 	{
@@ -152,7 +159,9 @@ func ops(e *env, quick bool) []*op {
 			}
 			return benchdata.Count(len(out), 100)
 		},
-		driver: benchdata.DriverFindAll[benchdata.Medium](medium, 100),
+		driver:   benchdata.DriverFindAll[benchdata.Medium](medium, 100),
+		floor:    benchdata.DriverRaw(medium, 100),
+		floorMax: 1.1, // #20
 	})
 	// find_many(100) cached: a hit against the driver's uncached read.
 	{

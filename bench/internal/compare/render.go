@@ -57,6 +57,37 @@ func (r *Report) Table(w io.Writer) {
 			dur(a.WallMedian), dur(a.WallP95), dur(b.WallMedian), dur(b.WallP95), row.WallSpeedup,
 			a.AllocsPerOp, b.AllocsPerOp, row.Target, interval, status(row))
 	}
+	r.floorTable(w)
+}
+
+// floorTable writes, for the rows that measured it, databridge against the
+// driver's raw floor: Find and Next with no decoding, what any library on
+// the driver pays before it decodes anything.
+func (r *Report) floorTable(w io.Writer) {
+	var rows []Row
+	for _, row := range r.Rows {
+		if row.Floor != nil {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Against the driver's raw floor (`Find` + `Next`, no decoding), measured as a third library in the same interleaved blocks; lower is better, below 1x is below the floor:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Operation | databridge CPU/op | raw floor CPU/op | databridge / floor | 95% interval (pairs) | allocs/op (databridge / floor) | target | status |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|:-:|")
+	for _, row := range rows {
+		f := row.Floor
+		interval := fmt.Sprintf("%.2fx–%.2fx (%d)", f.CILow, f.CIHigh, f.Pairs)
+		if f.Pairs < 2 {
+			interval = fmt.Sprintf("— (%d)", f.Pairs)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | **%.2fx** | %s | %.0f / %.0f | ≤ %.2fx floor | %s |\n",
+			row.Name, dur(row.Databridge.CPUPerOp), dur(f.CPUPerOp), f.Ratio, interval,
+			row.Databridge.AllocsPerOp, f.AllocsPerOp, f.Max, status(Row{Verdict: f.Verdict}))
+	}
 }
 
 // Environment writes what the run was measured on.
