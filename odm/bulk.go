@@ -65,7 +65,11 @@ func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteO
 			c.clearIDs(elems(docs), fresh, nil)
 			return err
 		}
-		if !fast {
+		if !fast || !missing[i] {
+			// A document with its own id goes to the driver as it is: the
+			// driver decodes the _id of every document it is given back
+			// out of its encoding (mongo.ensureID), and reading a
+			// pre-encoded one costs more than encoding the struct.
 			batch[i] = &docs[i]
 			continue
 		}

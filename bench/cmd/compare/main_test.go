@@ -41,7 +41,7 @@ func TestQuickRun(t *testing.T) {
 	js, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(js, &rep))
-	require.Len(t, rep.Rows, 8)
+	require.Len(t, rep.Rows, 9)
 	assert.Equal(t, "insert_one", rep.Rows[0].Name, "the spec's four rows come first")
 	assert.Equal(t, "bulk_update(1000)", rep.Rows[3].Name)
 	for _, row := range rep.Rows {
@@ -72,7 +72,7 @@ func TestQuickRun(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	assert.Len(t, lines, 1+8+1+2, "header and 8 rows, then the floor table's header and its 2 rows")
+	assert.Len(t, lines, 1+9+1+2, "header and 9 rows, then the floor table's header and its 2 rows")
 	assert.Contains(t, string(tb), "raw floor")
 
 	for _, row := range rep.Rows {

@@ -207,6 +207,22 @@ func ops(e *env, quick bool) []*op {
 			driver: benchdata.DriverBulkSave(drColl, n),
 		})
 	}
+	// bulk_insert(1000) with the ids the caller set, against the same
+	// documents through the driver: both pay the driver's decoding of every
+	// document's _id (mongo.ensureID; see docs/performance.md).
+	{
+		dbColl, drColl := e.coll("bulk_insert_ids_databridge"), e.coll("bulk_insert_ids_driver")
+		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+		const n = 1000
+		o = append(o, &op{
+			name: "bulk_insert(1000) ids set", iterations: scale(8), block: [2]int{1, 1},
+			target: Target{MetricCPU, 2, "#20: ≥2x whether ids are set or generated"},
+			databridge: func(ctx context.Context, i int) error {
+				return users.InsertMany(ctx, benchdata.NewSmalls(i*n, n), odm.WithoutValidation(), odm.WithoutHooks())
+			},
+			driver: benchdata.DriverInsertMany(drColl, n),
+		})
+	}
 	// stream(10000) medium
 	{
 		n := 10000
