@@ -106,7 +106,8 @@ type Cursor[T any] struct {
 	cancel  context.CancelFunc
 	exited  chan struct{}
 
-	scratch T // the borrowed value of Borrowed and Value
+	scratch T            // the borrowed value of Borrowed and Value
+	arena   decode.Arena // string chunks shared by the documents decoded
 }
 
 // fetched is what the prefetch goroutine hands over: a batch, the error
@@ -295,7 +296,7 @@ func (c *Cursor[T]) Decode(dst *T) error {
 	if doc == nil {
 		return errors.New("cursor: Decode called without a current document")
 	}
-	if err := c.plan.Decode(doc, dst); err != nil {
+	if err := c.plan.DecodeWith(doc, dst, &c.arena); err != nil {
 		return c.docErr(doc, err)
 	}
 	return nil
@@ -335,8 +336,9 @@ func (c *Cursor[T]) Close(ctx context.Context) error {
 }
 
 // All returns a single-use iterator over the stream's values. Each value is
-// the caller's to keep: it shares no memory with later values (strings and
-// slices are fresh). The error, if any, is yielded once, last, with a zero
+// the caller's to keep: it shares no mutable memory with later values (its
+// strings and slices are its own regions of chunks shared with nearby
+// values, see decode.Arena). The error, if any, is yielded once, last, with a zero
 // T; the cursor is closed when the loop ends, including on break and panic.
 //
 // Beware of `for v := range c.All(ctx)`: the one-variable form drops the

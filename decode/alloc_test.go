@@ -47,3 +47,53 @@ func decoder[T any](opts ...decode.Option) func([]byte) error {
 	var dst T
 	return func(doc []byte) error { return plan.Decode(doc, &dst) }
 }
+
+// TestArenaSharesStringChunks: with an Arena the strings of many documents
+// share chunks (a 2 KiB chunk holds about fifty small documents' strings),
+// and a string decoded earlier is never overwritten by a later document.
+func TestArenaSharesStringChunks(t *testing.T) {
+	plan := decode.MustCompile[Small]()
+	docs := make([][]byte, 100)
+	for i := range docs {
+		docs[i] = docOf(bson.D{{Key: "_id", Value: oid}, {Key: "name", Value: "user " + string(rune('a'+i%26))},
+			{Key: "email", Value: "u@example.com"}, {Key: "age", Value: int32(i)}})
+	}
+	out := make([]Small, len(docs))
+	var arena decode.Arena
+	allocs := testing.AllocsPerRun(20, func() {
+		for i, d := range docs {
+			if err := plan.DecodeWith(d, &out[i], &arena); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	assert.LessOrEqual(t, allocs, 3.0, "100 documents' strings in a few chunks, not one each")
+
+	// Every value is what Decode gives, after all of them were decoded.
+	for i, d := range docs {
+		var want Small
+		require.NoError(t, plan.Decode(d, &want))
+		assert.Equal(t, want, out[i], "document %d", i)
+	}
+	assert.NoError(t, plan.DecodeWith(docs[0], &out[0], nil), "a nil Arena is Decode")
+
+	// Medium documents: their strings and their short slices (tags, items)
+	// come from the Arena too.
+	mplan := decode.MustCompile[Medium]()
+	medium := docOf(mediumDoc())
+	mout := make([]Medium, 100)
+	allocs = testing.AllocsPerRun(20, func() {
+		clear(mout) // fresh destinations: every slice is a new one
+		for i := range mout {
+			if err := mplan.DecodeWith(medium, &mout[i], &arena); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	assert.LessOrEqual(t, allocs, 30.0, "100 medium documents in a few dozen chunks and slabs, not 3 allocations each")
+	var want Medium
+	require.NoError(t, mplan.Decode(medium, &want))
+	for i := range mout {
+		require.Equal(t, want, mout[i], "document %d", i)
+	}
+}

@@ -75,6 +75,32 @@ func benchLibs[T any](b *testing.B, docs []bson.Raw) {
 		}
 		perDoc(b)
 	})
+	// Fresh destinations, as FindMany decodes into: every slice is new,
+	// without and with an Arena shared by the batch (as a cursor does).
+	for _, arena := range []bool{false, true} {
+		name := "lib=databridge-fresh"
+		if arena {
+			name += "-arena"
+		}
+		b.Run(name, func(b *testing.B) {
+			plan := decode.MustCompile[T]()
+			out := make([]T, len(docs))
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(out)
+				var a *decode.Arena
+				if arena {
+					a = new(decode.Arena)
+				}
+				for i, d := range docs {
+					if err := plan.DecodeWith(d, &out[i], a); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			perDoc(b)
+		})
+	}
 	b.Run("lib=databridge-zerocopy", func(b *testing.B) {
 		plan := decode.MustCompile[T](decode.ZeroCopy())
 		out := make([]T, len(docs))

@@ -104,6 +104,95 @@ func (p *Plan[T]) Decode(doc []byte, dst *T) error {
 	return s.top(tp, ptr)
 }
 
+// An Arena carries, from one Decode to the next, the chunks that decoded
+// strings are copied into and the backing arrays that fresh short slices
+// are cut from, so that many documents share an allocation instead of
+// costing one or more each: a cursor decoding a batch passes the same Arena
+// for each document.
+//
+// Values decoded with one Arena share no mutable memory: strings are never
+// written once decoded, each slice gets a region of its own whose capacity
+// ends where it does (an append copies), and a reused destination reuses
+// only its own regions. A string or slice you keep keeps its chunk alive:
+// at most 2 KiB of other values, as with Decode. The zero Arena is ready to
+// use; it must not be used by two goroutines at once.
+type Arena struct {
+	buf   []byte // the current string chunk
+	slabs []slab // the current backing array per slice type
+}
+
+// slab is an Arena's current backing array for fresh slices of one type.
+type slab struct {
+	typ       reflect.Type // the slice type
+	base      unsafe.Pointer
+	used, cap int // in elements
+}
+
+// The bounds of an Arena's slices: a slab is slabBytes (or one element),
+// slices of more than half of it get their own array, and an Arena keeps
+// slabs for at most maxSlabs slice types.
+const (
+	slabBytes = 2048
+	maxSlabs  = 8
+)
+
+// carve returns a zeroed region of want elements of esize bytes for a fresh
+// slice of type t, cut from a's slab for t; ok is false when the slice
+// should have an array of its own.
+func (a *Arena) carve(t reflect.Type, esize uintptr, want int) (p unsafe.Pointer, ok bool) {
+	if want <= 0 || esize == 0 || uintptr(want)*esize > slabBytes/2 {
+		return nil, false
+	}
+	var sl *slab
+	for i := range a.slabs {
+		if a.slabs[i].typ == t {
+			sl = &a.slabs[i]
+			break
+		}
+	}
+	if sl == nil {
+		if len(a.slabs) == maxSlabs {
+			return nil, false
+		}
+		a.slabs = append(a.slabs, slab{typ: t})
+		sl = &a.slabs[len(a.slabs)-1]
+	}
+	if sl.cap-sl.used < want {
+		n := int(slabBytes / esize)
+		sl.base, sl.used, sl.cap = reflect.MakeSlice(t, n, n).UnsafePointer(), 0, n
+	}
+	p = unsafe.Add(sl.base, uintptr(sl.used)*esize)
+	sl.used += want
+	return p, true
+}
+
+// DecodeWith is Decode with the string chunks taken from, and left for the
+// next call in, a (see Arena). The result is the same as Decode's.
+func (p *Plan[T]) DecodeWith(doc []byte, dst *T, a *Arena) error {
+	if a == nil {
+		return p.Decode(doc, dst)
+	}
+	if dst == nil {
+		return &Error{GoType: p.plan.typ, Err: errNoPlan}
+	}
+	if err := checkTop(doc); err != nil {
+		return err
+	}
+	tp := p.plan
+	ptr := unsafe.Pointer(dst)
+	var zero T
+	if tp.op == opDelegate {
+		*dst = zero
+		return delegateTop(tp, doc, ptr)
+	}
+	s := state{data: doc, zeroCopy: p.zeroCopy, arena: a.buf, shared: a}
+	s.save(tp, ptr)
+	*dst = zero
+	err := s.top(tp, ptr)
+	a.buf = s.arena
+	return err
+}
+
 // Into decodes doc into dst, which must be a non-nil pointer: the
 // reflection-typed counterpart of Unmarshal, with the same semantics as
 // bson.Unmarshal(doc, dst) for a zero *dst. Prefer a Plan where the type is

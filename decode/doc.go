@@ -68,7 +68,11 @@
 // sized from the documents decoded before with the same plan, so a
 // document's strings usually cost one allocation, not one each (strings of
 // 1 KiB or more get their own). A string you keep therefore keeps its chunk
-// alive: at most 2 KiB of the same document's other strings.
+// alive: at most 2 KiB of the same document's other strings. DecodeWith and
+// an Arena carry the chunks, and backing arrays for fresh short slices, from
+// one document to the next, so that a batch of documents costs a few
+// allocations in all (the cursor package decodes with one); a kept string
+// or slice then keeps at most 2 KiB of nearby documents' values alive.
 //
 // Do not keep slices of a destination across a Decode into it; copy what you
 // keep (or decode into a fresh value, which never shares memory with an

@@ -222,11 +222,20 @@ func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
 		}
 		if n == capacity {
 			want := max(2*capacity, 4)
+			carved := false
 			if capacity == 0 {
-				// A fresh slice: count the elements for an exact allocation.
+				// A fresh slice: count the elements for an exact allocation,
+				// or a region of an Arena's slab.
 				want = s.countElements(pos, end)
+				if s.shared != nil {
+					if base, carved = s.shared.carve(tp.typ, esize, want); carved {
+						capacity = want
+					}
+				}
 			}
-			base, capacity = grow(tp.typ, base, n, want)
+			if !carved {
+				base, capacity = grow(tp.typ, base, n, want)
+			}
 		}
 		ep := unsafe.Add(base, uintptr(n)*esize)
 		mark := s.reset(et, ep)

@@ -64,3 +64,27 @@ func ExampleZeroCopy() {
 	fmt.Println(u.Name)
 	// Output: Grace
 }
+
+func ExamplePlan_DecodeWith() {
+	type User struct {
+		Name string   `bson:"name"`
+		Tags []string `bson:"tags"`
+	}
+	plan := decode.MustCompile[User]()
+	var docs [][]byte
+	for _, n := range []string{"Ada", "Grace", "Edsger"} {
+		doc, _ := bson.Marshal(bson.D{{Key: "name", Value: n}, {Key: "tags", Value: bson.A{"admin"}}})
+		docs = append(docs, doc)
+	}
+	// One Arena for the batch: the three users' strings and tag slices
+	// share a few allocations instead of costing two or more each.
+	var arena decode.Arena
+	users := make([]User, len(docs))
+	for i, doc := range docs {
+		if err := plan.DecodeWith(doc, &users[i], &arena); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println(users[0].Name, users[2].Name, users[1].Tags)
+	// Output: Ada Edsger [admin]
+}

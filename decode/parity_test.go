@@ -47,6 +47,40 @@ func checkParity[T any](t *testing.T, doc []byte) {
 		require.NoError(t, decode.Unmarshal(doc, &dirty))
 		assert.Equal(t, want, dirty, "reused destination %d", i)
 	}
+
+	// With an Arena shared by several values (and a reused one), the same
+	// again, and no value changes when a later one is decoded or appended
+	// to.
+	plan := decode.MustCompile[T]()
+	var arena decode.Arena
+	vals := make([]T, 4)
+	for i := range vals {
+		if i == 3 {
+			fill(reflect.ValueOf(&vals[i]).Elem(), r, 0)
+		}
+		require.NoError(t, plan.DecodeWith(doc, &vals[i], &arena))
+	}
+	require.NoError(t, plan.DecodeWith(doc, &vals[3], &arena), "a reused destination")
+	appendToSlices(reflect.ValueOf(&vals[1]).Elem())
+	for i, v := range vals {
+		if i != 1 {
+			assert.Equal(t, want, v, "arena value %d", i)
+		}
+	}
+}
+
+// appendToSlices appends a zero element to every top-level slice field of
+// the struct v, as a caller may: the neighbours of a slice cut from an Arena
+// must not see it.
+func appendToSlices(v reflect.Value) {
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Slice && f.CanSet() {
+			f.Set(reflect.Append(f, reflect.New(f.Type().Elem()).Elem()))
+		}
+	}
 }
 
 // driverUnmarshal is bson.Unmarshal with a panic of the driver's (it has

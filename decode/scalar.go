@@ -315,8 +315,12 @@ func (s *state) copyString(b []byte) string {
 			return string(b)
 		}
 		// The first chunk is sized for the previous document's strings,
-		// later ones for the rest of them.
-		s.arena = make([]byte, 0, min(arenaChunk, max(s.hint-s.used+len(b), len(b), 32)))
+		// later ones for the rest of them; an Arena's, for many documents.
+		size := arenaChunk
+		if s.shared == nil {
+			size = min(arenaChunk, max(s.hint-s.used+len(b), len(b), 32))
+		}
+		s.arena = make([]byte, 0, size)
 	}
 	start := len(s.arena)
 	s.arena = append(s.arena, b...)

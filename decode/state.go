@@ -38,6 +38,7 @@ type state struct {
 	data     []byte
 	zeroCopy bool
 	arena    []byte // holds the copied strings of this call, in chunks
+	shared   *Arena // where arena came from, for many documents; or nil
 	hint     int    // expected string bytes of the whole call
 	used     int    // string bytes copied so far
 	depth    int

@@ -83,6 +83,15 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 			return benchdata.Count(len(out), want)
 		})
 	})
+	b.Run("lib=databridge-zerocopy", func(b *testing.B) {
+		benchdata.Measure(b, func() error {
+			out, err := h.FindMany(ctx, benchdata.Everything, query.ZeroCopy())
+			if err != nil {
+				return err
+			}
+			return benchdata.Count(len(out), want)
+		})
+	})
 	b.Run("lib=databridge-cached", func(b *testing.B) {
 		c, err := cache.New(cache.Config{})
 		if err != nil {

@@ -130,8 +130,9 @@ func cachedReaderFor[T any](cc *codecs) (*cachedReader[T], error) {
 
 func (r *cachedReader[T]) decodeAll(docs []bson.Raw) ([]T, error) {
 	out := make([]T, len(docs))
+	var arena decode.Arena
 	for i, d := range docs {
-		if err := r.plan.Decode(d, &out[i]); err != nil {
+		if err := r.plan.DecodeWith(d, &out[i], &arena); err != nil {
 			return nil, &cursor.DocumentError{Index: i, ID: d.Lookup("_id"), Err: err}
 		}
 	}

@@ -22,6 +22,12 @@ type Closer interface {
 // background for at most timeout when ctx has ended (the result is then
 // nil: the caller has been told of its context's end already).
 func Close(ctx context.Context, c Closer, timeout time.Duration) error {
+	if ided, ok := c.(interface{ ID() int64 }); ok && ided.ID() == 0 {
+		// An exhausted or never-opened server cursor: closing it sends
+		// nothing (the driver only ends its implicit session), so there is
+		// no round trip to bound and no timer to set up.
+		return c.Close(ctx)
+	}
 	if ctx.Err() != nil {
 		go func() {
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
