@@ -78,6 +78,19 @@ func fuzzOne[T any](t *testing.T, doc []byte) {
 		if err := decode.Unmarshal(doc, &got); err != nil || !sameValue(want, got) {
 			t.Fatalf("second decode into a used value differs (err %v)\ndriver: %#v\ndecode: %#v", err, want, got)
 		}
+		// With an Arena shared by two fresh values and a used one, as a
+		// cursor decodes: the same value every time, earlier ones intact.
+		plan := decode.MustCompile[T]()
+		var arena decode.Arena
+		var a, b T
+		for _, dst := range []*T{&a, &b, &got, &a} {
+			if err := plan.DecodeWith(doc, dst, &arena); err != nil || !sameValue(want, *dst) {
+				t.Fatalf("decode with an Arena differs (err %v)\ndriver: %#v\ndecode: %#v", err, want, *dst)
+			}
+		}
+		if !sameValue(want, b) {
+			t.Fatalf("a value decoded with an Arena changed when later ones were decoded\ndriver: %#v\ndecode: %#v", want, b)
+		}
 	}
 }
 
