@@ -6,6 +6,7 @@ package benchdata
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,13 +137,49 @@ func Measure(b *testing.B, fn func() error) {
 	b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
+// rusageThread is Linux's RUSAGE_THREAD: the calling thread's usage.
+const rusageThread = 1
+
+// threadCPUTime returns the calling OS thread's user+system CPU time, or 0
+// where the system does not report it.
+func threadCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// MeasureCaller is Measure with the benchmark goroutine locked to its OS
+// thread, reporting also that thread's CPU time alone (caller-cpu-ns/op,
+// Linux only): the work done in the calling goroutine (encoding, building
+// the command, reading and decoding the reply) without the process's
+// background (garbage collection workers, the runtime's monitor thread,
+// other goroutines), which grows with wall time and swamps the client's
+// work in server-bound benchmarks whose ops take seconds. Locking changes
+// scheduling a little: compare only libraries measured the same way.
+func MeasureCaller(b *testing.B, fn func() error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPUTime()
+	Measure(b, fn)
+	if used := threadCPUTime() - start; used > 0 {
+		b.ReportMetric(float64(used)/float64(b.N), "caller-cpu-ns/op")
+	}
+}
+
 // MeasureOp is Measure for an Op, numbered from 0.
-func MeasureOp(b *testing.B, op Op) {
+func MeasureOp(b *testing.B, op Op) { Measure(b, numbered(op)) }
+
+// MeasureCallerOp is MeasureCaller for an Op, numbered from 0.
+func MeasureCallerOp(b *testing.B, op Op) { MeasureCaller(b, numbered(op)) }
+
+func numbered(op Op) func() error {
 	ctx := context.Background()
 	i := 0
-	Measure(b, func() error {
+	return func() error {
 		err := op(ctx, i)
 		i++
 		return err
-	})
+	}
 }
