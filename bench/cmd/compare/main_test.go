@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -48,6 +49,9 @@ func TestQuickRun(t *testing.T) {
 		assert.Positive(t, row.Databridge.CPUPerOp, row.Name)
 		assert.Positive(t, row.Driver.WallMedian, row.Name)
 		assert.Positive(t, row.CPUSpeedup, row.Name)
+		if runtime.GOOS == "linux" {
+			assert.Positive(t, row.CallerSpeedup, "%s: the caller thread's CPU is measured", row.Name)
+		}
 	}
 	assert.True(t, rep.Quick)
 	assert.NotEmpty(t, rep.GoVersion)

@@ -36,23 +36,30 @@ type Config struct {
 
 // LibResult is one library's figures for one row.
 type LibResult struct {
-	Ops         int     `json:"ops"`
-	WallMedian  float64 `json:"wall_median_ns"`
-	WallP95     float64 `json:"wall_p95_ns"`
-	CPUPerOp    float64 `json:"cpu_ns_per_op"`
-	AllocsPerOp float64 `json:"allocs_per_op"`
-	BytesPerOp  float64 `json:"bytes_per_op"`
+	Ops        int     `json:"ops"`
+	WallMedian float64 `json:"wall_median_ns"`
+	WallP95    float64 `json:"wall_p95_ns"`
+	CPUPerOp   float64 `json:"cpu_ns_per_op"`
+	// CallerCPUPerOp is the CPU of the measuring goroutine's own thread
+	// (locked to it) per op: the client's work without the process's
+	// background, which grows with wall time (0 where not reported).
+	CallerCPUPerOp float64 `json:"caller_cpu_ns_per_op"`
+	AllocsPerOp    float64 `json:"allocs_per_op"`
+	BytesPerOp     float64 `json:"bytes_per_op"`
 }
 
 // Row is one operation measured for both libraries.
 type Row struct {
-	Name        string    `json:"name"`
-	Databridge  LibResult `json:"databridge"`
-	Driver      LibResult `json:"driver"`
-	CPUSpeedup  float64   `json:"cpu_speedup"`  // driver / databridge
-	WallSpeedup float64   `json:"wall_speedup"` // driver / databridge, medians
-	Target      Target    `json:"target"`
-	Pass        bool      `json:"pass"`
+	Name       string    `json:"name"`
+	Databridge LibResult `json:"databridge"`
+	Driver     LibResult `json:"driver"`
+	CPUSpeedup float64   `json:"cpu_speedup"` // driver / databridge
+	// CallerSpeedup is CPUSpeedup of the caller thread's CPU alone: steadier
+	// for server-bound rows, informative only (targets are on CPUSpeedup).
+	CallerSpeedup float64 `json:"caller_cpu_speedup"`
+	WallSpeedup   float64 `json:"wall_speedup"` // driver / databridge, medians
+	Target        Target  `json:"target"`
+	Pass          bool    `json:"pass"`
 	// The target metric's driver/databridge ratio, estimated from the
 	// interleaved block pairs: a 95% interval of its geometric mean (n
 	// pairs), and the verdict it supports: "pass" when the whole interval
@@ -129,6 +136,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Server: cfg.Server, ServerVersion: serverVersion(ctx, cl),
 		Driver: moduleVersion("go.mongodb.org/mongo-driver/v2"), Quick: cfg.Quick,
 	}
+	// Every block runs in this goroutine, locked to its thread, so that
+	// the thread's CPU time is the client's own work (see CallerCPUPerOp).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	rows := ops(e, cfg.Quick)
 	for i, o := range rows {
 		rowStart := time.Now()
@@ -156,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 type sample struct {
 	wall, cpu     time.Duration
+	caller        time.Duration // the calling thread's CPU
 	allocs, bytes uint64
 	ops           int
 }
@@ -194,6 +206,9 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 	row := Row{Name: o.name, Target: o.target, Databridge: summarize(samples[0]), Driver: summarize(samples[1])}
 	row.CPUSpeedup = row.Driver.CPUPerOp / row.Databridge.CPUPerOp
 	row.WallSpeedup = row.Driver.WallMedian / row.Databridge.WallMedian
+	if row.Databridge.CallerCPUPerOp > 0 {
+		row.CallerSpeedup = row.Driver.CallerCPUPerOp / row.Databridge.CallerCPUPerOp
+	}
 	got := row.CPUSpeedup
 	if o.target.Metric == MetricWall {
 		got = row.WallSpeedup
@@ -273,7 +288,7 @@ func tQuantile975(df int) float64 {
 func block(ctx context.Context, fn func(context.Context, int) error, seq, n int) (sample, error) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	c0 := benchdata.CPUTime()
+	c0, th0 := benchdata.CPUTime(), benchdata.ThreadCPUTime()
 	t0 := time.Now()
 	for k := range n {
 		if err := fn(ctx, seq+k); err != nil {
@@ -281,20 +296,21 @@ func block(ctx context.Context, fn func(context.Context, int) error, seq, n int)
 		}
 	}
 	wall := time.Since(t0)
-	cpu := benchdata.CPUTime() - c0
+	cpu, caller := benchdata.CPUTime()-c0, benchdata.ThreadCPUTime()-th0
 	runtime.ReadMemStats(&m1)
-	return sample{wall: wall, cpu: cpu, allocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc, ops: n}, nil
+	return sample{wall: wall, cpu: cpu, caller: caller, allocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc, ops: n}, nil
 }
 
 func summarize(ss []sample) LibResult {
 	var r LibResult
 	var walls []float64
-	var cpu time.Duration
+	var cpu, caller time.Duration
 	var allocs, bytes uint64
 	for _, s := range ss {
 		r.Ops += s.ops
 		walls = append(walls, float64(s.wall)/float64(s.ops))
 		cpu += s.cpu
+		caller += s.caller
 		allocs += s.allocs
 		bytes += s.bytes
 	}
@@ -302,6 +318,7 @@ func summarize(ss []sample) LibResult {
 	r.WallMedian = quantile(walls, 0.5)
 	r.WallP95 = quantile(walls, 0.95)
 	r.CPUPerOp = float64(cpu) / float64(r.Ops)
+	r.CallerCPUPerOp = float64(caller) / float64(r.Ops)
 	r.AllocsPerOp = float64(allocs) / float64(r.Ops)
 	r.BytesPerOp = float64(bytes) / float64(r.Ops)
 	return r
