@@ -42,7 +42,8 @@ type LibResult struct {
 	CPUPerOp   float64 `json:"cpu_ns_per_op"`
 	// CallerCPUPerOp is the CPU of the measuring goroutine's own thread
 	// (locked to it) per op: the client's work without the process's
-	// background, which grows with wall time (0 where not reported).
+	// background, which grows with wall time. Measured only for the
+	// server-bound rows (0 elsewhere, and where not reported).
 	CallerCPUPerOp float64 `json:"caller_cpu_ns_per_op"`
 	AllocsPerOp    float64 `json:"allocs_per_op"`
 	BytesPerOp     float64 `json:"bytes_per_op"`
@@ -136,10 +137,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Server: cfg.Server, ServerVersion: serverVersion(ctx, cl),
 		Driver: moduleVersion("go.mongodb.org/mongo-driver/v2"), Quick: cfg.Quick,
 	}
-	// Every block runs in this goroutine, locked to its thread, so that
-	// the thread's CPU time is the client's own work (see CallerCPUPerOp).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	rows := ops(e, cfg.Quick)
 	for i, o := range rows {
 		rowStart := time.Now()
@@ -176,6 +173,14 @@ type sample struct {
 // (A B, B A, A B, …; A B C, C B A with a floor) so that drift in the
 // machine or the server cancels.
 func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
+	if o.callerCPU {
+		// Every block runs in this goroutine, locked to its thread, so that
+		// the thread's CPU time is the client's own work. Locking costs a
+		// thread handoff per network wait (about 90 µs of process CPU per
+		// round trip here), negligible only for rows whose ops take seconds.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	fns := []func(context.Context, int) error{o.databridge, o.driver}
 	if o.floor != nil {
 		fns = append(fns, o.floor)
@@ -206,7 +211,9 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 	row := Row{Name: o.name, Target: o.target, Databridge: summarize(samples[0]), Driver: summarize(samples[1])}
 	row.CPUSpeedup = row.Driver.CPUPerOp / row.Databridge.CPUPerOp
 	row.WallSpeedup = row.Driver.WallMedian / row.Databridge.WallMedian
-	if row.Databridge.CallerCPUPerOp > 0 {
+	if !o.callerCPU {
+		row.Databridge.CallerCPUPerOp, row.Driver.CallerCPUPerOp = 0, 0 // not one goroutine's work
+	} else if row.Databridge.CallerCPUPerOp > 0 {
 		row.CallerSpeedup = row.Driver.CallerCPUPerOp / row.Databridge.CallerCPUPerOp
 	}
 	got := row.CPUSpeedup

@@ -102,8 +102,8 @@ func (r *Report) Environment(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Measured %s with %s on %s (%s, %d CPUs, GOMAXPROCS=%d); server %s, %s; driver %s; %s run, %.0f s. "+
 		"Speedup = driver / databridge (higher is better); client CPU is this process's user+system time per op, the server being another process; "+
-		"caller-thread CPU is the measuring goroutine's own thread alone (locked to it), without the process's background work, which grows with wall time: "+
-		"steadier for server-bound rows, informative only (targets use client CPU).\n",
+		"for the server-bound rows, caller-thread CPU is the measuring goroutine's own thread alone (locked to it), without the process's background work, which grows with their seconds of wall time: "+
+		"steadier, informative only (targets use client CPU).\n",
 		r.Date, r.GoVersion, r.OS, r.CPU, r.NumCPU, r.GOMAXPROCS, r.Server, r.ServerVersion, r.Driver, mode, r.Seconds)
 }
 
