@@ -84,7 +84,9 @@ func Unmarshal[T any](doc []byte, dst *T, opts ...Option) error {
 // On error dst holds partial data. Errors are *Error values that name the
 // field path and wrap ErrMalformed, ErrTypeMismatch, ErrOverflow,
 // ErrTruncation, ErrTooDeep or the driver's error for delegated types.
-func (p *Plan[T]) Decode(doc []byte, dst *T) error {
+func (p *Plan[T]) Decode(doc []byte, dst *T) error { return p.decode(doc, dst, nil) }
+
+func (p *Plan[T]) decode(doc []byte, dst *T, a *Arena) error {
 	if dst == nil {
 		return &Error{GoType: p.plan.typ, Err: errNoPlan}
 	}
@@ -99,9 +101,16 @@ func (p *Plan[T]) Decode(doc []byte, dst *T) error {
 		return delegateTop(tp, doc, ptr)
 	}
 	s := state{data: doc, zeroCopy: p.zeroCopy}
+	if a != nil {
+		s.arena, s.shared = a.buf, a
+	}
 	s.save(tp, ptr)
 	*dst = zero // a typed clear: cheaper than reflection
-	return s.top(tp, ptr)
+	err := s.top(tp, ptr)
+	if a != nil {
+		a.buf = s.arena
+	}
+	return err
 }
 
 // An Arena carries, from one Decode to the next, the chunks that decoded
@@ -166,32 +175,10 @@ func (a *Arena) carve(t reflect.Type, esize uintptr, want int) (p unsafe.Pointer
 	return p, true
 }
 
-// DecodeWith is Decode with the string chunks taken from, and left for the
-// next call in, a (see Arena). The result is the same as Decode's.
-func (p *Plan[T]) DecodeWith(doc []byte, dst *T, a *Arena) error {
-	if a == nil {
-		return p.Decode(doc, dst)
-	}
-	if dst == nil {
-		return &Error{GoType: p.plan.typ, Err: errNoPlan}
-	}
-	if err := checkTop(doc); err != nil {
-		return err
-	}
-	tp := p.plan
-	ptr := unsafe.Pointer(dst)
-	var zero T
-	if tp.op == opDelegate {
-		*dst = zero
-		return delegateTop(tp, doc, ptr)
-	}
-	s := state{data: doc, zeroCopy: p.zeroCopy, arena: a.buf, shared: a}
-	s.save(tp, ptr)
-	*dst = zero
-	err := s.top(tp, ptr)
-	a.buf = s.arena
-	return err
-}
+// DecodeWith is Decode with the string chunks and slice backing arrays
+// taken from, and left for the next call in, a (see Arena); a nil a is
+// Decode. The result is the same as Decode's.
+func (p *Plan[T]) DecodeWith(doc []byte, dst *T, a *Arena) error { return p.decode(doc, dst, a) }
 
 // Into decodes doc into dst, which must be a non-nil pointer: the
 // reflection-typed counterpart of Unmarshal, with the same semantics as
