@@ -97,7 +97,7 @@ func ops(e *env, quick bool) []*op {
 		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 		const n = 1000
 		o = append(o, &op{
-			name: "bulk_insert(1000)", iterations: scale(8), block: [2]int{1, 1},
+			name: "bulk_insert(1000)", iterations: scale(20), block: [2]int{1, 1},
 			target: Target{MetricCPU, 2, "#6: ≥2x lower client CPU"},
 			databridge: func(ctx context.Context, i int) error {
 				docs := make([]benchdata.Small, n)
@@ -113,7 +113,7 @@ func ops(e *env, quick bool) []*op {
 	// find_many(100) small
 	small := e.coll("find_small")
 	o = append(o, &op{
-		name: "find_many(100)", iterations: scale(10), block: [2]int{10, 10},
+		name: "find_many(100)", iterations: scale(30), block: [2]int{10, 10},
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, small, "small", 100) },
 		databridge: func(ctx context.Context, _ int) error {
@@ -153,7 +153,7 @@ func ops(e *env, quick bool) []*op {
 	// find_many(100) medium
 	medium := e.coll("find_medium")
 	o = append(o, &op{
-		name: "find_many(100) medium", iterations: scale(10), block: [2]int{5, 5},
+		name: "find_many(100) medium", iterations: scale(30), block: [2]int{5, 5},
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, medium, "medium", 100) },
 		databridge: func(ctx context.Context, _ int) error {
@@ -219,7 +219,7 @@ func ops(e *env, quick bool) []*op {
 		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 		const n = 1000
 		o = append(o, &op{
-			name: "bulk_insert(1000) ids set", iterations: scale(8), block: [2]int{1, 1},
+			name: "bulk_insert(1000) ids set", iterations: scale(20), block: [2]int{1, 1},
 			target: Target{MetricCPU, 2, "#20: ≥2x whether ids are set or generated"},
 			databridge: func(ctx context.Context, i int) error {
 				return users.InsertMany(ctx, benchdata.NewSmalls(i*n, n), odm.WithoutValidation(), odm.WithoutHooks())
