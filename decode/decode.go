@@ -102,13 +102,13 @@ func (p *Plan[T]) decode(doc []byte, dst *T, a *Arena) error {
 	}
 	s := state{data: doc, zeroCopy: p.zeroCopy}
 	if a != nil {
-		s.arena, s.shared = a.buf, a
+		s.arenaBase, s.arenaLen, s.arenaCap, s.shared = a.base, a.len, a.cap, a
 	}
 	s.save(tp, ptr)
 	*dst = zero // a typed clear: cheaper than reflection
 	err := s.top(tp, ptr)
 	if a != nil {
-		a.buf = s.arena
+		a.base, a.len, a.cap = s.arenaBase, s.arenaLen, s.arenaCap
 	}
 	return err
 }
@@ -126,8 +126,9 @@ func (p *Plan[T]) decode(doc []byte, dst *T, a *Arena) error {
 // at most 2 KiB of other values, as with Decode. The zero Arena is ready to
 // use; it must not be used by two goroutines at once.
 type Arena struct {
-	buf   []byte // the current string chunk
-	slabs []slab // the current backing array per slice type
+	base     unsafe.Pointer // the current string chunk, len bytes used of cap
+	len, cap int
+	slabs    []slab // the current backing array per slice type
 }
 
 // slab is an Arena's current backing array for fresh slices of one type.

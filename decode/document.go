@@ -34,17 +34,25 @@ func (s *state) open(pos int) (int, error) {
 }
 
 // elemType reads the type byte of the next element of the document or
-// array ending at end; at the terminator it returns type 0 and end.
-func (s *state) elemType(pos, end int) (bson.Type, int, error) {
+// array ending at end; at the terminator it returns type 0 and end. It is
+// called for every element, so it only reports whether the input is
+// well-formed there (ok), and small enough to inline; elemTypeErr says what
+// was wrong.
+func (s *state) elemType(pos, end int) (t bson.Type, next int, ok bool) {
+	if pos < end { // end <= len(s.data): open checked it
+		if t = bson.Type(s.data[pos]); t != 0 || pos+1 == end {
+			return t, pos + 1, true
+		}
+	}
+	return 0, 0, false
+}
+
+// elemTypeErr is the error of elemType(pos, end) when not ok.
+func elemTypeErr(pos, end int) error {
 	if pos >= end {
-		return 0, 0, malformed("document is missing its terminator")
+		return malformed("document is missing its terminator")
 	}
-	t := bson.Type(s.data[pos])
-	pos++
-	if t == 0 && pos != end {
-		return 0, 0, malformed("document terminator before its declared end")
-	}
-	return t, pos, nil
+	return malformed("document terminator before its declared end")
 }
 
 // key reads the NUL-terminated key at pos and returns the value's position.
@@ -62,10 +70,14 @@ func (s *state) key(pos, end int) ([]byte, int, error) {
 // element reads the type and key of the next element of the document or
 // array ending at end; it returns a zero type at the terminator.
 func (s *state) element(pos, end int) (bson.Type, []byte, int, error) {
-	t, pos, err := s.elemType(pos, end)
-	if err != nil || t == 0 {
-		return t, nil, pos, err
+	t, next, ok := s.elemType(pos, end)
+	if !ok {
+		return 0, nil, 0, elemTypeErr(pos, end)
 	}
+	if t == 0 {
+		return 0, nil, next, nil
+	}
+	pos = next
 	k, pos, err := s.key(pos, end)
 	if err != nil {
 		return 0, nil, 0, err
@@ -104,11 +116,12 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 	next := 0 // documents usually list fields in struct order: try that first
 	d := s.data
 	for {
-		var et bson.Type
 		var err error
-		if et, pos, err = s.elemType(pos, end); err != nil {
-			return 0, err
+		et, npos, ok := s.elemType(pos, end)
+		if !ok {
+			return 0, elemTypeErr(pos, end)
 		}
+		pos = npos
 		if et == 0 {
 			s.depth--
 			return pos, nil

@@ -309,8 +309,11 @@ const arenaChunk = 2048
 // strings: a document's strings cost one allocation, not one each. Chunks
 // are never written once a string points into them.
 func (s *state) copyString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
 	s.used += len(b)
-	if cap(s.arena)-len(s.arena) < len(b) {
+	if s.arenaCap-s.arenaLen < len(b) {
 		if len(b) >= arenaChunk/2 { // a long string: an allocation of its own
 			return string(b)
 		}
@@ -320,9 +323,11 @@ func (s *state) copyString(b []byte) string {
 		if s.shared == nil {
 			size = min(arenaChunk, max(s.hint-s.used+len(b), len(b), 32))
 		}
-		s.arena = make([]byte, 0, size)
+		s.arenaBase = unsafe.Pointer(unsafe.SliceData(make([]byte, size)))
+		s.arenaLen, s.arenaCap = 0, size
 	}
-	start := len(s.arena)
-	s.arena = append(s.arena, b...)
-	return unsafe.String(&s.arena[start], len(b))
+	p := (*byte)(unsafe.Add(s.arenaBase, s.arenaLen))
+	copy(unsafe.Slice(p, len(b)), b)
+	s.arenaLen += len(b)
+	return unsafe.String(p, len(b))
 }
