@@ -132,11 +132,24 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 		// Fast path: the key is the next field's name, compared in place
 		// without scanning for its terminator first.
 		if next < len(sp.fields) {
-			nm := sp.fields[next].name
-			if kend := pos + len(nm); kend < end && d[kend] == 0 && unsafeString(d[pos:kend]) == nm {
-				f = &sp.fields[next]
-				next++
-				vpos = kend + 1
+			nf := &sp.fields[next]
+			if nf.klen > 0 && pos+16 <= len(d) {
+				// Two loads against the packed key (name and NUL); the
+				// bytes past it are masked off, and the NUL must lie
+				// within this document.
+				lo := binary.LittleEndian.Uint64(d[pos:])
+				hi := binary.LittleEndian.Uint64(d[pos+8:])
+				if lo&nf.m0 == nf.k0 && hi&nf.m1 == nf.k1 && pos+nf.klen <= end {
+					f = nf
+					next++
+					vpos = pos + nf.klen
+				}
+			} else if nm := nf.name; !nf.nul {
+				if kend := pos + len(nm); kend < end && d[kend] == 0 && unsafeString(d[pos:kend]) == nm {
+					f = nf
+					next++
+					vpos = kend + 1
+				}
 			}
 		}
 		if f == nil {

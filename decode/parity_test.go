@@ -276,6 +276,11 @@ type (
 		B [4]byte
 		A [2]string
 	}
+	// NulName's key holds a NUL: no document key can equal it.
+	NulName struct {
+		A int32 `bson:"a\x00b"`
+		C int32 `bson:"c"`
+	}
 )
 
 // Upper implements bson.Unmarshaler: the driver decodes it.
@@ -330,6 +335,9 @@ func parityCases() []parityCase {
 		// Shapes.
 		c[Small]("small", bson.D{{Key: "_id", Value: oid}, {Key: "name", Value: "Ada"}, {Key: "email", Value: "a@x"}, {Key: "age", Value: int32(36)}}),
 		c[Medium]("medium", mediumDoc()),
+		// The key "a" followed by the int32 98 reads "a\x00b\x00": a field
+		// named "a\x00b" must not match it.
+		c[NulName]("a field name holding a NUL matches no key", bson.D{{Key: "a", Value: int32(98)}, {Key: "c", Value: int32(1)}}),
 		c[Small]("empty document", bson.D{}),
 		c[Small]("fields in another order", bson.D{{Key: "age", Value: int32(1)}, {Key: "email", Value: "e"}, {Key: "_id", Value: oid}, {Key: "name", Value: "n"}}),
 		c[Small]("unknown keys of every type are skipped", bson.D{

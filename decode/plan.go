@@ -2,6 +2,7 @@ package decode
 
 import (
 	"encoding"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,32 @@ type fieldPlan struct {
 	plan   *typePlan
 	// mapType is set for the inline map field, whose plan is its element's.
 	mapType reflect.Type
+	// The key as it appears in a document, name and NUL, packed into two
+	// little-endian words (k) with masks (m) for the bytes it covers, so
+	// that the decoder compares it with two loads: klen is its length,
+	// 0 when it is longer than 16 bytes or the name holds a NUL (nul: no
+	// document key can equal such a name).
+	klen   int
+	nul    bool
+	k0, k1 uint64
+	m0, m1 uint64
+}
+
+// packKey fills klen, k and m from name.
+func (f *fieldPlan) packKey() {
+	key := f.name + "\x00"
+	f.nul = strings.IndexByte(f.name, 0) >= 0
+	if len(key) > 16 || f.nul {
+		return
+	}
+	var b, m [16]byte
+	copy(b[:], key)
+	for i := range key {
+		m[i] = 0xff
+	}
+	f.klen = len(key)
+	f.k0, f.k1 = binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])
+	f.m0, f.m1 = binary.LittleEndian.Uint64(m[:8]), binary.LittleEndian.Uint64(m[8:])
 }
 
 var (
@@ -304,6 +331,7 @@ func (c *compiler) describe(t reflect.Type, truncate bool) *structPlan {
 		return sp
 	}
 	for i, f := range fields {
+		f.fieldPlan.packKey()
 		sp.fields = append(sp.fields, f.fieldPlan)
 		sp.index[f.name] = i
 	}
