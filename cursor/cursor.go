@@ -107,7 +107,7 @@ type Cursor[T any] struct {
 	exited  chan struct{}
 
 	scratch T            // the borrowed value of Borrowed and Value
-	arena   decode.Arena // string chunks shared by the documents decoded
+	arena   decode.Arena // string chunks and slice slabs shared by the documents decoded
 }
 
 // fetched is what the prefetch goroutine hands over: a batch, the error
@@ -338,8 +338,9 @@ func (c *Cursor[T]) Close(ctx context.Context) error {
 // All returns a single-use iterator over the stream's values. Each value is
 // the caller's to keep: it shares no mutable memory with later values (its
 // strings and slices are its own regions of chunks shared with nearby
-// values, see decode.Arena). The error, if any, is yielded once, last, with a zero
-// T; the cursor is closed when the loop ends, including on break and panic.
+// values, see decode.Arena). The error, if any, is yielded once, last, with
+// a zero T; the cursor is closed when the loop ends, including on break and
+// panic.
 //
 // Beware of `for v := range c.All(ctx)`: the one-variable form drops the
 // error. Prefer Collect or ForEach, which return it.

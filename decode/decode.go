@@ -133,7 +133,7 @@ type Arena struct {
 
 // slab is an Arena's current backing array for fresh slices of one type.
 type slab struct {
-	typ       reflect.Type // the slice type
+	plan      *typePlan // the slice type's plan (a pointer compares cheaper than a reflect.Type)
 	base      unsafe.Pointer
 	used, cap int // in elements
 }
@@ -147,15 +147,15 @@ const (
 )
 
 // carve returns a zeroed region of want elements of esize bytes for a fresh
-// slice of type t, cut from a's slab for t; ok is false when the slice
+// slice of tp's type, cut from a's slab for it; ok is false when the slice
 // should have an array of its own.
-func (a *Arena) carve(t reflect.Type, esize uintptr, want int) (p unsafe.Pointer, ok bool) {
+func (a *Arena) carve(tp *typePlan, esize uintptr, want int) (p unsafe.Pointer, ok bool) {
 	if want <= 0 || esize == 0 || uintptr(want)*esize > slabBytes/2 {
 		return nil, false
 	}
 	var sl *slab
 	for i := range a.slabs {
-		if a.slabs[i].typ == t {
+		if a.slabs[i].plan == tp {
 			sl = &a.slabs[i]
 			break
 		}
@@ -164,12 +164,12 @@ func (a *Arena) carve(t reflect.Type, esize uintptr, want int) (p unsafe.Pointer
 		if len(a.slabs) == maxSlabs {
 			return nil, false
 		}
-		a.slabs = append(a.slabs, slab{typ: t})
+		a.slabs = append(a.slabs, slab{plan: tp})
 		sl = &a.slabs[len(a.slabs)-1]
 	}
 	if sl.cap-sl.used < want {
 		n := int(slabBytes / esize)
-		sl.base, sl.used, sl.cap = reflect.MakeSlice(t, n, n).UnsafePointer(), 0, n
+		sl.base, sl.used, sl.cap = reflect.MakeSlice(tp.typ, n, n).UnsafePointer(), 0, n
 	}
 	p = unsafe.Add(sl.base, uintptr(sl.used)*esize)
 	sl.used += want

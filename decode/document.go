@@ -254,7 +254,7 @@ func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
 				// or a region of an Arena's slab.
 				want = s.countElements(pos, end)
 				if s.shared != nil {
-					if base, carved = s.shared.carve(tp.typ, esize, want); carved {
+					if base, carved = s.shared.carve(tp, esize, want); carved {
 						capacity = want
 					}
 				}

@@ -115,9 +115,12 @@ func Seed(ctx context.Context, coll *mongo.Collection, shape string, n int) erro
 // CPUTime returns the user+system CPU time this process has used. The
 // server under test runs in another process, so differences of CPUTime
 // measure the client alone.
-func CPUTime() time.Duration {
+func CPUTime() time.Duration { return rusageCPU(syscall.RUSAGE_SELF) }
+
+// rusageCPU is the user+system time getrusage reports for who, or 0.
+func rusageCPU(who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -151,13 +154,7 @@ const rusageThread = 1
 // where the system does not report it (it is Linux's RUSAGE_THREAD). Lock
 // the goroutine to its thread (runtime.LockOSThread) for differences of it
 // to measure that goroutine's work.
-func ThreadCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func ThreadCPUTime() time.Duration { return rusageCPU(rusageThread) }
 
 // MeasureCaller is Measure with the benchmark goroutine locked to its OS
 // thread, reporting also that thread's CPU time alone (caller-cpu-ns/op,

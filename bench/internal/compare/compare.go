@@ -222,33 +222,35 @@ func measureRow(ctx context.Context, o *op, progress io.Writer) (Row, error) {
 	}
 	row.Pass = got >= o.target.Min
 	row.CILow, row.CIHigh, row.Pairs = ratioInterval(samples[1], samples[0], o.target.Metric)
-	switch {
-	case row.Pairs < 2:
-		row.Verdict = "inconclusive"
-	case row.CILow >= o.target.Min:
-		row.Verdict = "pass"
-	case row.CIHigh < o.target.Min:
-		row.Verdict = "fail"
-	default:
-		row.Verdict = "inconclusive"
-	}
+	row.Verdict = verdict(row.CILow, row.CIHigh, row.Pairs, o.target.Min, true)
 	if o.floor != nil {
 		f := &FloorResult{LibResult: summarize(samples[2]), Max: o.floorMax}
 		f.Ratio = row.Databridge.CPUPerOp / f.CPUPerOp
 		f.CILow, f.CIHigh, f.Pairs = ratioInterval(samples[0], samples[2], MetricCPU)
-		switch {
-		case f.Pairs < 2:
-			f.Verdict = "inconclusive"
-		case f.CIHigh <= f.Max:
-			f.Verdict = "pass"
-		case f.CILow > f.Max:
-			f.Verdict = "fail"
-		default:
-			f.Verdict = "inconclusive"
-		}
+		f.Verdict = verdict(f.CILow, f.CIHigh, f.Pairs, f.Max, false)
 		row.Floor = f
 	}
 	return row, nil
+}
+
+// verdict judges the 95% interval lo–hi (of n pairs) of a ratio against
+// bound, which the ratio must reach (atLeast) or stay within: "pass" when
+// the whole interval meets it, "fail" when none of it does, "inconclusive"
+// otherwise or with fewer than two pairs.
+func verdict(lo, hi float64, n int, bound float64, atLeast bool) string {
+	if n < 2 {
+		return "inconclusive"
+	}
+	if !atLeast { // ratio ≤ bound is 1/ratio ≥ 1/bound
+		lo, hi, bound = 1/hi, 1/lo, 1/bound
+	}
+	switch {
+	case lo >= bound:
+		return "pass"
+	case hi < bound:
+		return "fail"
+	}
+	return "inconclusive"
 }
 
 // ratioInterval returns a 95% interval of the ratio num/den of metric from

@@ -40,3 +40,26 @@ func TestRatioInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdict: a target to reach (driver/databridge ≥ 3x) and one to stay
+// within (databridge/floor ≤ 1.1x), each met, missed and undecided.
+func TestVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		lo, hi, bound float64
+		n             int
+		atLeast       bool
+		want          string
+	}{
+		{3.1, 3.5, 3, 10, true, "pass"},
+		{2.0, 2.9, 3, 10, true, "fail"},
+		{2.5, 3.5, 3, 10, true, "inconclusive"},
+		{3.1, 3.5, 3, 1, true, "inconclusive"},
+		{0.9, 1.05, 1.1, 10, false, "pass"},
+		{1.2, 1.6, 1.1, 10, false, "fail"},
+		{1.0, 1.3, 1.1, 10, false, "inconclusive"},
+	} {
+		if got := verdict(tt.lo, tt.hi, tt.n, tt.bound, tt.atLeast); got != tt.want {
+			t.Errorf("verdict(%v–%v, n=%d, bound %v, atLeast %v) = %s, want %s", tt.lo, tt.hi, tt.n, tt.bound, tt.atLeast, got, tt.want)
+		}
+	}
+}

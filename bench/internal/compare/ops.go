@@ -91,25 +91,9 @@ func ops(e *env, quick bool) []*op {
 			driver: benchdata.DriverInsertOne(drColl),
 		})
 	}
-	// bulk_insert(1000)
-	{
-		dbColl, drColl := e.coll("bulk_insert_databridge"), e.coll("bulk_insert_driver")
-		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
-		const n = 1000
-		o = append(o, &op{
-			name: "bulk_insert(1000)", iterations: scale(20), block: [2]int{1, 1},
-			target: Target{MetricCPU, 2, "#6: ≥2x lower client CPU"},
-			databridge: func(ctx context.Context, i int) error {
-				docs := make([]benchdata.Small, n)
-				for k := range docs {
-					docs[k] = benchdata.NewSmall(i*n + k)
-					docs[k].ID = bson.ObjectID{}
-				}
-				return users.InsertMany(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
-			},
-			driver: benchdata.DriverInsertMany(drColl, n),
-		})
-	}
+	// bulk_insert(1000): new documents whose ids odm assigns.
+	o = append(o, bulkInsert(e, "bulk_insert(1000)", "bulk_insert", false, scale(20),
+		Target{MetricCPU, 2, "#6: ≥2x lower client CPU"}))
 	// find_many(100) small
 	small := e.coll("find_small")
 	o = append(o, &op{
@@ -211,22 +195,11 @@ func ops(e *env, quick bool) []*op {
 			driver: benchdata.DriverBulkSave(drColl, n),
 		})
 	}
-	// bulk_insert(1000) with the ids the caller set, against the same
-	// documents through the driver: both pay the driver's decoding of every
-	// document's _id (mongo.ensureID; see docs/performance.md).
-	{
-		dbColl, drColl := e.coll("bulk_insert_ids_databridge"), e.coll("bulk_insert_ids_driver")
-		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
-		const n = 1000
-		o = append(o, &op{
-			name: "bulk_insert(1000) ids set", iterations: scale(20), block: [2]int{1, 1},
-			target: Target{MetricCPU, 2, "#20: ≥2x whether ids are set or generated"},
-			databridge: func(ctx context.Context, i int) error {
-				return users.InsertMany(ctx, benchdata.NewSmalls(i*n, n), odm.WithoutValidation(), odm.WithoutHooks())
-			},
-			driver: benchdata.DriverInsertMany(drColl, n),
-		})
-	}
+	// bulk_insert(1000) with the ids the caller set: both libraries pay
+	// the driver's decoding of every document's _id (mongo.ensureID; see
+	// docs/performance.md).
+	o = append(o, bulkInsert(e, "bulk_insert(1000) ids set", "bulk_insert_ids", true, scale(20),
+		Target{MetricCPU, 2, "#20: ≥2x whether ids are set or generated"}))
 	// stream(10000) medium
 	{
 		n := 10000
@@ -256,4 +229,26 @@ func ops(e *env, quick bool) []*op {
 		})
 	}
 	return o
+}
+
+// bulkInsert is an InsertMany(1000) row against the driver's InsertMany of
+// documents with ids, into collections named after prefix; with idsSet the
+// databridge side's documents carry their ids too, else odm assigns them.
+func bulkInsert(e *env, name, prefix string, idsSet bool, iterations int, target Target) *op {
+	dbColl, drColl := e.coll(prefix+"_databridge"), e.coll(prefix+"_driver")
+	users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
+	const n = 1000
+	return &op{
+		name: name, iterations: iterations, block: [2]int{1, 1}, target: target,
+		databridge: func(ctx context.Context, i int) error {
+			docs := benchdata.NewSmalls(i*n, n)
+			if !idsSet {
+				for k := range docs {
+					docs[k].ID = bson.ObjectID{}
+				}
+			}
+			return users.InsertMany(ctx, docs, odm.WithoutValidation(), odm.WithoutHooks())
+		},
+		driver: benchdata.DriverInsertMany(drColl, n),
+	}
 }

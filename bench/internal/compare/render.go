@@ -26,6 +26,14 @@ func dur(ns float64) string {
 	}
 }
 
+// interval formats a 95% interval of n pairs ("—" without one).
+func interval(lo, hi float64, n int) string {
+	if n < 2 {
+		return fmt.Sprintf("— (%d)", n)
+	}
+	return fmt.Sprintf("%.2fx–%.2fx (%d)", lo, hi, n)
+}
+
 // status is a row's verdict: met (✅), missed (❌) or, when the 95%
 // interval spans the target, inconclusive.
 func status(row Row) string {
@@ -48,10 +56,7 @@ func (r *Report) Table(w io.Writer) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|:-:|")
 	for _, row := range r.Rows {
 		a, b := row.Databridge, row.Driver
-		interval := fmt.Sprintf("%.2fx–%.2fx (%d)", row.CILow, row.CIHigh, row.Pairs)
-		if row.Pairs < 2 {
-			interval = fmt.Sprintf("— (%d)", row.Pairs)
-		}
+		interval := interval(row.CILow, row.CIHigh, row.Pairs)
 		caller := "—"
 		if row.CallerSpeedup > 0 {
 			caller = fmt.Sprintf("%.2fx", row.CallerSpeedup)
@@ -84,10 +89,7 @@ func (r *Report) floorTable(w io.Writer) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|:-:|")
 	for _, row := range rows {
 		f := row.Floor
-		interval := fmt.Sprintf("%.2fx–%.2fx (%d)", f.CILow, f.CIHigh, f.Pairs)
-		if f.Pairs < 2 {
-			interval = fmt.Sprintf("— (%d)", f.Pairs)
-		}
+		interval := interval(f.CILow, f.CIHigh, f.Pairs)
 		fmt.Fprintf(w, "| %s | %s | %s | **%.2fx** | %s | %.0f / %.0f | ≤ %.2fx floor | %s |\n",
 			row.Name, dur(row.Databridge.CPUPerOp), dur(f.CPUPerOp), f.Ratio, interval,
 			row.Databridge.AllocsPerOp, f.AllocsPerOp, f.Max, status(Row{Verdict: f.Verdict}))
