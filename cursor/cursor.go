@@ -77,9 +77,9 @@ func DecodeOptions(opts ...decode.Option) Option {
 const DefaultCloseTimeout = 5 * time.Second
 
 // CloseTimeout bounds how long killing the server cursor may take (see
-// Close). The caller never waits longer than its own context allows: once
-// that has ended, the kill runs in the background for at most d.
-// Default: 5s.
+// Close). The caller never waits longer than its own context allows; the
+// kill itself runs for at most d, in the background once the caller's
+// context has ended. Default: 5s.
 func CloseTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.closeTimeout = d }) }
 
 // Cursor streams the documents of a driver cursor into values of type T.
@@ -315,12 +315,14 @@ func (c *Cursor[T]) Err() error { return c.err }
 
 // Close stops the background fetch, waits for it to end, and closes the
 // driver cursor, which kills the server cursor if the stream was not read to
-// the end. It never waits past ctx: with a live ctx the kill is bounded by
-// ctx and the CloseTimeout; when ctx has already ended (a cancelled loop, a
-// passed deadline) Close returns at once and the kill goes on in the
-// background for at most the CloseTimeout, so a cancelled loop still frees
-// the server cursor when the server answers. It is safe to call more than
-// once.
+// the end. The kill runs under a context of its own, bounded by the
+// CloseTimeout only (never by ctx's deadline, which would make the driver
+// refuse to send it and forget the cursor), and Close waits for it only
+// while ctx is live: when ctx ends first (a cancelled loop, a passed
+// deadline, a hung server) Close returns and the kill goes on in the
+// background for at most the CloseTimeout. So a stream that ends for any
+// reason frees its server cursor whenever the server answers. It is safe to
+// call more than once.
 func (c *Cursor[T]) Close(ctx context.Context) error {
 	var err error
 	c.close.Do(func() {

@@ -41,6 +41,19 @@ func TestClose(t *testing.T) {
 		assert.True(t, ok, "the close has a deadline")
 		assert.WithinDuration(t, time.Now().Add(time.Second), deadline, time.Second)
 	})
+	t.Run("open cursor, context about to end: the kill does not inherit its deadline", func(t *testing.T) {
+		// On d78d092 the kill ran under the caller's context; with a
+		// deadline a moment away the driver refuses to send killCursors
+		// and forgets the cursor (query.TestStreamsLeaveNoServerCursor).
+		f := &fakeCursor{id: 42, closed: make(chan context.Context, 1)}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		_ = Close(ctx, f, time.Minute)
+		got := <-f.closed
+		deadline, ok := got.Deadline()
+		assert.True(t, ok, "the close has a deadline")
+		assert.WithinDuration(t, time.Now().Add(time.Minute), deadline, 10*time.Second, "the close timeout bounds the kill, not the caller's deadline")
+	})
 	t.Run("open cursor, ended context: closed in the background", func(t *testing.T) {
 		f := &fakeCursor{id: 42, closed: make(chan context.Context, 1)}
 		ctx, cancel := context.WithCancel(context.Background())
