@@ -70,9 +70,11 @@ type BulkResult struct {
 // WithoutValidation skip them), and their After hooks for those written.
 // If not every model was applied, the error is a *BulkError with the same
 // classification as InsertMany's: written, rejected by the server, unknown
-// (sent without a reply), or not sent. Filters are checked as in UpdateOne
-// (a nil filter is ErrNilFilter). Upsert applies to every replace and
-// update model. The cache is invalidated for what the models may change.
+// (sent without a reply), or not sent. A malformed model (nil, a document
+// of the wrong type, a filter that says nothing, an invalid update) is a
+// *ModelError, returned before anything is sent. Upsert applies to every
+// replace and update model. The cache is invalidated for what the models
+// may change.
 func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...WriteOption) (BulkResult, error) {
 	cfg := newWriteConfig(opts)
 	if len(models) == 0 {
@@ -85,14 +87,19 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 	confined := true
 	doc := func(i int) *T { return docs[i] }
 	clear := func() { c.clearIDs(doc, fresh, nil) }
+	reg, bo := c.h.BSON()
 	for i, wm := range models {
+		if wm == nil {
+			clear()
+			return BulkResult{}, &ModelError{Index: i, Err: ErrNilModel}
+		}
 		m := wm.bulkModel()
 		switch m.kind {
 		case kindInsert, kindReplace:
 			doc, ok := m.doc.(*T)
 			if !ok || doc == nil {
 				clear()
-				return BulkResult{}, fmt.Errorf("odm: bulk write model %d: the document is a %T, not a non-nil %v", i, m.doc, reflect.TypeFor[*T]())
+				return BulkResult{}, &ModelError{Index: i, Err: fmt.Errorf("the document is a %T, not a non-nil %v", m.doc, reflect.TypeFor[*T]())}
 			}
 			docs[i] = doc
 			var id any
@@ -101,7 +108,7 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 			if m.kind == kindInsert {
 				if id, fresh[i], err = c.assignID(doc); err != nil {
 					clear()
-					return BulkResult{}, fmt.Errorf("odm: bulk write model %d: %w", i, err)
+					return BulkResult{}, &ModelError{Index: i, Err: err}
 				}
 				hooks = insertHooks
 			} else {
@@ -118,17 +125,24 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 				wms[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(cfg.upsert)
 			}
 		default:
-			f, err := filterOf(m.filter)
+			f, err := checkFilter(m.filter, reg, bo)
 			if err != nil {
 				clear()
-				return BulkResult{}, fmt.Errorf("odm: bulk write model %d: %w", i, err)
+				return BulkResult{}, &ModelError{Index: i, Err: err}
+			}
+			var u any
+			if m.kind == kindUpdateOne || m.kind == kindUpdateMany {
+				if u, err = checkUpdate(m.update, reg, bo); err != nil {
+					clear()
+					return BulkResult{}, &ModelError{Index: i, Err: err}
+				}
 			}
 			confined = false // the filters' ids are not tracked here: collection-wide
 			switch m.kind {
 			case kindUpdateOne:
-				wms[i] = mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(m.update).SetUpsert(cfg.upsert)
+				wms[i] = mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(u).SetUpsert(cfg.upsert)
 			case kindUpdateMany:
-				wms[i] = mongo.NewUpdateManyModel().SetFilter(f).SetUpdate(m.update).SetUpsert(cfg.upsert)
+				wms[i] = mongo.NewUpdateManyModel().SetFilter(f).SetUpdate(u).SetUpsert(cfg.upsert)
 			case kindDeleteOne:
 				wms[i] = mongo.NewDeleteOneModel().SetFilter(f)
 			case kindDeleteMany:

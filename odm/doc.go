@@ -37,10 +37,17 @@
 //
 // # Filters of writes
 //
-// Update, UpdateMany and DeleteMany refuse a nil filter (ErrNilFilter), as
-// the driver does: pass bson.D{} to write to every document. query.And and
-// query.Or of no filters are errors too (query.ErrNoFilters), so an empty
-// list from user input never becomes "every document".
+// Every write that takes a filter (UpdateOne, UpdateMany, DeleteOne,
+// DeleteMany, the find-and-modify writes, BulkWrite's models) refuses a
+// filter that says nothing, with ErrNilFilter: nil, typed or not (a nil
+// bson.M, bson.D, bson.Raw or pointer), an empty map or bson.Raw, a zero
+// query.Filter, a struct that encodes to an empty document. bson.D{} is the
+// one spelling of "every document". query.And, Or, Nor, Not and ElemMatch
+// of no filters, or of a zero Filter, are errors too (query.ErrNoFilters),
+// so an empty list from user input never becomes "every document". Updates
+// must be update operators or a pipeline (ErrInvalidUpdate); a malformed
+// BulkWrite model is a *ModelError. All of these are returned before
+// anything is sent.
 //
 // # Hooks and validation
 //

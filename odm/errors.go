@@ -9,15 +9,12 @@ import (
 	"github.com/databridge-go/databridge/query"
 )
 
-// ErrNotFound is returned by Replace and Delete when no document has the
-// document's _id (and by the reads, FindOne, as query.ErrNotFound). It
-// also matches query.ErrNotFound and mongo.ErrNoDocuments with errors.Is.
-var ErrNotFound error = notFoundError{}
-
-type notFoundError struct{}
-
-func (notFoundError) Error() string { return "odm: no document with that _id" }
-func (notFoundError) Unwrap() error { return query.ErrNotFound }
+// ErrNotFound is returned when no document matches: by FindOne, by
+// Replace and Delete when no document has the document's _id, and by the
+// find-and-modify writes when nothing matched. It is query.ErrNotFound
+// itself (one sentinel, whichever package returns it), and also matches
+// mongo.ErrNoDocuments with errors.Is.
+var ErrNotFound = query.ErrNotFound
 
 // ValidationError reports a document that failed Validate; nothing was
 // written. Index is the document's position in a bulk call (0 otherwise).

@@ -29,8 +29,14 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 	}
 	setUpdateOptions(o, cfg)
 	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
+	reg, bo := c.h.BSON()
+	u, err := checkUpdate(update, reg, bo)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
 	return c.findAndModify(ctx, filter, "update", func(wctx context.Context, f any) *mongo.SingleResult {
-		return c.coll.FindOneAndUpdate(wctx, f, update, o)
+		return c.coll.FindOneAndUpdate(wctx, f, u, o)
 	})
 }
 
@@ -88,7 +94,7 @@ func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts .
 // document decoded with the handle's codecs.
 func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what string, run func(context.Context, any) *mongo.SingleResult) (T, error) {
 	var v T
-	f, err := filterOf(filter)
+	f, err := c.filter(filter)
 	if err != nil {
 		return v, err
 	}
@@ -102,7 +108,7 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 	c.invalidate(wctx, werr, byFilter(f))
 	cancel()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return v, ErrNotFound
+		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.coll.Name(), ErrNotFound)
 	}
 	if err != nil {
 		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.coll.Name(), err)

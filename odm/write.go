@@ -2,7 +2,6 @@ package odm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"unsafe"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/internal/optset"
-	"github.com/databridge-go/databridge/query"
 )
 
 // Save inserts doc if its _id is a zero ObjectID (writing a new ObjectID
@@ -138,7 +136,7 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption
 		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
 	}
 	if res.MatchedCount == 0 {
-		return ErrNotFound
+		return fmt.Errorf("odm: replace in %s: no document with _id %v: %w", c.coll.Name(), c.idOf(doc), ErrNotFound)
 	}
 	return after(ctx, doc, 0, cfg, afterSave...)
 }
@@ -172,7 +170,7 @@ func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts
 }
 
 func (c *Collection[T]) updateFiltered(ctx context.Context, filter, update any, many bool, opts []WriteOption) (UpdateResult, error) {
-	f, err := filterOf(filter)
+	f, u, err := c.filterUpdate(filter, update)
 	if err != nil {
 		return UpdateResult{}, err
 	}
@@ -183,12 +181,12 @@ func (c *Collection[T]) updateFiltered(ctx context.Context, filter, update any, 
 	if many {
 		o := options.UpdateMany().SetUpsert(cfg.upsert)
 		setUpdateOptions(o, cfg)
-		res, err = c.coll.UpdateMany(wctx, f, update, o)
+		res, err = c.coll.UpdateMany(wctx, f, u, o)
 		what = "update many"
 	} else {
 		o := options.UpdateOne().SetUpsert(cfg.upsert)
 		setUpdateOptions(o, cfg)
-		res, err = c.coll.UpdateOne(wctx, f, update, o)
+		res, err = c.coll.UpdateOne(wctx, f, u, o)
 	}
 	c.invalidate(wctx, err, byFilter(f))
 	cancel()
@@ -231,7 +229,7 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption)
 		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
 	}
 	if res.DeletedCount == 0 {
-		return ErrNotFound
+		return fmt.Errorf("odm: delete in %s: no document with _id %v: %w", c.coll.Name(), c.idOf(doc), ErrNotFound)
 	}
 	return after(ctx, doc, 0, cfg, afterDeleteHooks...)
 }
@@ -247,7 +245,7 @@ func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...Writ
 }
 
 func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many bool, opts []WriteOption) (DeleteResult, error) {
-	f, err := filterOf(filter)
+	f, err := c.filter(filter)
 	if err != nil {
 		return DeleteResult{}, err
 	}
@@ -273,23 +271,21 @@ func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many boo
 	return DeleteResult{Deleted: res.DeletedCount}, nil
 }
 
-// ErrNilFilter is returned by the writes that take a filter (UpdateOne,
-// UpdateMany, DeleteOne, DeleteMany) when it is nil, as the driver refuses a nil
-// filter: a write to every document must say so, with bson.D{}.
-var ErrNilFilter = errors.New("odm: nil filter (pass bson.D{} to write to every document)")
+// filter checks a write's filter (see checkFilter) with the collection's
+// codecs.
+func (c *Collection[T]) filter(filter any) (any, error) {
+	reg, opts := c.h.BSON()
+	return checkFilter(filter, reg, opts)
+}
 
-func filterOf(filter any) (any, error) {
-	switch f := filter.(type) {
-	case nil:
-		return nil, ErrNilFilter
-	case query.Filter:
-		if err := f.Err(); err != nil {
-			return nil, err
-		}
-		if d := f.D(); d != nil {
-			return d, nil
-		}
-		return bson.D{}, nil
+// filterUpdate checks an update's filter and update document.
+func (c *Collection[T]) filterUpdate(filter, update any) (f, u any, err error) {
+	if f, err = c.filter(filter); err != nil {
+		return nil, nil, err
 	}
-	return filter, nil
+	reg, opts := c.h.BSON()
+	if u, err = checkUpdate(update, reg, opts); err != nil {
+		return nil, nil, err
+	}
+	return f, u, nil
 }

@@ -19,13 +19,17 @@ type valueOf[V any] struct {
 
 // Distinct returns the distinct values of field among the documents of h's
 // collection that match filter, decoded into V as a field of type V would
-// be (with the handle's codecs). Collation and MaxTime apply; the other
-// options are ignored.
+// be (with the handle's codecs). A field name that could be read as an
+// operator is refused with ErrInvalidField, as filters refuse it. Collation
+// and MaxTime apply; the other options are ignored.
 //
 //	teams, err := query.Distinct[string](ctx, users, "team", query.Gte("age", 18))
 func Distinct[V, T any](ctx context.Context, h Handle[T], field string, filter any, opts ...Option) ([]V, error) {
 	if h.coll == nil {
 		return nil, ErrNotRegistered
+	}
+	if err := checkField(field); err != nil {
+		return nil, fmt.Errorf("query: distinct: %w", err)
 	}
 	c := newConfig(opts)
 	ctx, cancel := c.withMaxTime(ctx)

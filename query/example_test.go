@@ -57,7 +57,7 @@ func ExampleAnd() {
 func ExampleOr_empty() {
 	var alternatives []query.Filter
 	fmt.Println(query.Or(alternatives...).Err())
-	// Output: query: And, Or, Nor or ElemMatch of no filters
+	// Output: query: And, Or, Nor, Not or ElemMatch without a filter
 }
 
 // Iter streams typed values; the error, if any, comes last. Register binds

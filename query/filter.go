@@ -18,12 +18,12 @@ var ErrInvalidField = errors.New("query: invalid field name")
 // pattern). Match a stored regular expression with Eq.
 var ErrInvalidValue = errors.New("query: value the server would not match literally")
 
-// ErrNoFilters is the error of And, Or, Nor or ElemMatch called with no
-// filters. Their
-// MongoDB forms need at least one, and treating none as "match every
-// document" turns an empty list built from user input into a query of the
-// whole collection, or a DeleteMany of it.
-var ErrNoFilters = errors.New("query: And, Or, Nor or ElemMatch of no filters")
+// ErrNoFilters is the error of And, Or, Nor, Not or ElemMatch called with
+// no filters, or with a zero Filter among them. Their MongoDB forms need at
+// least one condition, and treating none as "match every document" turns
+// an empty list built from user input into a query of the whole
+// collection, or a DeleteMany of it.
+var ErrNoFilters = errors.New("query: And, Or, Nor, Not or ElemMatch without a filter")
 
 // Filter is a query filter built by the typed helpers (Eq, In, Gt, And, …).
 // It is safe with untrusted values: every value is placed under an operator
@@ -148,26 +148,26 @@ func Between(field string, lo, hi any) Filter {
 	return Filter{d: bson.D{{Key: field, Value: bson.D{{Key: "$gte", Value: lo}, {Key: "$lt", Value: hi}}}}}
 }
 
-// And matches documents that match every filter. With no filters it is
-// invalid (ErrNoFilters), never "match everything".
+// And matches documents that match every filter. With no filters, or a
+// zero Filter among them, it is invalid (ErrNoFilters), never "match
+// everything".
 func And(filters ...Filter) Filter { return combine("$and", filters) }
 
-// Or matches documents that match at least one filter. With no filters it
-// is invalid (ErrNoFilters), never "match everything". Note that a zero
-// Filter among them matches every document, as an empty filter does.
+// Or matches documents that match at least one filter. With no filters,
+// or a zero Filter among them, it is invalid (ErrNoFilters), never "match
+// everything".
 func Or(filters ...Filter) Filter { return combine("$or", filters) }
 
 func combine(operator string, filters []Filter) Filter {
 	a := make(bson.A, 0, len(filters))
-	for _, f := range filters {
+	for i, f := range filters {
 		if f.err != nil {
 			return Filter{err: f.err}
 		}
-		d := f.d
-		if d == nil {
-			d = bson.D{}
+		if f.d == nil { // a zero Filter: no condition at all
+			return Filter{err: fmt.Errorf("%w: filter %d of %s is a zero Filter", ErrNoFilters, i, operator)}
 		}
-		a = append(a, d)
+		a = append(a, f.d)
 	}
 	if len(a) == 0 {
 		return Filter{err: ErrNoFilters}

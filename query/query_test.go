@@ -300,7 +300,8 @@ func regexRawValue(t *testing.T, pattern string) bson.RawValue {
 // everything" (on 16a31ad, DeleteMany of query.Or() deleted the whole
 // collection).
 func TestEmptyCombinations(t *testing.T) {
-	for _, f := range []query.Filter{query.And(), query.Or(), query.And(query.Or()), query.Or(query.Eq("a", 1), query.And())} {
+	for _, f := range []query.Filter{query.And(), query.Or(), query.And(query.Or()), query.Or(query.Eq("a", 1), query.And()),
+		query.And(query.Filter{}), query.Or(query.Eq("a", 1), query.Filter{}), query.Not(query.Filter{}), query.ElemMatch("a", query.Filter{})} {
 		assert.ErrorIs(t, f.Err(), query.ErrNoFilters)
 		_, err := f.MarshalBSON()
 		assert.ErrorIs(t, err, query.ErrNoFilters)
@@ -449,4 +450,15 @@ func TestDistinctAndEstimatedCount(t *testing.T) {
 	n, err := h.EstimatedCount(ctx)
 	require.NoError(t, err)
 	assert.EqualValues(t, 100, n)
+}
+
+// TestDistinctRefusesOperatorFields: Distinct refuses a field name that
+// could be read as an operator, as filters do. On d78d092 each returned an
+// empty result and a nil error.
+func TestDistinctRefusesOperatorFields(t *testing.T) {
+	h := query.From[User](usersColl(t, 10))
+	for _, field := range []string{"$where", "$", "email.$ne", "a\x00b", "", "a..b"} {
+		_, err := query.Distinct[string](context.Background(), h, field, nil)
+		assert.ErrorIs(t, err, query.ErrInvalidField, "%q", field)
+	}
 }

@@ -1,0 +1,217 @@
+package odm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/query"
+)
+
+// The checks every write makes of its input before anything is sent, so
+// that what the driver would refuse, or what would silently write every
+// document, never reaches the server and never counts as a write of
+// unknown outcome.
+
+// ErrNilFilter is returned by a write that takes a filter when the filter
+// says nothing: nil (typed or untyped), an empty map, an empty bson.Raw, a
+// zero query.Filter, or a struct that encodes to an empty document. A write
+// to every document must say so with bson.D{}, the one spelling of "every
+// document". Nothing is sent.
+var ErrNilFilter = errors.New("odm: nil or empty filter (pass bson.D{} to write to every document)")
+
+// ErrInvalidUpdate is returned by an update whose update document the
+// server (or the driver) would refuse: nil, empty, or not made only of
+// update operators ($set, $inc, …); a pipeline update is a non-empty array
+// of stages. To replace a whole document, use Replace or FindOneAndReplace.
+// Nothing is sent.
+var ErrInvalidUpdate = errors.New("odm: invalid update (want update operators such as $set, or a pipeline)")
+
+// ErrNilModel is the error of a nil WriteModel in a BulkWrite (in a
+// *ModelError). Nothing is sent.
+var ErrNilModel = errors.New("odm: nil write model")
+
+// ModelError reports a BulkWrite model refused before anything was sent:
+// a nil model, a document of the wrong type, a filter that says nothing
+// (ErrNilFilter), an invalid update (ErrInvalidUpdate).
+type ModelError struct {
+	Index int // the model's position in the BulkWrite
+	Err   error
+}
+
+// Error implements error.
+func (e *ModelError) Error() string {
+	return fmt.Sprintf("odm: bulk write model %d: %v", e.Index, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ModelError) Unwrap() error { return e.Err }
+
+// checkFilter returns the filter a write sends, or ErrNilFilter (or the
+// filter's own construction error) when it says nothing. bson.D{} (non-nil,
+// empty) is the explicit "every document" and passes.
+func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
+	switch f := filter.(type) {
+	case nil:
+		return nil, fmt.Errorf("%w: the filter is nil", ErrNilFilter)
+	case query.Filter:
+		if err := f.Err(); err != nil {
+			return nil, err
+		}
+		if f.D() == nil {
+			return nil, fmt.Errorf("%w: a zero query.Filter", ErrNilFilter)
+		}
+		return f.D(), nil
+	case bson.D:
+		if f == nil {
+			return nil, fmt.Errorf("%w: a nil bson.D", ErrNilFilter)
+		}
+		return f, nil
+	case bson.Raw:
+		return rawFilter(f)
+	case []byte:
+		return rawFilter(f)
+	}
+	rv := reflect.ValueOf(filter)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return nil, fmt.Errorf("%w: a nil %T", ErrNilFilter, filter)
+		}
+		return checkFilter(rv.Elem().Interface(), reg, opts)
+	case reflect.Map:
+		if rv.Len() == 0 {
+			return nil, fmt.Errorf("%w: an empty %T", ErrNilFilter, filter)
+		}
+	case reflect.Slice:
+		if rv.IsNil() {
+			return nil, fmt.Errorf("%w: a nil %T", ErrNilFilter, filter)
+		}
+	case reflect.Struct:
+		raw, err := marshal(filter, reg, opts)
+		if err != nil {
+			return nil, fmt.Errorf("odm: encode the filter: %w", err)
+		}
+		if len(raw) <= 5 {
+			return nil, fmt.Errorf("%w: a %T that encodes to an empty document", ErrNilFilter, filter)
+		}
+		return raw, nil
+	}
+	return filter, nil
+}
+
+func rawFilter(raw []byte) (any, error) {
+	if len(raw) <= 5 {
+		return nil, fmt.Errorf("%w: an empty or nil bson.Raw", ErrNilFilter)
+	}
+	return bson.Raw(raw), nil
+}
+
+// checkUpdate encodes an update for the driver: a document of update
+// operators, or a pipeline (a slice of stages). It refuses what the server
+// or the driver would refuse, with ErrInvalidUpdate.
+func checkUpdate(update any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
+	if update == nil {
+		return nil, fmt.Errorf("%w: the update is nil", ErrInvalidUpdate)
+	}
+	switch update.(type) {
+	case bson.D, bson.M, bson.Raw, []byte:
+	default:
+		if k := reflect.ValueOf(update).Kind(); k == reflect.Slice || k == reflect.Array {
+			return checkPipeline(update, reg, opts)
+		}
+	}
+	raw, err := marshal(update, reg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("odm: encode the update: %w", err)
+	}
+	if err := operatorsOnly(raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// operatorsOnly checks that an update document is non-empty and made only
+// of update operators.
+func operatorsOnly(doc bson.Raw) error {
+	elems, err := doc.Elements()
+	if err != nil {
+		return fmt.Errorf("odm: the update: %w", err)
+	}
+	if len(elems) == 0 {
+		return fmt.Errorf("%w: the update document is empty", ErrInvalidUpdate)
+	}
+	for _, e := range elems {
+		if !strings.HasPrefix(e.Key(), "$") {
+			return fmt.Errorf("%w: %q is not an update operator (to replace the document, use Replace or FindOneAndReplace)", ErrInvalidUpdate, e.Key())
+		}
+	}
+	return nil
+}
+
+// checkPipeline encodes a pipeline update: every stage a document.
+func checkPipeline(update any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
+	rv := reflect.ValueOf(update)
+	if rv.Len() == 0 {
+		return nil, fmt.Errorf("%w: the pipeline is empty", ErrInvalidUpdate)
+	}
+	stages := make([]bson.Raw, rv.Len())
+	for i := range stages {
+		raw, err := marshal(rv.Index(i).Interface(), reg, opts)
+		if err != nil {
+			return nil, fmt.Errorf("odm: encode stage %d of the update: %w", i, err)
+		}
+		if err := operatorsOnly(raw); err != nil {
+			return nil, fmt.Errorf("stage %d: %w", i, err)
+		}
+		stages[i] = raw
+	}
+	return stages, nil
+}
+
+// marshal encodes v as a document as the driver does with reg and opts.
+func marshal(v any, reg *bson.Registry, opts *options.BSONOptions) (bson.Raw, error) {
+	if reg == nil && opts == nil {
+		return bson.Marshal(v)
+	}
+	var buf bytes.Buffer
+	enc := bson.NewEncoder(bson.NewDocumentWriter(&buf))
+	if reg != nil {
+		enc.SetRegistry(reg)
+	}
+	if opts != nil {
+		setEncoderOptions(enc, opts)
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// setEncoderOptions applies the BSONOptions the driver applies to its
+// encoders.
+func setEncoderOptions(enc *bson.Encoder, o *options.BSONOptions) {
+	for _, set := range []struct {
+		on bool
+		fn func()
+	}{
+		{o.ErrorOnInlineDuplicates, enc.ErrorOnInlineDuplicates},
+		{o.IntMinSize, enc.IntMinSize},
+		{o.NilByteSliceAsEmpty, enc.NilByteSliceAsEmpty},
+		{o.NilMapAsEmpty, enc.NilMapAsEmpty},
+		{o.NilSliceAsEmpty, enc.NilSliceAsEmpty},
+		{o.OmitZeroStruct, enc.OmitZeroStruct},
+		{o.OmitEmpty, enc.OmitEmpty},
+		{o.StringifyMapKeysWithFmt, enc.StringifyMapKeysWithFmt},
+		{o.UseJSONStructTags, enc.UseJSONStructTags},
+	} {
+		if set.on {
+			set.fn()
+		}
+	}
+}
