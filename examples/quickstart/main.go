@@ -12,7 +12,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/odm"
@@ -32,18 +31,13 @@ func main() {
 	if uri == "" {
 		uri = "mongodb://127.0.0.1:27017"
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	// connect (connect.go) fails within 2 s with the driver's error, and
+	// says to start the dev server when nothing listens at uri.
+	client, err := connect(uri)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
-	// Fail fast, with what to do, rather than wait out server selection.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := client.Ping(ctx, nil); err != nil {
-		log.Fatalf("no MongoDB server answers at %s: start the dev server with `make devserver` "+
-			"(or set MONGODB_URI to a running MongoDB), then run this again", uri)
-	}
 	if err := run(context.Background(), client.Database("quickstart"), os.Stdout); err != nil {
 		log.Fatal(err)
 	}

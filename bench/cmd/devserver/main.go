@@ -2,7 +2,8 @@
 // v1.24 with its SQLite handler) for databridge's tests and benchmarks.
 //
 // It prints the server's MongoDB URI as the first line of standard output,
-// logs only errors, and stops cleanly on SIGINT or SIGTERM. The server runs in
+// one line on standard error pointing to docs/ferretdb.md (where it differs
+// from MongoDB), logs only errors, and stops cleanly on SIGINT or SIGTERM. The server runs in
 // its own process so that a client's CPU time can be measured apart from the
 // server's.
 //
@@ -33,7 +34,10 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := devserver.Serve(ctx, *addr, *dataDir, func(uri string) { fmt.Println(uri) })
+	err := devserver.Serve(ctx, *addr, *dataDir, func(uri string) {
+		fmt.Println(uri)
+		fmt.Fprintln(os.Stderr, "devserver: FerretDB v1.24.2, not MongoDB: some results differ, some silently (a $group with two accumulators, $elemMatch on documents); the list is docs/ferretdb.md")
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "devserver:", err)
 		os.Exit(1)

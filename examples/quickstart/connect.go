@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// connect connects to uri and checks that the server answers. A client
+// waits 30 s by default for a server it cannot reach (server selection);
+// SetServerSelectionTimeout shortens that for every call of this client.
+// The error is the driver's, with the URI's password redacted, and a hint
+// to start the dev server only when nothing listens at the address.
+func connect(uri string) (*mongo.Client, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	if err == nil {
+		if err = client.Ping(context.Background(), nil); err != nil {
+			_ = client.Disconnect(context.Background())
+		}
+	}
+	if err == nil {
+		return client, nil
+	}
+	msg := fmt.Sprintf("MongoDB at %s: %v", redact(uri), err)
+	if _, password := credentials(uri); password != "" {
+		msg = strings.ReplaceAll(msg, password, "xxxxx")
+	}
+	if strings.Contains(msg, "connection refused") {
+		msg += "\nnothing listens there: start the dev server with `make devserver`, or set MONGODB_URI to a running MongoDB"
+	}
+	return nil, fmt.Errorf("%s", msg)
+}
+
+// redact returns uri with its password replaced by xxxxx. It does not
+// parse the URI as a URL: a MongoDB URI may list several hosts, which
+// net/url refuses.
+func redact(uri string) string {
+	userinfo, password := credentials(uri)
+	if password == "" {
+		return uri
+	}
+	user, _, _ := strings.Cut(userinfo, ":")
+	return strings.Replace(uri, userinfo+"@", user+":xxxxx@", 1)
+}
+
+// credentials returns the user information of uri (user:password) and
+// its password, if any.
+func credentials(uri string) (userinfo, password string) {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return "", ""
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return "", ""
+	}
+	userinfo = authority[:at]
+	_, password, _ = strings.Cut(userinfo, ":")
+	return userinfo, password
+}
