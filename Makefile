@@ -14,8 +14,9 @@ ADDR ?= 127.0.0.1:27017
 devserver:
 	cd bench && go run ./cmd/devserver -addr $(ADDR)
 
-# databridge vs the official driver, side by side (104 s measured; bench-quick
-# 23 s; add 1-2 min for the first build of the dev server).
+# databridge vs the official driver, side by side (the duration of the last
+# full run is stamped in the README's results; bench-quick is about a fifth
+# of it; add 1-2 min for the first build of the dev server).
 bench:
 	cd bench && go run ./cmd/compare
 

@@ -21,9 +21,11 @@
 // an unordered InsertMany that failed partway), every cached read that
 // begins afterwards in the same process sees that write. There is no window:
 // the guarantee does not depend on TTLs or on ristretto applying a set or a
-// delete in time. Writes by other processes, or by code that bypasses
-// databridge without calling Invalidate, are seen when the entry's TTL runs
-// out, or when a Source from package coherence reports them (Config.Source).
+// delete in time. The same holds for every write the process's clients
+// send, raw driver writes included, on a client with the write observer
+// (Observer). Writes by other processes are seen when a Source from package
+// coherence reports them (Config.Source); writes that no observer, Source
+// or Invalidate call reports, when the entry's TTL runs out.
 //
 // One exception, with its own bound: a write whose outcome is unknown (it
 // was sent, and its reply was lost to a timeout, a cancelled context or a

@@ -13,7 +13,7 @@
 //	err = users.InsertMany(ctx, batch)        // acknowledged batches, hooks per document
 //	err = users.BulkSave(ctx, batch)          // one BulkWrite of per-document upserts
 //	res, err := users.UpdateMany(ctx, query.Lt("age", 18), bson.D{{Key: "$set", Value: bson.D{{Key: "minor", Value: true}}}})
-//	n, err := users.DeleteMany(ctx, query.Eq("status", "gone"))
+//	del, err := users.DeleteMany(ctx, query.Eq("status", "gone")) // del.Deleted documents
 //
 // A Collection also reads (Iter, FindMany, FindOne, Count), as a
 // query.Handle does.
@@ -65,7 +65,8 @@
 // *ValidationError) and nothing is sent. Unlike other ODMs' bulk APIs,
 // InsertMany and BulkSave run hooks and validation for every document,
 // before anything is sent, and After hooks for every document written.
-// Update, UpdateMany and DeleteMany have no document value and run no hooks.
+// UpdateOne, UpdateMany, DeleteOne and DeleteMany have no document value
+// and run no hooks.
 //
 // # The fast path
 //

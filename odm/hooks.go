@@ -8,11 +8,13 @@ import "context"
 // *HookError). Hooks run per document, also in InsertMany and BulkSave,
 // before anything is sent; WithoutHooks skips them.
 type (
-	// BeforeSaveHook runs first in Save and BulkSave.
+	// BeforeSaveHook runs first in Save, Replace, BulkSave, FindOneAndReplace
+	// and for BulkWrite's ReplaceModel.
 	BeforeSaveHook interface {
 		BeforeSave(ctx context.Context) error
 	}
-	// AfterSaveHook runs after a successful Save or BulkSave.
+	// AfterSaveHook runs after a successful Save, Replace, BulkSave,
+	// FindOneAndReplace, or BulkWrite ReplaceModel.
 	AfterSaveHook interface {
 		AfterSave(ctx context.Context) error
 	}

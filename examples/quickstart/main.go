@@ -82,7 +82,8 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 	}
 
 	// A cached read: later identical reads are served from memory until a
-	// write through databridge invalidates them (or 30s pass).
+	// write through databridge invalidates them (or any write, on a client
+	// with cache.Observer), or until 30 s pass.
 	all, err := query.FindMany[User](ctx, nil, query.Cached(30*time.Second))
 	if err != nil {
 		return err
