@@ -11,6 +11,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/cachecore"
 )
 
 // BenchmarkHit measures what a cache hit of find_many(100) small costs for
@@ -74,15 +75,15 @@ func BenchmarkHit(b *testing.B) {
 	b.Run("lib=fetch", func(b *testing.B) {
 		c, _ := cache.New(cache.Config{})
 		defer c.Close()
-		q := cache.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
+		q := cachecore.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
 		load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
 		ctx := context.Background()
-		_, _ = c.Fetch(ctx, q, time.Minute, load, nil)
-		c.Wait()
+		_, _ = cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
+		cache.Core(c).Wait()
 		plan := decode.MustCompile[benchdata.Small](decode.ZeroCopy())
 		b.ReportAllocs()
 		for b.Loop() {
-			res, err := c.Fetch(ctx, q, time.Minute, load, nil)
+			res, err := cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,8 +18,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -41,7 +43,7 @@ type env struct {
 	coll *mongo.Collection
 	log  *testdb.CommandLog
 	c    *cache.Cache
-	docs query.Handle[Doc]
+	docs *odm.Collection[Doc]
 }
 
 func setup(t *testing.T, n int) env {
@@ -57,7 +59,7 @@ func setup(t *testing.T, n int) env {
 	require.NoError(t, err)
 	c := newCache(t, cache.Config{})
 	log.Reset()
-	return env{coll: coll, log: log, c: c, docs: query.From[Doc](coll).WithCache(c)}
+	return env{coll: coll, log: log, c: c, docs: handle[Doc](t, coll, odm.WithCache(c))}
 }
 
 // write changes a document the way odm writes do: the server write, then the
@@ -82,7 +84,7 @@ func TestHitMissAndInvalidate(t *testing.T) {
 	got, err := e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
 	require.NoError(t, err)
 	require.Len(t, got, 10)
-	e.c.Wait()
+	cache.Core(e.c).Wait()
 	got, err = e.docs.FindMany(ctx, nil, cached, query.Sort(bson.D{{Key: "_id", Value: 1}}))
 	require.NoError(t, err)
 	require.Len(t, got, 10)
@@ -102,7 +104,7 @@ func TestHitMissAndInvalidate(t *testing.T) {
 	assert.EqualValues(t, 1, e.c.Stats().Invalidations)
 
 	// FindOne and Iter use the cache too.
-	e.c.Wait()
+	cache.Core(e.c).Wait()
 	one, err := e.docs.FindOne(ctx, query.Eq("_id", 3), cached)
 	require.NoError(t, err)
 	assert.Equal(t, 1, one.V)
@@ -119,16 +121,27 @@ func TestHitMissAndInvalidate(t *testing.T) {
 	assert.ErrorIs(t, err, query.ErrNotFound)
 }
 
-func TestNoCacheConfigured(t *testing.T) {
-	e := setup(t, 1)
-	h := query.From[Doc](e.coll) // no WithCache, no UseCache
-	_, err := h.FindMany(context.Background(), nil, query.Cached(0))
+// TestCacheAttachedOncePerCollection: a cache is attached to a collection
+// value once; every handle on that value reads through it, a handle on a
+// value without one fails a Cached read with ErrNoCache, and attaching a
+// second cache to the same value is an error.
+func TestCacheAttachedOncePerCollection(t *testing.T) {
+	e := setup(t, 1) // e.coll has e.c attached
+	ctx := context.Background()
+	other := e.coll.Database().Collection(e.coll.Name()) // another value: nothing attached
+	_, err := handle[Doc](t, other).FindMany(ctx, nil, query.Cached(0))
 	assert.ErrorIs(t, err, query.ErrNoCache)
 
-	t.Cleanup(query.UseCache(e.c))
-	got, err := h.FindMany(context.Background(), nil, query.Cached(0))
+	type Projected struct {
+		ID int `bson:"_id"`
+	}
+	got, err := handle[Projected](t, e.coll).FindMany(ctx, nil, query.Cached(0)) // no WithCache: e.coll's
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
+	assert.EqualValues(t, 1, e.c.Stats().Misses, "read through the attached cache")
+
+	_, err = odm.New[Doc](e.coll, odm.WithCache(newCache(t, cache.Config{})))
+	assert.ErrorContains(t, err, "another cache attached")
 }
 
 func TestCallersMayMutateResults(t *testing.T) {
@@ -136,7 +149,7 @@ func TestCallersMayMutateResults(t *testing.T) {
 	ctx := context.Background()
 	first, err := e.docs.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
-	e.c.Wait()
+	cache.Core(e.c).Wait()
 	for i := range first {
 		first[i].V = 100
 		first[i].Tags[0] = "mutated"
@@ -160,10 +173,10 @@ type Flat struct {
 func TestCallersMayMutateFlatResults(t *testing.T) {
 	e := setup(t, 3)
 	ctx := context.Background()
-	h := query.From[Flat](e.coll).WithCache(e.c)
+	h := handle[Flat](t, e.coll, odm.WithCache(e.c))
 	first, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
 	require.NoError(t, err)
-	e.c.Wait()
+	cache.Core(e.c).Wait()
 	for i := range first {
 		first[i].V = 100
 	}
@@ -186,7 +199,7 @@ func TestSingleflight(t *testing.T) {
 	leakcheck.Check(t, 5*time.Second)
 	e := setup(t, 5)
 	ctx := context.Background()
-	q := cache.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+	q := cachecore.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
 	release := make(chan struct{})
 	load := func(ctx context.Context) ([]bson.Raw, error) {
 		<-release // hold the first load until every reader has missed
@@ -207,7 +220,7 @@ func TestSingleflight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := e.c.Fetch(ctx, q, time.Minute, load, nil)
+			res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, load, nil)
 			if assert.NoError(t, err) {
 				results[i] = len(res.Docs)
 			}
@@ -229,7 +242,7 @@ func TestSingleflight(t *testing.T) {
 func TestNoStaleRefill(t *testing.T) {
 	e := setup(t, 1)
 	ctx := context.Background()
-	q := cache.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
+	q := cachecore.Key{Database: e.coll.Database().Name(), Collection: e.coll.Name(), Filter: bson.D{}}
 
 	loaded := make(chan struct{})
 	release := make(chan struct{})
@@ -241,7 +254,7 @@ func TestNoStaleRefill(t *testing.T) {
 	}
 	done := make(chan []bson.Raw)
 	go func() {
-		res, err := e.c.Fetch(ctx, q, time.Minute, slow, nil)
+		res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, slow, nil)
 		assert.NoError(t, err)
 		done <- res.Docs
 	}()
@@ -250,13 +263,13 @@ func TestNoStaleRefill(t *testing.T) {
 	close(release)
 	stale := <-done
 	assert.EqualValues(t, 0, stale[0].Lookup("v").Int32(), "the slow read saw the old value")
-	e.c.Wait() // let ristretto apply the (stale) set
+	cache.Core(e.c).Wait() // let ristretto apply the (stale) set
 
 	fresh := func(ctx context.Context) ([]bson.Raw, error) {
 		raw, err := e.coll.FindOne(ctx, bson.D{}).Raw()
 		return []bson.Raw{raw}, err
 	}
-	res, err := e.c.Fetch(ctx, q, time.Minute, fresh, nil)
+	res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, fresh, nil)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, res.Docs[0].Lookup("v").Int32(), "a read begun after the write sees it")
 }
@@ -327,13 +340,13 @@ func TestChurnStaysWithinMaxCost(t *testing.T) {
 	e := setup(t, 50)
 	const maxCost = 16 << 10
 	c := newCache(t, cache.Config{MaxCost: maxCost})
-	h := query.From[Doc](e.coll).WithCache(c)
+	h := handle[Doc](t, e.coll.Database().Collection(e.coll.Name()), odm.WithCache(c))
 	ctx := context.Background()
 	for i := range 300 {
 		_, err := h.FindMany(ctx, query.Gte("_id", i%50), query.Cached(time.Minute), query.Limit(int64(1+i/50)))
 		require.NoError(t, err)
 	}
-	c.Wait()
+	cache.Core(c).Wait()
 	s := c.Stats()
 	t.Logf("used %d of %d bytes, %d evictions", s.UsedBytes, s.MaxBytes, s.Evictions)
 	assert.LessOrEqual(t, s.UsedBytes, int64(maxCost))
@@ -347,7 +360,7 @@ func TestTTL(t *testing.T) {
 		c, err := cache.New(cache.Config{})
 		require.NoError(t, err)
 		defer c.Close()
-		q := cache.Key{Database: "db", Collection: "c"}
+		q := cachecore.Key{Database: "db", Collection: "c"}
 		loads := 0
 		load := func(context.Context) ([]bson.Raw, error) {
 			loads++
@@ -355,15 +368,15 @@ func TestTTL(t *testing.T) {
 			return []bson.Raw{d}, nil
 		}
 		ctx := context.Background()
-		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
 		require.NoError(t, err)
-		c.Wait()
+		cache.Core(c).Wait()
 		time.Sleep(5 * time.Second)
-		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
 		require.NoError(t, err)
 		assert.Equal(t, 1, loads, "fresh within the TTL")
 		time.Sleep(6 * time.Second)
-		_, err = c.Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
 		require.NoError(t, err)
 		assert.Equal(t, 2, loads, "expired after the TTL")
 	})
@@ -404,7 +417,7 @@ func TestSourceContract(t *testing.T) {
 	c, err := cache.New(cache.Config{Source: src})
 	require.NoError(t, err)
 	sink := <-src.sinks
-	q := cache.Key{Database: "db", Collection: "c"}
+	q := cachecore.Key{Database: "db", Collection: "c"}
 	loads := 0
 	load := func(context.Context) ([]bson.Raw, error) {
 		loads++
@@ -413,9 +426,9 @@ func TestSourceContract(t *testing.T) {
 	}
 	fetch := func() {
 		t.Helper()
-		_, err := c.Fetch(context.Background(), q, time.Minute, load, nil)
+		_, err := cache.Core(c).Fetch(context.Background(), q, time.Minute, load, nil)
 		require.NoError(t, err)
-		c.Wait()
+		cache.Core(c).Wait()
 	}
 
 	fetch()
@@ -450,13 +463,13 @@ func TestSourceContract(t *testing.T) {
 	fetch()
 	assert.Equal(t, 8, loads)
 
-	other := cache.Key{Database: "db", Collection: "never-seen-before"}
-	_, err = c.Fetch(context.Background(), other, time.Minute, load, nil)
+	other := cachecore.Key{Database: "db", Collection: "never-seen-before"}
+	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, load, nil)
 	require.NoError(t, err)
-	c.Wait()
+	cache.Core(c).Wait()
 	c.InvalidateAll()
 	fetch()
-	_, err = c.Fetch(context.Background(), other, time.Minute, load, nil)
+	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, load, nil)
 	require.NoError(t, err)
 	assert.Equal(t, 11, loads, "InvalidateAll reaches every collection")
 	assert.Empty(t, src.published, "InvalidateAll is not published")
@@ -505,8 +518,8 @@ func TestUnsettledWindow(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		synctest.Wait() // the source has reported Synced
-		q := cache.Key{Database: "db", Collection: "c"}
-		other := cache.Key{Database: "db", Collection: "other"}
+		q := cachecore.Key{Database: "db", Collection: "c"}
+		other := cachecore.Key{Database: "db", Collection: "other"}
 		loads := 0
 		load := func(context.Context) ([]bson.Raw, error) {
 			loads++
@@ -514,16 +527,16 @@ func TestUnsettledWindow(t *testing.T) {
 			return []bson.Raw{d}, nil
 		}
 		ctx := context.Background()
-		fetch := func(q cache.Key) {
-			_, err := c.Fetch(ctx, q, time.Hour, load, nil)
+		fetch := func(q cachecore.Key) {
+			_, err := cache.Core(c).Fetch(ctx, q, time.Hour, load, nil)
 			require.NoError(t, err)
-			c.Wait()
+			cache.Core(c).Wait()
 		}
 		fetch(q)
 		fetch(other)
 		require.Equal(t, 2, loads)
 
-		c.Unsettled("db", "c", time.Now().Add(2*time.Second))
+		cache.Core(c).Unsettled("db", "c", time.Now().Add(2*time.Second))
 		assert.Equal(t, 1, src.count(), "published at once")
 		for range 3 { // within deadline + margin: every read loads, nothing is stored
 			fetch(q)
@@ -543,8 +556,8 @@ func TestUnsettledWindow(t *testing.T) {
 
 		// A second unknown write extends the window; an earlier deadline
 		// does not shorten it.
-		c.Unsettled("db", "c", time.Now().Add(5*time.Second))
-		c.Unsettled("db", "c", time.Now().Add(time.Second))
+		cache.Core(c).Unsettled("db", "c", time.Now().Add(5*time.Second))
+		cache.Core(c).Unsettled("db", "c", time.Now().Add(time.Second))
 		time.Sleep(3 * time.Second)
 		fetch(q)
 		fetch(q)
@@ -566,9 +579,9 @@ func TestAlsoDependencies(t *testing.T) {
 	ctx := context.Background()
 	loads := 0
 	load := func(context.Context) ([]bson.Raw, error) { loads++; return nil, nil }
-	k := cache.Key{Op: "aggregate", Database: "app", Collection: "users", Also: []string{"app.orders", "other.items"}, Filter: bson.A{}}
+	k := cachecore.Key{Op: "aggregate", Database: "app", Collection: "users", Also: []string{"app.orders", "other.items"}, Filter: bson.A{}}
 	fetch := func() {
-		_, err := c.Fetch(ctx, k, time.Hour, load, nil)
+		_, err := cache.Core(c).Fetch(ctx, k, time.Hour, load, nil)
 		require.NoError(t, err)
 	}
 	fetch()
@@ -586,7 +599,7 @@ func TestAlsoDependencies(t *testing.T) {
 	c.Invalidate("app", "users")
 	fetch()
 	assert.Equal(t, 4, loads, "and to the source")
-	c.Unsettled("app", "orders", time.Now().Add(time.Hour))
+	cache.Core(c).Unsettled("app", "orders", time.Now().Add(time.Hour))
 	fetch()
 	fetch()
 	assert.Equal(t, 6, loads, "an unsettled dependency keeps it out of the cache")

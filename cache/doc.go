@@ -4,16 +4,18 @@
 //
 // # Recommended use
 //
-// Create one Cache per process, make it the default, and opt in per query:
+// Create one Cache per process, attach it to the collections it caches
+// (once each, with their handles), and opt in per read:
 //
 //	c, err := cache.New(cache.Config{MaxCost: 256 << 20}) // 256 MiB of results
-//	query.UseCache(c)
+//	users, err := odm.New[User](db.Collection("users"), odm.WithCache(c))
 //
-//	users, err := query.FindMany[User](ctx, query.Eq("team", team), query.Cached(30*time.Second))
+//	team, err := users.FindMany(ctx, query.Eq("team", t), query.Cached(30*time.Second))
 //
-// Queries without query.Cached never touch the cache. The odm package
-// invalidates the collection of every write it makes; code that writes with
-// the driver directly calls Invalidate itself.
+// Reads without query.Cached never touch the cache. Every write through
+// odm invalidates what it may have changed in every cache of the process;
+// install [Observer] on the client so that raw driver writes do too, and
+// call [Cache.Invalidate] for writes made by a path neither sees.
 //
 // # Guarantee
 //
@@ -30,7 +32,8 @@
 // One exception, with its own bound: a write whose outcome is unknown (it
 // was sent, and its reply was lost to a timeout, a cancelled context or a
 // network error) may still be running on the server after it returned. odm
-// reports such a write with Unsettled, giving the write's deadline (odm
+// (and the observer) report such a write as unsettled, with the write's
+// deadline (odm
 // sends every write with one, the caller's or odm.WriteTimeout's, and the
 // driver sends it as maxTimeMS, so the server stops the write by then).
 // Until that deadline plus Config.SettleMargin (1 s by default), reads of
@@ -59,11 +62,12 @@
 //
 // A key is the msgpack encoding of the scope, database, collection,
 // generation, filter, sort, projection, collation, skip and limit. The scope
-// (ScopeOf) is one number per *mongo.Collection value: it keeps apart two
-// deployments with the same names, and collections with different read
-// preferences or read concerns, which the driver gives no way to read back
-// (so the value itself is the finest split that is always correct). Bind
-// each collection once; handles on one collection value share entries. Maps are encoded with
+// is one number per *mongo.Collection value: it keeps apart two deployments
+// with the same names, and collections with different read preferences or
+// read concerns, which the driver gives no way to read back (so the value
+// itself is the finest split that is always correct). Make each
+// collection's handle once; handles on one collection value share entries.
+// Maps are encoded with
 // sorted keys, so bson.M filters with the same content share a key whatever
 // their iteration order; bson.D keeps its order (it is part of the query);
 // every other value is encoded as the exact BSON the driver sends, type byte

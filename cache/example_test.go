@@ -10,7 +10,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
-	"github.com/databridge-go/databridge/query"
 )
 
 // New sizes a cache in bytes of results; the zero Config is valid.
@@ -20,8 +19,8 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	defer query.UseCache(c)() // the default for queries with query.Cached
-	fmt.Println(c.MaxCost()>>20, "MiB,", c.Stats().HitRatio())
+	// Attach it to collections with odm.New(coll, odm.WithCache(c)).
+	fmt.Println(c.Stats().MaxBytes>>20, "MiB,", c.Stats().HitRatio())
 	// Output: 256 MiB, 0
 }
 

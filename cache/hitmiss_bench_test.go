@@ -11,6 +11,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/cachecore"
 )
 
 // BenchmarkFetchPath measures the cache's own cost, no server involved: a
@@ -35,12 +36,12 @@ func BenchmarkFetchPath(b *testing.B) {
 		b.Run("path="+tt.name, func(b *testing.B) {
 			c, _ := cache.New(cache.Config{})
 			defer c.Close()
-			q := cache.Key{Database: "db", Collection: "users", Filter: tt.filter}
-			_, _ = c.Fetch(ctx, q, time.Minute, load, nil)
-			c.Wait()
+			q := cachecore.Key{Database: "db", Collection: "users", Filter: tt.filter}
+			_, _ = cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
+			cache.Core(c).Wait()
 			b.ReportAllocs()
 			for b.Loop() {
-				res, err := c.Fetch(ctx, q, time.Minute, load, nil)
+				res, err := cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -58,8 +59,8 @@ func BenchmarkFetchPath(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			i++
-			q := cache.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "n", Value: strconv.Itoa(i)}}}
-			if _, err := c.Fetch(ctx, q, time.Minute, load, nil); err != nil {
+			q := cachecore.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "n", Value: strconv.Itoa(i)}}}
+			if _, err := cache.Core(c).Fetch(ctx, q, time.Minute, load, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -39,7 +40,7 @@ func TestCacheUnderLoad(t *testing.T) {
 	e := setup(t, workers)
 	const maxCost = 256 << 10
 	c := newCache(t, cache.Config{MaxCost: maxCost})
-	h := query.From[Doc](e.coll).WithCache(c)
+	h := handle[Doc](t, e.coll.Database().Collection(e.coll.Name()), odm.WithCache(c))
 	db, coll := e.coll.Database().Name(), e.coll.Name()
 	ctx := context.Background()
 
@@ -94,7 +95,7 @@ func TestCacheUnderLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	c.Wait()
+	cache.Core(c).Wait()
 
 	s := c.Stats()
 	t.Logf("%d operations: %d hits, %d misses, %d loads, %d invalidations, %d evictions, %d of %d bytes used",

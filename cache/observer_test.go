@@ -15,6 +15,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -82,11 +83,11 @@ func TestObserverCoversRawDriverWrites(t *testing.T) {
 			coll := db.Collection("docs" + string(rune('a'+i)))
 			_, err := coll.InsertOne(ctx, Doc{ID: 1})
 			require.NoError(t, err)
-			h := query.From[Doc](coll).WithCache(c)
+			h := handle[Doc](t, coll, odm.WithCache(c))
 			read := func() []Doc {
 				got, err := h.FindMany(ctx, bson.D{}, query.Cached(time.Hour), query.Sort(bson.D{{Key: "_id", Value: 1}}))
 				require.NoError(t, err)
-				c.Wait()
+				cache.Core(c).Wait()
 				if len(got) == 0 {
 					return nil
 				}
@@ -149,7 +150,7 @@ func TestObserverBookkeeping(t *testing.T) {
 		m.Started(ctx, s)
 		m.Failed(ctx, &event.CommandFailedEvent{CommandFinishedEvent: f, Failure: failure})
 	}
-	gen := func() uint64 { return c.Generation("app", "docs") }
+	gen := func() uint64 { return cache.Core(c).Generation("app", "docs") }
 
 	g := gen()
 	ok("find", 0)
@@ -189,18 +190,18 @@ func TestObserverBookkeeping(t *testing.T) {
 		m.Started(ctx, &event.CommandStartedEvent{Command: b, DatabaseName: db, CommandName: name, RequestID: req, ConnectionID: "c1"})
 		m.Succeeded(ctx, &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{CommandName: name, DatabaseName: db, RequestID: req, ConnectionID: "c1"}})
 	}
-	gy, gz, gsrc := c.Generation("x", "y"), c.Generation("app", "z"), c.Generation("app", "src")
+	gy, gz, gsrc := cache.Core(c).Generation("x", "y"), cache.Core(c).Generation("app", "z"), cache.Core(c).Generation("app", "src")
 	raw("aggregate", "app", bson.D{{Key: "aggregate", Value: "src"}, {Key: "pipeline", Value: bson.A{
 		bson.D{{Key: "$match", Value: bson.D{}}}, bson.D{{Key: "$merge", Value: bson.D{{Key: "into", Value: bson.D{{Key: "db", Value: "x"}, {Key: "coll", Value: "y"}}}}}}}}})
 	raw("aggregate", "app", bson.D{{Key: "aggregate", Value: "src"}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$out", Value: "z"}}}}})
 	raw("aggregate", "app", bson.D{{Key: "aggregate", Value: "src"}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$match", Value: bson.D{}}}}}})
-	assert.Greater(t, c.Generation("x", "y"), gy, "$merge into another database")
-	assert.Greater(t, c.Generation("app", "z"), gz, "$out")
-	assert.Equal(t, gsrc, c.Generation("app", "src"), "a read-only pipeline invalidates nothing")
-	ga, gb := c.Generation("app", "a"), c.Generation("b", "c")
+	assert.Greater(t, cache.Core(c).Generation("x", "y"), gy, "$merge into another database")
+	assert.Greater(t, cache.Core(c).Generation("app", "z"), gz, "$out")
+	assert.Equal(t, gsrc, cache.Core(c).Generation("app", "src"), "a read-only pipeline invalidates nothing")
+	ga, gb := cache.Core(c).Generation("app", "a"), cache.Core(c).Generation("b", "c")
 	raw("bulkWrite", "admin", bson.D{{Key: "bulkWrite", Value: 1}, {Key: "nsInfo", Value: bson.A{bson.D{{Key: "ns", Value: "app.a"}}, bson.D{{Key: "ns", Value: "b.c"}}}}})
-	assert.Greater(t, c.Generation("app", "a"), ga)
-	assert.Greater(t, c.Generation("b", "c"), gb)
+	assert.Greater(t, cache.Core(c).Generation("app", "a"), ga)
+	assert.Greater(t, cache.Core(c).Generation("b", "c"), gb)
 
 	// A command of an unexpected shape (autocommit not a boolean) is
 	// taken as outside a transaction, never a panic.
@@ -208,12 +209,12 @@ func TestObserverBookkeeping(t *testing.T) {
 	raw("insert", "app", bson.D{{Key: "insert", Value: "docs"}, {Key: "lsid", Value: bson.Raw(lsid)}, {Key: "txnNumber", Value: int64(3)}, {Key: "autocommit", Value: int32(0)}})
 	assert.Greater(t, gen(), g)
 
-	g = c.Generation("other", "x")
+	g = cache.Core(c).Generation("other", "x")
 	s, f := cmd("dropDatabase", 0)
 	s.DatabaseName, f.DatabaseName = "other", "other"
 	m.Started(ctx, s)
 	m.Succeeded(ctx, &event.CommandSucceededEvent{CommandFinishedEvent: f})
-	assert.Greater(t, c.Generation("other", "x"), g, "dropDatabase: every collection")
+	assert.Greater(t, cache.Core(c).Generation("other", "x"), g, "dropDatabase: every collection")
 }
 
 // TestTransactionReadsBypassTheCache: a cached read whose context carries
@@ -266,11 +267,11 @@ func TestTransactionCommitInvalidates(t *testing.T) {
 	_, err := coll.InsertOne(ctx, Doc{ID: 1})
 	require.NoError(t, err)
 	c := newCache(t, cache.Config{})
-	h := query.From[Doc](coll).WithCache(c)
+	h := handle[Doc](t, coll, odm.WithCache(c))
 	read := func() int {
 		d, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Hour))
 		require.NoError(t, err)
-		c.Wait()
+		cache.Core(c).Wait()
 		return d.V
 	}
 	require.Equal(t, 0, read())

@@ -16,6 +16,7 @@ import (
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -33,7 +34,7 @@ func TestPointReadsSurviveOtherWrites(t *testing.T) {
 		_, err := coll.InsertOne(ctx, Doc{ID: i})
 		require.NoError(t, err)
 	}
-	h := query.From[Doc](coll).WithCache(c)
+	h := handle[Doc](t, coll, odm.WithCache(c))
 	read := func(id int) (Doc, bool) {
 		before := c.Stats().Hits
 		d, err := h.FindOne(ctx, query.Eq("_id", id), query.Cached(time.Hour))
@@ -111,7 +112,7 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 	e := setup(t, workers)
 	if wideOnly {
 		e.c = newCache(t, cache.Config{CollectionWideOnly: true})
-		e.docs = e.docs.WithCache(e.c)
+		e.docs = handle[Doc](t, e.coll.Database().Collection(e.coll.Name()), odm.WithCache(e.c))
 	}
 	ctx := context.Background()
 	db, coll := e.coll.Database().Name(), e.coll.Name()
@@ -129,7 +130,7 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 				case k < 2: // write my own document by _id
 					version++
 					_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: w}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: version}}}})
-					e.c.InvalidateIDs(db, coll, w) // what odm does for a write by _id
+					cache.Core(e.c).InvalidateIDs(db, coll, w) // what odm does for a write by _id
 					if !assert.NoError(t, err) {
 						return
 					}
@@ -142,7 +143,7 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 					// UpdateOne's change, a server anomaly this test is not
 					// about. The cache cannot know it matched nothing.
 					_, err := e.coll.DeleteMany(ctx, bson.D{{Key: "tags", Value: "none"}})
-					e.c.InvalidateMatching(db, coll, bson.D{{Key: "tags", Value: "none"}})
+					cache.Core(e.c).InvalidateMatching(db, coll, bson.D{{Key: "tags", Value: "none"}})
 					if !assert.NoError(t, err) {
 						return
 					}

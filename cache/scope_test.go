@@ -13,7 +13,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -26,7 +28,7 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 	}
 	c := newCache(t, cache.Config{})
 	ctx := context.Background()
-	var handles []query.Handle[Doc]
+	var handles []*odm.Collection[Doc]
 	for i := range 2 {
 		srv := testdb.StartServer(t)
 		cl, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
@@ -35,14 +37,14 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 		coll := cl.Database("shared_name").Collection("docs")
 		_, err = coll.InsertOne(ctx, Doc{ID: 1, V: 100 + i})
 		require.NoError(t, err)
-		handles = append(handles, query.From[Doc](coll).WithCache(c))
+		handles = append(handles, handle[Doc](t, coll, odm.WithCache(c)))
 	}
 	for round := range 2 {
 		for i, h := range handles {
 			got, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Minute))
 			require.NoError(t, err)
 			assert.Equal(t, 100+i, got.V, "round %d, server %d", round, i)
-			c.Wait()
+			cache.Core(c).Wait()
 		}
 	}
 	assert.Positive(t, c.Stats().Hits, "each server's entry is hit on the second round")
@@ -51,23 +53,23 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 // TestReadSettingsShareNoEntries: two collection values for one namespace,
 // with different read concerns, do not share entries (the driver gives no
 // way to read a collection's read preference or concern back, so each
-// collection value is a scope of its own; see cache.ScopeOf); two handles on
+// collection value is a scope of its own; see internal/cachecore.ScopeOf); two handles on
 // one collection value do.
 func TestReadSettingsShareNoEntries(t *testing.T) {
 	e := setup(t, 3)
 	ctx := context.Background()
 	local := e.coll.Database().Collection(e.coll.Name(), options.Collection().SetReadConcern(readconcern.Local()))
-	assert.NotEqual(t, cache.ScopeOf(e.coll), cache.ScopeOf(local))
-	assert.Equal(t, cache.ScopeOf(e.coll), cache.ScopeOf(e.coll))
+	assert.NotEqual(t, cachecore.ScopeOf(e.coll), cachecore.ScopeOf(local))
+	assert.Equal(t, cachecore.ScopeOf(e.coll), cachecore.ScopeOf(e.coll))
 
-	read := func(h query.Handle[Doc]) {
+	read := func(h *odm.Collection[Doc]) {
 		_, err := h.FindMany(ctx, bson.D{}, query.Cached(time.Minute))
 		require.NoError(t, err)
-		e.c.Wait()
+		cache.Core(e.c).Wait()
 	}
 	read(e.docs)
-	read(query.From[Doc](local).WithCache(e.c))
+	read(handle[Doc](t, local, odm.WithCache(e.c)))
 	assert.Equal(t, 2, e.log.Count("find"), "a collection with other read settings misses")
-	read(query.From[Doc](e.coll).WithCache(e.c))
+	read(handle[Doc](t, e.coll, odm.WithCache(e.c)))
 	assert.Equal(t, 2, e.log.Count("find"), "another handle on the same collection value hits")
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
-	"github.com/databridge-go/databridge/query"
 )
 
 // hasChangeStreams reports whether cl's deployment is a replica set or a
@@ -46,13 +45,12 @@ func TestChangeStreamSeesAnyWriter(t *testing.T) {
 	cl := testdb.NewClient(t)
 	requireReplicaSet(t, cl)
 	db := testdb.DBOn(t, cl)
-	c, err := cache.New(cache.Config{Source: NewChangeStream(cl)})
-	require.NoError(t, err)
+	c := newProcessCache(t, cache.Config{Source: NewChangeStream(cl)})
 	t.Cleanup(c.Close)
 	require.Eventually(t, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
 	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
 	require.NoError(t, err)
-	p := &peer{cache: c, reader: query.From[Doc](db.Collection("docs")).WithCache(c), writer: w}
+	p := &peer{cache: c, reader: w, writer: w}
 	p.write(t, 1)
 	require.Equal(t, 1, p.read(t))
 
@@ -94,7 +92,7 @@ func TestChangeStreamOnStandalone(t *testing.T) {
 	}
 	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
 	require.NoError(t, err)
-	p := &peer{cache: c, reader: query.From[Doc](db.Collection("docs")).WithCache(c), writer: w}
+	p := &peer{cache: c, reader: w, writer: w}
 	p.write(t, 1)
 	require.Equal(t, 1, p.read(t))
 	require.Equal(t, 1, p.read(t))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/coherence"
-	"github.com/databridge-go/databridge/query"
 )
 
 // Every replica of a service gives its cache the same Log: each one's
@@ -28,5 +27,5 @@ func ExampleNewLog() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	defer query.UseCache(c)()
+	// Then attach c to the collections it caches: odm.New(coll, odm.WithCache(c)).
 }

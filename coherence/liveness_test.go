@@ -14,7 +14,6 @@ import (
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
-	"github.com/databridge-go/databridge/query"
 )
 
 // TestReaderNoticesLostServer is the fault test of a Log reader whose
@@ -51,18 +50,18 @@ func testLostServer(t *testing.T, opts ...LogOption) {
 	// straight to the server, so that only the log is partitioned.
 	proxy := testdb.NewProxy(t, srv.URI)
 	bLog := NewLog(connect(proxy.URI()).Database(db), opts...)
-	bc, err := cache.New(cache.Config{Source: bLog})
-	require.NoError(t, err)
+	bc := newProcessCache(t, cache.Config{Source: bLog})
 	t.Cleanup(bc.Close)
 	direct := connect(srv.URI).Database(db).Collection("docs")
-	b := &peer{log: bLog, cache: bc, reader: query.From[Doc](direct).WithCache(bc)}
+	b := &peer{log: bLog, cache: bc}
+	var err error
 	b.writer, err = odm.New[Doc](direct, odm.WithCache(bc))
+	b.reader = b.writer
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return bc.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
 
 	a.write(t, 1)
 	b.waitFor(t, 1)
-	bc.Wait()
 
 	// Blackhole: the loss is reported within the bound.
 	proxy.Blackhole()
@@ -80,7 +79,6 @@ func testLostServer(t *testing.T, opts ...LogOption) {
 	require.Eventually(t, func() bool { return bc.Stats().Synced }, 30*time.Second, 5*time.Millisecond, "follows again")
 	a.write(t, 3)
 	b.waitFor(t, 3)
-	bc.Wait()
 	require.Equal(t, 3, b.read(t))
 
 	// Kill: noticed within the bound too, and after the restart the

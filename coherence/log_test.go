@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
@@ -39,7 +40,7 @@ type Doc struct {
 type peer struct {
 	log    *Log
 	cache  *cache.Cache
-	reader query.Handle[Doc]
+	reader *odm.Collection[Doc]
 	writer *odm.Collection[Doc]
 }
 
@@ -51,13 +52,12 @@ func newPeer(tb testing.TB, cl *mongo.Client, db string, opts ...LogOption) *pee
 
 func startPeer(tb testing.TB, cl *mongo.Client, db string, l *Log) *peer {
 	tb.Helper()
-	c, err := cache.New(cache.Config{Source: l})
-	require.NoError(tb, err)
+	c := newProcessCache(tb, cache.Config{Source: l})
 	tb.Cleanup(c.Close)
 	coll := cl.Database(db).Collection("docs")
 	w, err := odm.New[Doc](coll, odm.WithCache(c))
 	require.NoError(tb, err)
-	p := &peer{log: l, cache: c, reader: query.From[Doc](coll).WithCache(c), writer: w}
+	p := &peer{log: l, cache: c, reader: w, writer: w}
 	require.Eventually(tb, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond, "the reader follows the log")
 	return p
 }
@@ -251,9 +251,11 @@ func TestConcurrentPublishers(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
 	var errs errorLog
-	r := newPeer(t, testdb.NewClient(t), db, OnError(errs.add))
+	rcl := testdb.NewClient(t)
+	r := newPeer(t, rcl, db, OnError(errs.add))
 	const writers, writes = 4, 150
 	colls := make([]string, writers)
+	readers := make([]*odm.Collection[Doc], writers)
 	ws := make([]*odm.Collection[Doc], writers)
 	for i := range ws {
 		colls[i] = fmt.Sprintf("docs%d", i)
@@ -262,10 +264,11 @@ func TestConcurrentPublishers(t *testing.T) {
 		w, err := odm.New[Doc](cl.Database(db).Collection(colls[i]), odm.WithCache(p.cache))
 		require.NoError(t, err)
 		ws[i] = w
+		readers[i], err = odm.New[Doc](rcl.Database(db).Collection(colls[i]), odm.WithCache(r.cache))
+		require.NoError(t, err)
 	}
 	read := func(i int) int {
-		docs, err := query.From[Doc](r.writer.Collection().Database().Collection(colls[i])).WithCache(r.cache).
-			FindMany(context.Background(), query.Eq("_id", 1), query.Cached(time.Hour))
+		docs, err := readers[i].FindMany(context.Background(), query.Eq("_id", 1), query.Cached(time.Hour))
 		require.NoError(t, err)
 		if len(docs) == 0 {
 			return 0
@@ -492,4 +495,18 @@ func TestGapLookup(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"app.g"}, s.invalidated)
 	assert.Empty(t, s.lost)
+}
+
+var lastDomain atomic.Uint64
+
+// newProcessCache returns a cache that stands for one process of its own:
+// in a domain of its own (see cachecore.SetDomain), so that the writes of
+// the other "processes" of the test binary reach it only through its
+// Source, as another process's writes would.
+func newProcessCache(tb testing.TB, cfg cache.Config) *cache.Cache {
+	tb.Helper()
+	c, err := cache.New(cfg)
+	require.NoError(tb, err)
+	cachecore.Unwrap(c).SetDomain(lastDomain.Add(1))
+	return c
 }

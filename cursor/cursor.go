@@ -345,7 +345,7 @@ func (c *Cursor[T]) Close(ctx context.Context) error {
 // panic.
 //
 // Beware of `for v := range c.All(ctx)`: the one-variable form drops the
-// error. Prefer Collect or ForEach, which return it.
+// error. AppendAll returns it.
 func (c *Cursor[T]) All(ctx context.Context) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		defer c.Close(ctx)
@@ -392,15 +392,10 @@ func (c *Cursor[T]) Borrowed(ctx context.Context) iter.Seq2[*T, error] {
 	}
 }
 
-// Collect reads the rest of the stream into a new slice, which the caller
-// owns, and closes the cursor.
-func (c *Cursor[T]) Collect(ctx context.Context) ([]T, error) {
-	return c.AppendAll(ctx, nil)
-}
-
-// AppendAll appends the rest of the stream to dst, decoding each document
-// in place in dst's spare capacity, and closes the cursor. On error it
-// returns dst with the documents decoded so far.
+// AppendAll appends the rest of the stream to dst (nil: a new slice the
+// caller owns), decoding each document in place in dst's spare capacity,
+// and closes the cursor. On error it returns dst with the documents decoded
+// so far, and the error.
 func (c *Cursor[T]) AppendAll(ctx context.Context, dst []T) ([]T, error) {
 	defer c.Close(ctx)
 	var zero T
@@ -423,18 +418,3 @@ func (c *Cursor[T]) AppendAll(ctx context.Context, dst []T) ([]T, error) {
 
 // remainingHint is the number of documents left in the current batch.
 func (c *Cursor[T]) remainingHint() int { return len(c.docs) - c.pos }
-
-// ForEach calls fn for each document with a borrowed value (valid only
-// during the call, as with Borrowed) and closes the cursor. It stops at the
-// first error from fn, which it returns.
-func (c *Cursor[T]) ForEach(ctx context.Context, fn func(*T) error) error {
-	for v, err := range c.Borrowed(ctx) {
-		if err != nil {
-			return err
-		}
-		if err := fn(v); err != nil {
-			return err
-		}
-	}
-	return nil
-}

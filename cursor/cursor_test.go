@@ -2,7 +2,6 @@ package cursor_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -100,11 +99,11 @@ func TestEmptyAndSingleBatch(t *testing.T) {
 	require.NoError(t, err)
 	c, err := cursor.New[Doc](cur)
 	require.NoError(t, err)
-	got, err := c.Collect(ctx)
+	got, err := c.AppendAll(ctx, nil)
 	require.NoError(t, err)
 	assert.Empty(t, got)
 
-	got, err = e.open(t, ctx, 100).Collect(ctx)
+	got, err = e.open(t, ctx, 100).AppendAll(ctx, nil)
 	require.NoError(t, err)
 	assert.Len(t, got, 10)
 	assert.Equal(t, 0, e.log.Count("getMore"))
@@ -294,10 +293,11 @@ func TestBorrowedReusesOneValue(t *testing.T) {
 	}
 
 	sum := 0
-	require.NoError(t, e.open(t, ctx, 16).ForEach(ctx, func(d *Doc) error { sum += d.ID; return nil }))
+	for d, err := range e.open(t, ctx, 16).Borrowed(ctx) {
+		require.NoError(t, err)
+		sum += d.ID
+	}
 	assert.Equal(t, 39*40/2, sum)
-	stop := errors.New("stop")
-	assert.ErrorIs(t, e.open(t, ctx, 16).ForEach(ctx, func(d *Doc) error { return stop }), stop)
 }
 
 func TestAppendAllKeepsPrefix(t *testing.T) {

@@ -1,11 +1,12 @@
 // Package cursor streams MongoDB query results into Go values through the
 // compiled decoder of package decode.
 //
-// Most code gets a Cursor from package query and never builds one. The
-// recommended path is a collector, which handles errors and closing itself:
+// Most code reads through an odm.Collection (Iter, FindMany) and never
+// holds a Cursor; one comes from Collection.Cursor and odm.AggregateCursor,
+// or from New around a driver cursor of your own. The recommended path is
+// the collector, which handles errors and closing itself:
 //
-//	users, err := c.Collect(ctx)          // []User, owned by the caller
-//	err := c.ForEach(ctx, func(u *User) error { … })
+//	users, err := c.AppendAll(ctx, nil) // []User, owned by the caller
 //
 // or a range-over-func loop over All, which yields values the caller owns:
 //
@@ -16,9 +17,9 @@
 //
 // # Ownership
 //
-// All, Collect and AppendAll give you values you may keep for as long as you
-// like: they share no memory with later values. Borrowed and ForEach decode
-// every document into one reused value and hand you a pointer to it: the
+// All and AppendAll give you values you may keep for as long as you like:
+// they share no memory with later values. Borrowed decodes every document
+// into one reused value and hand you a pointer to it: the
 // value, and every slice in it, is valid only until the next step, because
 // the next document is decoded into the same memory (reusing slice
 // capacity). Copy what you keep. In exchange a borrowed loop allocates only
@@ -38,12 +39,12 @@
 //
 // Iterators and collectors close the cursor when they return, including on
 // break and panic. Close kills the server cursor (killCursors) when the
-// stream was not read to the end. It never outlasts the caller's context:
-// with a live context the kill is bounded by it and by CloseTimeout (5 s by
-// default); once the context has ended (a cancelled loop, a passed
-// deadline), Close returns at once and the kill goes on in the background
-// for at most CloseTimeout, so a cancelled loop still frees the server's
-// resources when the server answers.
+// stream was not read to the end, under a context of its own bounded by
+// CloseTimeout (5 s by default), never by the caller's deadline; the caller
+// waits for it only while its own context is live, and once that has ended
+// (a cancelled loop, a passed deadline) Close returns at once and the kill
+// goes on in the background. So a stream that ends for any reason frees the
+// server's resources when the server answers.
 //
 // # Errors
 //

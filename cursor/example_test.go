@@ -26,9 +26,9 @@ func items(ctx context.Context) *mongo.Collection {
 	return client.Database("shop").Collection("items")
 }
 
-// Collect reads the whole stream into a slice the caller owns and closes
+// AppendAll reads the whole stream into a slice the caller owns and closes
 // the cursor, error or not.
-func ExampleCursor_Collect() {
+func ExampleCursor_AppendAll() {
 	ctx := context.Background()
 	cur, err := items(ctx).Find(ctx, bson.D{})
 	if err != nil {
@@ -38,7 +38,7 @@ func ExampleCursor_Collect() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	all, err := c.Collect(ctx)
+	all, err := c.AppendAll(ctx, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -44,8 +44,8 @@
 // By default the decoder follows the default registry and no BSON options,
 // as bson.Unmarshal does. A client connected with its own registry or
 // BSONOptions decodes differently, and the driver cannot report those
-// settings: declare them with WithRegistry and WithBSONOptions (or once per
-// client with query.UseClientOptions), and Decode gives what that client's
+// settings: declare them with WithRegistry and WithBSONOptions (or on a
+// collection's handle with odm.WithBSON), and Decode gives what that client's
 // cursor gives. Types the registry does not change stay native; see
 // codecs.go for what goes to the driver.
 //

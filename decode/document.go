@@ -94,7 +94,9 @@ func unsafeString(b []byte) string {
 }
 
 // document decodes an embedded document into a struct, as the driver's
-// struct codec does (into the existing value: callers reset first).
+// struct codec does (into the existing value: callers reset first). It is
+// the decoder's per-field loop, kept in one function for the same reason as
+// value: it runs for every field of every document.
 func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
 	switch t {
 	case bson.TypeEmbeddedDocument:

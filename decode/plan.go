@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/databridge-go/databridge/internal/bsontag"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
@@ -358,7 +359,8 @@ type collected struct {
 
 // collect describes t's fields as the driver does, dominance resolved, in
 // field order; offsets are relative to base within the current inline-pointer
-// hop.
+// hop. It follows the driver's describeStructSlow step by step, which keeps
+// it as long as that function, so that the two can be compared side by side.
 func (c *compiler) collect(t reflect.Type, truncate bool, base uintptr, hops []step) ([]collected, *fieldPlan, error) {
 	var fields []collected
 	var inlineMap *fieldPlan
@@ -367,14 +369,14 @@ func (c *compiler) collect(t reflect.Type, truncate bool, base uintptr, hops []s
 		if sf.PkgPath != "" {
 			continue // unexported, ignored by the driver's default struct codec
 		}
-		tags := parseTags(sf)
-		if tags.skip {
+		tags := bsontag.Parse(sf)
+		if tags.Skip {
 			continue
 		}
-		ftrunc := truncate || tags.truncate
-		if !tags.inline {
+		ftrunc := truncate || tags.Truncate
+		if !tags.Inline {
 			fields = append(fields, collected{
-				fieldPlan: fieldPlan{name: tags.name, offset: base + sf.Offset, hops: hops, plan: c.compile(sf.Type, ftrunc)},
+				fieldPlan: fieldPlan{name: tags.Name, offset: base + sf.Offset, hops: hops, plan: c.compile(sf.Type, ftrunc)},
 				idx:       []int{i},
 			})
 			continue
@@ -392,7 +394,7 @@ func (c *compiler) collect(t reflect.Type, truncate bool, base uintptr, hops []s
 			}
 			// The driver decodes inline map values with the struct's context,
 			// not the field's own flags.
-			inlineMap = &fieldPlan{name: tags.name, offset: base + sf.Offset, plan: c.compile(ft.Elem(), truncate), mapType: ft}
+			inlineMap = &fieldPlan{name: tags.Name, offset: base + sf.Offset, plan: c.compile(ft.Elem(), truncate), mapType: ft}
 			continue
 		case reflect.Pointer:
 			if ft.Elem().Kind() != reflect.Struct {
@@ -440,40 +442,6 @@ func (c *compiler) collect(t reflect.Type, truncate bool, base uintptr, hops []s
 	}
 	sort.SliceStable(out, func(i, j int) bool { return lessIndex(out[i].idx, out[j].idx) })
 	return out, inlineMap, nil
-}
-
-type tags struct {
-	name                   string
-	inline, truncate, skip bool
-}
-
-// parseTags is the driver's default struct tag parser: the bson tag, or the
-// whole tag when it has no key:"value" pairs; the key defaults to the
-// lowercased field name.
-func parseTags(sf reflect.StructField) tags {
-	key := strings.ToLower(sf.Name)
-	tag, ok := sf.Tag.Lookup("bson")
-	if !ok && !strings.Contains(string(sf.Tag), ":") && len(sf.Tag) > 0 {
-		tag = string(sf.Tag)
-	}
-	var st tags
-	if tag == "-" {
-		st.skip = true
-		return st
-	}
-	for i, s := range strings.Split(tag, ",") {
-		if i == 0 && s != "" {
-			key = s
-		}
-		switch s {
-		case "truncate":
-			st.truncate = true
-		case "inline":
-			st.inline = true
-		}
-	}
-	st.name = key
-	return st
 }
 
 // errNoPlan is returned for a nil or non-pointer destination.

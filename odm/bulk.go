@@ -11,8 +11,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/encode"
+	"github.com/databridge-go/databridge/internal/opt"
 	"github.com/databridge-go/databridge/internal/outcome"
+	"github.com/databridge-go/databridge/query"
 )
 
 // InsertMany inserts docs, writing new ObjectIDs into zero _ids.
@@ -35,15 +38,18 @@ import (
 // reply to read them from: callers who must look such documents up after a
 // failure set the ids before the call, at the driver's cost. With hooks,
 // odm assigns the ids first so that hooks see them.
-func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
+func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
 	if len(docs) == 0 {
 		return nil
 	}
 	batch := make([]any, len(docs))
 	plan := encode.For(reflect.TypeFor[T]())
 	_, hooked := any((*T)(nil)).(BeforeInsertHook)
-	fast := plan.HasObjectID() && (cfg.skipHooks || !hooked) && c.encodesNatively()
+	fast := plan.HasObjectID() && (cfg.SkipHooks || !hooked) && c.encodesNatively()
 	var missing []bool // documents whose id the driver assigns
 	var fresh []bool   // documents whose id odm assigned
 	if fast {
@@ -113,24 +119,26 @@ func (c *Collection[T]) clearIDs(doc func(i int) *T, fresh []bool, report *BulkE
 // elems returns the accessor of docs' elements that clearIDs takes.
 func elems[T any](docs []T) func(int) *T { return func(i int) *T { return &docs[i] } }
 
-// insertBatches sends batch in driver calls of cfg.batchSize documents and
+// insertBatches sends batch in driver calls of cfg.InsertBatch documents and
 // records the fate of every document in the returned report (whose Err is
 // nil when all were written). Ids the driver assigned (missing[i]) are
 // written back into docs from each reply.
-func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any, missing []bool, cfg writeConfig) *BulkError {
+func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any, missing []bool, cfg *opt.Config) *BulkError {
 	report := &BulkError{}
-	opts := options.InsertMany().SetOrdered(!cfg.unordered)
-	for lo := 0; lo < len(batch); lo += cfg.batchSize {
-		hi := min(lo+cfg.batchSize, len(batch))
+	opts := options.InsertMany().SetOrdered(!cfg.Unordered)
+	for lo := 0; lo < len(batch); lo += cfg.InsertBatch {
+		hi := min(lo+cfg.InsertBatch, len(batch))
 		if err := ctx.Err(); err != nil { // nothing more is sent
 			report.addErr(err)
 			break
 		}
-		wctx, cancel := c.bounded(ctx)
-		res, err := c.coll.InsertMany(wctx, batch[lo:hi], opts)
-		c.invalidate(wctx, err, c.batchIDs(docs[lo:hi], missing, lo))
-		cancel()
-		written, stop := report.record(lo, hi, err, cfg.unordered)
+		var res *mongo.InsertManyResult
+		err := c.do(ctx, c.batchIDs(docs[lo:hi], missing, lo), func(ctx context.Context) error {
+			var err error
+			res, err = c.coll.InsertMany(ctx, batch[lo:hi], opts)
+			return err
+		})
+		written, stop := report.record(lo, hi, err, cfg.Unordered)
 		if res != nil && missing != nil {
 			// The driver's ids are those of the written documents, in order.
 			for k, id := range res.InsertedIDs {
@@ -185,7 +193,7 @@ func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int
 	n := len(e.Written)
 	for i := lo; i < hi; i++ {
 		if werr, ok := rejected[i]; ok {
-			e.Failed = append(e.Failed, IndexError{Index: i, Err: werr})
+			e.Failed = append(e.Failed, WriteError{Index: i, Err: werr})
 			if !unordered { // the server stopped here
 				break
 			}
@@ -215,7 +223,7 @@ func (e *BulkError) addErr(err error) {
 // finish runs the After hooks of the documents report lists as written and
 // returns the outcome of the whole write: report if not every document was
 // written, or else the first hook error.
-func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg writeConfig, hooks func(i int) []hook) error {
+func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg *opt.Config, hooks func(i int) []hook) error {
 	var first error
 	run := func(i int) {
 		if err := after(ctx, &docs[i], i, cfg, hooks(i)...); err != nil && first == nil {
@@ -223,7 +231,7 @@ func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg writeCo
 		}
 	}
 	switch {
-	case cfg.skipHooks:
+	case cfg.SkipHooks:
 	case report.Err == nil: // every document was written
 		for i := range docs {
 			run(i)
@@ -245,8 +253,11 @@ func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg writeCo
 // BeforeSave (and BeforeInsert for new documents) and Validate run for every
 // document before anything is sent; After hooks run for every document
 // written. If not every document is written, the error is a *BulkError.
-func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
+func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
 	if len(docs) == 0 {
 		return nil
 	}
@@ -298,11 +309,11 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 		c.clearIDs(elems(docs), isNew, nil)
 		return report
 	}
-	wctx, cancel := c.bounded(ctx)
-	_, err := c.coll.BulkWrite(wctx, models, options.BulkWrite().SetOrdered(!cfg.unordered))
-	c.invalidate(wctx, err, c.batchIDs(docs, nil, 0))
-	cancel()
-	report.record(0, len(docs), err, cfg.unordered)
+	err := c.do(ctx, c.batchIDs(docs, nil, 0), func(ctx context.Context) error {
+		_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.Unordered))
+		return err
+	})
+	report.record(0, len(docs), err, cfg.Unordered)
 	if report.Err != nil {
 		c.clearIDs(elems(docs), isNew, report)
 	}
@@ -316,11 +327,11 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...WriteOpt
 
 // batchIDs is what an insert of docs changes: their ids, or anything when
 // the driver assigns some of them (missing, indexed from lo).
-func (c *Collection[T]) batchIDs(docs []T, missing []bool, lo int) changed {
+func (c *Collection[T]) batchIDs(docs []T, missing []bool, lo int) *cachecore.Change {
 	ids := make([]any, len(docs))
 	for i := range docs {
 		if missing != nil && missing[lo+i] {
-			return anything
+			return anything()
 		}
 		ids[i] = c.idOf(&docs[i])
 	}

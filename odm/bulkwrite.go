@@ -8,6 +8,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/internal/opt"
+	"github.com/databridge-go/databridge/query"
 )
 
 // WriteModel is one write of a BulkWrite: InsertModel, ReplaceModel,
@@ -75,120 +78,151 @@ type BulkResult struct {
 // *ModelError, returned before anything is sent. Upsert applies to every
 // replace and update model. The cache is invalidated for what the models
 // may change.
-func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...WriteOption) (BulkResult, error) {
-	cfg := newWriteConfig(opts)
+func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...query.Option) (BulkResult, error) {
+	cfg := config(opts)
 	if len(models) == 0 {
 		return BulkResult{}, nil
 	}
-	docs := make([]*T, len(models))
-	fresh := make([]bool, len(models))
-	wms := make([]mongo.WriteModel, len(models))
-	var ids []any
-	confined := true
-	doc := func(i int) *T { return docs[i] }
-	clear := func() { c.clearIDs(doc, fresh, nil) }
-	reg, bo := c.h.BSON()
+	b := &bulk[T]{c: c, cfg: cfg, docs: make([]*T, len(models)), fresh: make([]bool, len(models)), wms: make([]mongo.WriteModel, len(models))}
 	for i, wm := range models {
-		if wm == nil {
-			clear()
-			return BulkResult{}, &ModelError{Index: i, Err: ErrNilModel}
-		}
-		m := wm.bulkModel()
-		switch m.kind {
-		case kindInsert, kindReplace:
-			doc, ok := m.doc.(*T)
-			if !ok || doc == nil {
-				clear()
-				return BulkResult{}, &ModelError{Index: i, Err: fmt.Errorf("the document is a %T, not a non-nil %v", m.doc, reflect.TypeFor[*T]())}
-			}
-			docs[i] = doc
-			var id any
-			var err error
-			hooks := saveHooks
-			if m.kind == kindInsert {
-				if id, fresh[i], err = c.assignID(doc); err != nil {
-					clear()
-					return BulkResult{}, &ModelError{Index: i, Err: err}
-				}
-				hooks = insertHooks
-			} else {
-				id = c.idOf(doc)
-			}
-			if err := before(ctx, doc, i, cfg, hooks...); err != nil {
-				clear()
-				return BulkResult{}, err
-			}
-			ids = append(ids, id)
-			if m.kind == kindInsert {
-				wms[i] = mongo.NewInsertOneModel().SetDocument(doc)
-			} else {
-				wms[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(cfg.upsert)
-			}
-		default:
-			f, err := checkFilter(m.filter, reg, bo)
-			if err != nil {
-				clear()
-				return BulkResult{}, &ModelError{Index: i, Err: err}
-			}
-			var u any
-			if m.kind == kindUpdateOne || m.kind == kindUpdateMany {
-				if u, err = checkUpdate(m.update, reg, bo); err != nil {
-					clear()
-					return BulkResult{}, &ModelError{Index: i, Err: err}
-				}
-			}
-			confined = false // the filters' ids are not tracked here: collection-wide
-			switch m.kind {
-			case kindUpdateOne:
-				wms[i] = mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(u).SetUpsert(cfg.upsert)
-			case kindUpdateMany:
-				wms[i] = mongo.NewUpdateManyModel().SetFilter(f).SetUpdate(u).SetUpsert(cfg.upsert)
-			case kindDeleteOne:
-				wms[i] = mongo.NewDeleteOneModel().SetFilter(f)
-			case kindDeleteMany:
-				wms[i] = mongo.NewDeleteManyModel().SetFilter(f)
-			}
+		if err := b.add(ctx, i, wm); err != nil {
+			b.clearIDs(nil)
+			return BulkResult{}, err
 		}
 	}
 	report := &BulkError{}
 	if err := ctx.Err(); err != nil { // nothing is sent
 		report.addErr(err)
-		clear()
+		b.clearIDs(nil)
 		return BulkResult{}, report
 	}
-	w := anything
-	if confined {
-		w = byID(ids...)
+	ch := anything()
+	if !b.filtered {
+		ch = byID(b.ids...)
 	}
-	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.BulkWrite(wctx, wms, options.BulkWrite().SetOrdered(!cfg.unordered))
-	c.invalidate(wctx, err, w)
-	cancel()
-	report.record(0, len(models), err, cfg.unordered)
+	var res *mongo.BulkWriteResult
+	err := c.do(ctx, ch, func(ctx context.Context) error {
+		var err error
+		res, err = c.coll.BulkWrite(ctx, b.wms, options.BulkWrite().SetOrdered(!cfg.Unordered))
+		return err
+	})
+	report.record(0, len(models), err, cfg.Unordered)
 	var out BulkResult
 	if res != nil {
 		out = BulkResult{Inserted: res.InsertedCount, Matched: res.MatchedCount, Modified: res.ModifiedCount,
 			Deleted: res.DeletedCount, Upserted: res.UpsertedCount, UpsertedIDs: res.UpsertedIDs}
 	}
 	if report.Err != nil {
-		c.clearIDs(doc, fresh, report)
+		b.clearIDs(report)
 	}
-	if cfg.skipHooks {
-		if report.Err != nil {
-			return out, report
+	first := b.after(ctx, models, report)
+	if report.Err != nil {
+		return out, report
+	}
+	return out, first
+}
+
+// bulk is a BulkWrite being prepared: the driver models, and for inserts
+// and replacements their documents and which ids odm assigned.
+type bulk[T any] struct {
+	c        *Collection[T]
+	cfg      *opt.Config
+	docs     []*T
+	fresh    []bool
+	wms      []mongo.WriteModel
+	ids      []any
+	filtered bool // some model has a filter: the write is not confined to known ids
+}
+
+// add checks model i, runs its Before hooks and builds its driver model.
+func (b *bulk[T]) add(ctx context.Context, i int, wm WriteModel) error {
+	if wm == nil {
+		return &ModelError{Index: i, Err: ErrNilModel}
+	}
+	m := wm.bulkModel()
+	if m.kind == kindInsert || m.kind == kindReplace {
+		return b.addDoc(ctx, i, m)
+	}
+	reg, bo := b.c.codecs.bson()
+	f, err := checkFilter(m.filter, reg, bo)
+	if err != nil {
+		return &ModelError{Index: i, Err: err}
+	}
+	var u any
+	if m.kind == kindUpdateOne || m.kind == kindUpdateMany {
+		if u, err = checkUpdate(m.update, reg, bo); err != nil {
+			return &ModelError{Index: i, Err: err}
 		}
-		return out, nil
+	}
+	b.filtered = true // the filters' ids are not tracked here: collection-wide
+	switch m.kind {
+	case kindUpdateOne:
+		b.wms[i] = mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(u).SetUpsert(b.cfg.Upsert)
+	case kindUpdateMany:
+		b.wms[i] = mongo.NewUpdateManyModel().SetFilter(f).SetUpdate(u).SetUpsert(b.cfg.Upsert)
+	case kindDeleteOne:
+		b.wms[i] = mongo.NewDeleteOneModel().SetFilter(f)
+	case kindDeleteMany:
+		b.wms[i] = mongo.NewDeleteManyModel().SetFilter(f)
+	}
+	return nil
+}
+
+// addDoc adds an insert or a replacement of a *T.
+func (b *bulk[T]) addDoc(ctx context.Context, i int, m bulkModel) error {
+	if err := b.c.documents(); err != nil {
+		return &ModelError{Index: i, Err: err}
+	}
+	doc, ok := m.doc.(*T)
+	if !ok || doc == nil {
+		return &ModelError{Index: i, Err: fmt.Errorf("the document is a %T, not a non-nil %v", m.doc, reflect.TypeFor[*T]())}
+	}
+	b.docs[i] = doc
+	var id any
+	hooks := saveHooks
+	if m.kind == kindInsert {
+		var err error
+		if id, b.fresh[i], err = b.c.assignID(doc); err != nil {
+			return &ModelError{Index: i, Err: err}
+		}
+		hooks = insertHooks
+	} else {
+		id = b.c.idOf(doc)
+	}
+	if err := before(ctx, doc, i, b.cfg, hooks...); err != nil {
+		return err
+	}
+	b.ids = append(b.ids, id)
+	if m.kind == kindInsert {
+		b.wms[i] = mongo.NewInsertOneModel().SetDocument(doc)
+	} else {
+		b.wms[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(b.cfg.Upsert)
+	}
+	return nil
+}
+
+// clearIDs puts back the zero ids odm assigned to documents not stored
+// (all of them when report is nil: nothing was sent).
+func (b *bulk[T]) clearIDs(report *BulkError) {
+	b.c.clearIDs(func(i int) *T { return b.docs[i] }, b.fresh, report)
+}
+
+// after runs the After hooks of the documents written, and returns the
+// first hook error.
+func (b *bulk[T]) after(ctx context.Context, models []WriteModel, report *BulkError) error {
+	if b.cfg.SkipHooks {
+		return nil
 	}
 	var first error
 	run := func(i int) {
-		if docs[i] == nil {
+		if b.docs[i] == nil {
 			return
 		}
 		hooks := afterSave
 		if models[i].bulkModel().kind == kindInsert {
 			hooks = afterInsert
 		}
-		if err := after(ctx, docs[i], i, cfg, hooks...); err != nil && first == nil {
+		if err := after(ctx, b.docs[i], i, b.cfg, hooks...); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -196,10 +230,10 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 		for i := range models {
 			run(i)
 		}
-		return out, first
+		return first
 	}
 	for _, i := range report.Written {
 		run(i)
 	}
-	return out, report
+	return first
 }

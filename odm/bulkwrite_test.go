@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
@@ -54,7 +55,7 @@ func TestMixedBulkWrite(t *testing.T) {
 	assert.Equal(t, []int{0}, be.Written)
 	require.Len(t, be.Failed, 1)
 	assert.Equal(t, 1, be.Failed[0].Index)
-	assert.True(t, odm.IsDuplicateKey(err))
+	assert.True(t, mongo.IsDuplicateKeyError(err))
 	assert.True(t, h.ID.IsZero(), "not sent: its id is back to zero")
 	i, j := e.user("i"), e.user("j")
 	dup2 := d

@@ -12,7 +12,6 @@ import (
 
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
-	"github.com/databridge-go/databridge/query"
 )
 
 // Email is stored with a "mailto:" prefix by the test registry's encoder.
@@ -55,7 +54,6 @@ func TestWritesStoreWhatTheDriverStores(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			opts := options.Client().ApplyURI(testdb.URI()).SetRegistry(reg).SetBSONOptions(bo)
 			cl := testdb.NewClient(t, opts)
-			t.Cleanup(query.UseClientOptions(cl, opts))
 			db := testdb.DBOn(t, cl)
 			ctx := context.Background()
 			stored := func(coll string) []bson.Raw {
@@ -95,7 +93,7 @@ func TestWritesStoreWhatTheDriverStores(t *testing.T) {
 			}
 			for wname, write := range writes {
 				coll := "w" + string(rune('a'+len(wname)%26)) + wname[:3]
-				c, err := odm.New[Member](db.Collection(coll))
+				c, err := odm.New[Member](db.Collection(coll), odm.WithBSON(reg, bo))
 				require.NoError(t, err)
 				require.NoError(t, write(c), wname)
 				got := stored(coll)

@@ -1,10 +1,18 @@
-// Package odm is databridge's small object-document mapper: typed writes
-// with hooks and validation, each invalidating the query cache of its
-// collection.
+// Package odm gives each MongoDB collection one typed handle,
+// [Collection], from which every read, write and aggregation of its
+// documents comes: reads decoded by the compiled decoder (optionally from
+// the result cache), writes with hooks and validation, each invalidating
+// the caches of the process.
 //
 // # Recommended use
 //
-//	users, err := odm.New[User](db.Collection("users"))
+// Make one handle per collection at start-up and share it:
+//
+//	users, err := odm.New[User](db.Collection("users"), odm.WithCache(c))
+//
+//	for u, err := range users.Iter(ctx, query.Gte("age", 18)) { … }
+//	adults, err := users.FindMany(ctx, query.Gte("age", 18), query.Cached(time.Minute))
+//	totals, err := odm.Aggregate[TeamTotal](ctx, users, pipeline) // any result type
 //
 //	u := User{Name: "Ada", Email: "ada@example.com"}
 //	err = users.Save(ctx, &u)                 // inserts; u.ID now holds a new ObjectID
@@ -15,8 +23,10 @@
 //	res, err := users.UpdateMany(ctx, query.Lt("age", 18), bson.D{{Key: "$set", Value: bson.D{{Key: "minor", Value: true}}}})
 //	del, err := users.DeleteMany(ctx, query.Eq("status", "gone")) // del.Deleted documents
 //
-// A Collection also reads (Iter, FindMany, FindOne, Count), as a
-// query.Handle does.
+// The per-call options of reads and writes are query.Options: this
+// package's configure writes ([Upsert], [WithoutHooks], …), query's shape
+// and cache reads (query.Sort, query.Cached, …) and the writes that pick a
+// document (query.Sort for a find-and-modify).
 //
 // # Identity: which documents are new
 //
@@ -79,7 +89,8 @@
 //
 // # Errors
 //
-// Duplicate keys: IsDuplicateKey(err), for single and bulk writes.
+// Duplicate keys: mongo.IsDuplicateKeyError(err), for single and bulk
+// writes (every error here unwraps to the driver's).
 // When InsertMany or BulkSave does not write every document, the error is a
 // *BulkError listing, by index, the documents written, rejected by the
 // server (with Unordered the write goes on past them, otherwise it stops at
@@ -92,11 +103,14 @@
 //
 // # Cache invalidation
 //
-// Every write invalidates the cached queries of its collection (the cache
-// given with WithCache, or query.UseCache's) after the server answers,
-// including writes that fail or fail partway: see package cache for the
-// guarantee this gives. odm does this itself, so a client without
-// cache.Observer stays correct for odm's writes; with the observer, both
-// invalidate (harmless). Inside a transaction, only the observer can
+// A cache is attached to a collection value once ([WithCache]); every
+// handle on that *mongo.Collection reads through it. Every write goes
+// through one path that bounds its deadline, classifies its outcome and
+// reports what it may have changed to every cache of the process, whatever
+// handle it came from, after the server answers, including writes that fail
+// or fail partway: see package cache for the guarantee this gives. odm does
+// this itself, so a client without cache.Observer stays correct for odm's
+// writes; with the observer, the observer leaves odm's writes to odm, and
+// each write is counted once. Inside a transaction, only the observer can
 // invalidate at commit time: install it when you use transactions.
 package odm

@@ -3,18 +3,7 @@ package odm
 import (
 	"fmt"
 	"strings"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"github.com/databridge-go/databridge/query"
 )
-
-// ErrNotFound is returned when no document matches: by FindOne, by
-// Replace and Delete when no document has the document's _id, and by the
-// find-and-modify writes when nothing matched. It is query.ErrNotFound
-// itself (one sentinel, whichever package returns it), and also matches
-// mongo.ErrNoDocuments with errors.Is.
-var ErrNotFound = query.ErrNotFound
 
 // ValidationError reports a document that failed Validate; nothing was
 // written. Index is the document's position in a bulk call (0 otherwise).
@@ -60,18 +49,26 @@ func (e *HookError) Unwrap() error { return e.Err }
 // see InsertMany for the fast path, where the driver assigns ids.
 type BulkError struct {
 	Written []int        // acknowledged as written, in input order
-	Failed  []IndexError // rejected by the server, in input order
+	Failed  []WriteError // rejected by the server, in input order
 	Unknown []int        // sent, but no reply: may or may not be stored
 	Err     error        // the driver's error (errors joined, if batches failed differently)
 
 	clean int // documents 0..clean-1 were written before the first failure; Written lists them once there is one
 }
 
-// IndexError is one rejected document of a bulk write.
-type IndexError struct {
-	Index int
+// WriteError is one document of a bulk write that the server rejected
+// (Err is the driver's mongo.WriteError: a duplicate key, a validation
+// failure, …).
+type WriteError struct {
+	Index int // the document's (or model's) position in the bulk write
 	Err   error
 }
+
+// Error implements error.
+func (e WriteError) Error() string { return fmt.Sprintf("odm: document %d: %v", e.Index, e.Err) }
+
+// Unwrap returns the server's error.
+func (e WriteError) Unwrap() error { return e.Err }
 
 // Error implements error: the counts, the first rejections and, when some
 // documents' fate is unknown, the error that cut the write short.
@@ -92,10 +89,6 @@ func (e *BulkError) Error() string {
 }
 
 // Unwrap returns the driver's error, so mongo.IsDuplicateKeyError,
-// mongo.IsNetworkError, IsDuplicateKey and errors.Is(err,
+// mongo.IsNetworkError and errors.Is(err,
 // context.DeadlineExceeded) work on it.
 func (e *BulkError) Unwrap() error { return e.Err }
-
-// IsDuplicateKey reports whether err (from any write here, bulk or single)
-// is a duplicate key error.
-func IsDuplicateKey(err error) bool { return mongo.IsDuplicateKeyError(err) }

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
@@ -109,4 +111,89 @@ func ExampleCollection_BulkWrite() {
 		log.Fatal(err)
 	}
 	fmt.Println(res.Inserted, res.Modified, res.Deleted)
+}
+
+// FindMany collects into a slice the caller owns; with query.Cached,
+// repeats are served from the collection's cache until a write invalidates
+// them.
+func ExampleCollection_FindMany() {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	c, err := cache.New(cache.Config{MaxCost: 64 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	accounts, err := odm.New[Account](client.Database("app").Collection("accounts"), odm.WithCache(c))
+	if err != nil {
+		log.Fatal(err)
+	}
+	pro, err := accounts.FindMany(ctx, query.Eq("plan", "pro"), query.Limit(100), query.Cached(30*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(pro))
+}
+
+// FindOne returns query.ErrNotFound (which also matches
+// mongo.ErrNoDocuments) when nothing matches.
+func ExampleCollection_FindOne() {
+	a, err := accounts().FindOne(context.Background(), query.Eq("email", "ada@example.com"))
+	if errors.Is(err, query.ErrNotFound) {
+		fmt.Println("no such account")
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(a.Plan)
+}
+
+// Aggregate decodes a pipeline's results into a type of their own, here a
+// $group's output; with query.Cached it is served from the cache until a
+// write to any collection the pipeline reads.
+func ExampleAggregate() {
+	type planSize struct {
+		Plan string `bson:"_id"`
+		N    int    `bson:"n"`
+	}
+	sizes, err := odm.Aggregate[planSize](context.Background(), accounts(), mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$plan"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "n", Value: -1}}}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range sizes {
+		fmt.Println(s.Plan, s.N)
+	}
+}
+
+// Distinct decodes each distinct value as a field of type V would be.
+func ExampleDistinct() {
+	plans, err := odm.Distinct[string](context.Background(), accounts(), "plan", bson.D{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(plans)
+}
+
+// A collection whose client (or database, or collection) was made with a
+// registry or BSON options of its own declares them: reads then decode,
+// and writes store, what the driver does with them.
+func ExampleWithBSON() {
+	reg := bson.NewRegistry()
+	bsonOpts := &options.BSONOptions{UseLocalTimeZone: true}
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")).SetRegistry(reg).SetBSONOptions(bsonOpts))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	if _, err := odm.New[Account](client.Database("app").Collection("accounts"), odm.WithBSON(reg, bsonOpts)); err != nil {
+		log.Fatal(err)
+	}
 }

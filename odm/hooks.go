@@ -1,6 +1,10 @@
 package odm
 
-import "context"
+import (
+	"context"
+
+	"github.com/databridge-go/databridge/internal/opt"
+)
 
 // Hooks are small interfaces that model types implement to run code around
 // writes; they are found by type assertion on *T. Each takes the write's
@@ -101,15 +105,15 @@ var (
 )
 
 // before runs the Before hooks given, then validation.
-func before(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...hook) error {
-	if !cfg.skipHooks {
+func before(ctx context.Context, doc any, index int, cfg *opt.Config, hooks ...hook) error {
+	if !cfg.SkipHooks {
 		for _, h := range hooks {
 			if err := h.run(ctx, doc); err != nil {
 				return &HookError{Hook: h.name, Index: index, Err: err}
 			}
 		}
 	}
-	if !cfg.skipValidation {
+	if !cfg.SkipValidation {
 		if v, ok := doc.(Validator); ok {
 			if err := v.Validate(); err != nil {
 				return &ValidationError{Index: index, Err: err}
@@ -120,8 +124,8 @@ func before(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...h
 }
 
 // after runs the After hooks given.
-func after(ctx context.Context, doc any, index int, cfg writeConfig, hooks ...hook) error {
-	if cfg.skipHooks {
+func after(ctx context.Context, doc any, index int, cfg *opt.Config, hooks ...hook) error {
+	if cfg.SkipHooks {
 		return nil
 	}
 	for _, h := range hooks {

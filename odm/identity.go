@@ -28,7 +28,7 @@ func idFieldOf(t reflect.Type) (idField, error) {
 		return v.(idField), nil
 	}
 	if t.Kind() != reflect.Struct {
-		return idField{}, fmt.Errorf("odm: model type %s is not a struct", t)
+		return idField{}, fmt.Errorf("odm: %s is not a struct: writes of whole documents need a struct with an _id field", t)
 	}
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -41,8 +41,13 @@ func idFieldOf(t reflect.Type) (idField, error) {
 			return f, nil
 		}
 	}
-	return idField{}, fmt.Errorf("odm: model type %s has no field tagged bson:\"_id\"", t)
+	return idField{}, fmt.Errorf("odm: %s has no field tagged bson:\"_id\": writes of whole documents need one", t)
 }
+
+// documents reports why the collection cannot write whole documents (T is
+// not a struct with an _id field), or nil: reads, aggregations and the
+// writes by filter need no _id field.
+func (c *Collection[T]) documents() error { return c.idErr }
 
 // ErrNoID is returned by a write that would store a document under an _id
 // nobody chose: a nil pointer or interface, an empty string or an empty

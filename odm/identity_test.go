@@ -42,9 +42,9 @@ func TestSaveIdentityPerIDType(t *testing.T) {
 	db := testdb.DB(t)
 	ctx := context.Background()
 	for _, fast := range []bool{false, true} {
-		var opts []odm.WriteOption
+		var opts []query.Option
 		if fast {
-			opts = []odm.WriteOption{odm.WithoutHooks(), odm.WithoutValidation()}
+			opts = []query.Option{odm.WithoutHooks(), odm.WithoutValidation()}
 		}
 		t.Run("int 0 is an id", func(t *testing.T) {
 			ints, err := odm.New[IntDoc](db.Collection("ints"))

@@ -78,11 +78,6 @@ func (c *Collection[T]) EnsureIndexes(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ErrIndexMismatch is wrapped by an IndexConflictError found by reading
-// the collection's indexes back: the server acknowledged the declaration
-// and kept an index that differs from it.
-var ErrIndexMismatch = errors.New("odm: the index differs from its declaration")
-
 // checkIndexes compares each declared index with the one of its name.
 func (c *Collection[T]) checkIndexes(ctx context.Context, models []mongo.IndexModel) error {
 	specs, err := c.coll.Indexes().ListSpecifications(ctx)
@@ -113,7 +108,7 @@ func (c *Collection[T]) checkIndexes(ctx context.Context, models []mongo.IndexMo
 		}
 		have, ok := byName[name]
 		if !ok {
-			errs = append(errs, &IndexConflictError{Collection: c.coll.Name(), Index: m, Err: fmt.Errorf("%w: no index named %q after creating it", ErrIndexMismatch, name)})
+			errs = append(errs, &IndexConflictError{Collection: c.coll.Name(), Index: m, Err: fmt.Errorf("no index named %q after creating it", name)})
 			continue
 		}
 		var why []string
@@ -131,7 +126,7 @@ func (c *Collection[T]) checkIndexes(ctx context.Context, models []mongo.IndexMo
 		}
 		if len(why) > 0 {
 			errs = append(errs, &IndexConflictError{Collection: c.coll.Name(), Index: m,
-				Err: fmt.Errorf("%w: index %q has %s", ErrIndexMismatch, name, strings.Join(why, "; "))})
+				Err: fmt.Errorf("index %q has %s", name, strings.Join(why, "; "))})
 		}
 	}
 	return errors.Join(errs...)

@@ -47,7 +47,7 @@ func TestEnsureIndexes(t *testing.T) {
 	assert.True(t, names["email_unique"])
 	assert.True(t, names["team_1_email_1"])
 	require.NoError(t, c.Insert(ctx, &Indexed{Email: "a@x"}))
-	assert.True(t, odm.IsDuplicateKey(c.Insert(ctx, &Indexed{Email: "a@x"})), "the unique index is in force")
+	assert.True(t, mongo.IsDuplicateKeyError(c.Insert(ctx, &Indexed{Email: "a@x"})), "the unique index is in force")
 
 	// The same name with other options.
 	other := testdb.DB(t).Collection("conflict")

@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/databridge-go/databridge/query"
+	"github.com/databridge-go/databridge/internal/opt"
 )
 
 // The checks every write makes of its input before anything is sent, so
@@ -56,17 +56,18 @@ func (e *ModelError) Unwrap() error { return e.Err }
 // filter's own construction error) when it says nothing. bson.D{} (non-nil,
 // empty) is the explicit "every document" and passes.
 func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
+	if d, err, ok := opt.FilterD(filter); ok { // a query.Filter
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			return nil, fmt.Errorf("%w: a zero query.Filter", ErrNilFilter)
+		}
+		return d, nil
+	}
 	switch f := filter.(type) {
 	case nil:
 		return nil, fmt.Errorf("%w: the filter is nil", ErrNilFilter)
-	case query.Filter:
-		if err := f.Err(); err != nil {
-			return nil, err
-		}
-		if f.D() == nil {
-			return nil, fmt.Errorf("%w: a zero query.Filter", ErrNilFilter)
-		}
-		return f.D(), nil
 	case bson.D:
 		if f == nil {
 			return nil, fmt.Errorf("%w: a nil bson.D", ErrNilFilter)

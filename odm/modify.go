@@ -13,23 +13,24 @@ import (
 
 	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/encode"
-	"github.com/databridge-go/databridge/internal/optset"
+	"github.com/databridge-go/databridge/internal/opt"
+	"github.com/databridge-go/databridge/query"
 )
 
 // FindOneAndUpdate applies update to the first document matching filter
-// (in the ReadWith sort, if given) and returns it, as it was before the
+// (in the query.Sort order, if given) and returns it, as it was before the
 // update or, with ReturnAfter, after it; with Upsert it inserts one when
 // none matches. ErrNotFound when nothing matched and nothing was inserted.
 // The document is decoded as reads are (the handle's codecs). No hooks run.
-func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...WriteOption) (T, error) {
-	cfg := newWriteConfig(opts)
-	o := options.FindOneAndUpdate().SetUpsert(cfg.upsert)
-	if cfg.returnAfter {
+func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...query.Option) (T, error) {
+	cfg := config(opts)
+	o := options.FindOneAndUpdate().SetUpsert(cfg.Upsert)
+	if cfg.ReturnAfter {
 		o.SetReturnDocument(options.After)
 	}
 	setUpdateOptions(o, cfg)
-	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
-	reg, bo := c.h.BSON()
+	opt.SetShape(o, cfg)
+	reg, bo := c.codecs.bson()
 	u, err := checkUpdate(update, reg, bo)
 	if err != nil {
 		var zero T
@@ -47,17 +48,21 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 // replacement (the stored _id stays; doc's is not filled in). BeforeSave
 // and Validate run on doc first (WithoutHooks, WithoutValidation skip
 // them); AfterSave runs after a replacement.
-func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *T, opts ...WriteOption) (T, error) {
-	cfg := newWriteConfig(opts)
+func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *T, opts ...query.Option) (T, error) {
+	if err := c.documents(); err != nil {
+		var zero T
+		return zero, err
+	}
+	cfg := config(opts)
 	var zero T
 	if err := before(ctx, doc, 0, cfg, saveHooks...); err != nil {
 		return zero, err
 	}
-	o := options.FindOneAndReplace().SetUpsert(cfg.upsert)
-	if cfg.returnAfter {
+	o := options.FindOneAndReplace().SetUpsert(cfg.Upsert)
+	if cfg.ReturnAfter {
 		o.SetReturnDocument(options.After)
 	}
-	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
+	opt.SetShape(o, cfg)
 	// A zero ObjectID _id in doc means "the matched document's": it is
 	// left out of the replacement (an _id that differs is refused by the
 	// server as a change of an immutable field).
@@ -79,42 +84,38 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 }
 
 // FindOneAndDelete deletes the first document matching filter (in the
-// ReadWith sort, if given) and returns it, or ErrNotFound. No hooks run.
-func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...WriteOption) (T, error) {
-	cfg := newWriteConfig(opts)
+// query.Sort order, if given) and returns it, or ErrNotFound. No hooks run.
+func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+	cfg := config(opts)
 	o := options.FindOneAndDelete()
-	optset.SetShape(o, cfg.shape.Sort, cfg.shape.Projection, cfg.shape.Hint, cfg.shape.Collation)
+	opt.SetShape(o, cfg)
 	return c.findAndModify(ctx, filter, "delete", func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndDelete(wctx, f, o)
 	})
 }
 
-// findAndModify runs one find-and-modify command: its filter checked, its
-// deadline bounded, the cache invalidated for what it may have changed, its
-// document decoded with the handle's codecs.
+// findAndModify runs one find-and-modify command: its filter checked, the
+// write through the one write path, its document decoded with the
+// collection's codecs.
 func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what string, run func(context.Context, any) *mongo.SingleResult) (T, error) {
 	var v T
 	f, err := c.filter(filter)
 	if err != nil {
 		return v, err
 	}
-	wctx, cancel := c.bounded(ctx)
-	res := run(wctx, f)
-	raw, err := res.Raw()
-	werr := err
+	var raw bson.Raw
+	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+		var err error
+		raw, err = run(ctx, f).Raw()
+		return err
+	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		werr = nil // the command ran: the server answered
-	}
-	c.invalidate(wctx, werr, byFilter(f))
-	cancel()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.coll.Name(), ErrNotFound)
+		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.name, query.ErrNotFound)
 	}
 	if err != nil {
-		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.coll.Name(), err)
+		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.name, err)
 	}
-	reg, bo := c.h.BSON()
-	if err := decode.Unmarshal(raw, &v, decode.WithRegistry(reg), decode.WithBSONOptions(bo)); err != nil {
+	if err := decode.Unmarshal(raw, &v, c.codecs.decodeOptions()...); err != nil {
 		return v, err
 	}
 	return v, nil

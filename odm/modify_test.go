@@ -39,19 +39,19 @@ func TestFindAndModify(t *testing.T) {
 	assert.Equal(t, 32, got.Age, "the cache was invalidated")
 
 	// Sort picks which; Projection shapes what comes back.
-	first, err := e.users.FindOneAndUpdate(ctx, bson.D{}, inc, odm.ReadWith(query.Sort(bson.D{{Key: "name", Value: -1}})))
+	first, err := e.users.FindOneAndUpdate(ctx, bson.D{}, inc, query.Sort(bson.D{{Key: "name", Value: -1}}))
 	require.NoError(t, err)
 	assert.Equal(t, "c", first.Name)
 	t.Run("projection", func(t *testing.T) {
 		testdb.NotRunOnFerretDB(t, "findAndModify's fields (projection) is not implemented")
-		doc, err := e.users.FindOneAndUpdate(ctx, query.Eq("name", "c"), inc, odm.ReadWith(query.Projection(bson.D{{Key: "email", Value: 0}})))
+		doc, err := e.users.FindOneAndUpdate(ctx, query.Eq("name", "c"), inc, query.Projection(bson.D{{Key: "email", Value: 0}}))
 		require.NoError(t, err)
 		assert.Empty(t, doc.Email, "projected out")
 	})
 
 	// Nothing matches: ErrNotFound, unless Upsert.
 	_, err = e.users.FindOneAndUpdate(ctx, query.Eq("name", "zed"), inc)
-	require.ErrorIs(t, err, odm.ErrNotFound)
+	require.ErrorIs(t, err, query.ErrNotFound)
 	up, err := e.users.FindOneAndUpdate(ctx, query.Eq("name", "zed"), bson.D{{Key: "$set", Value: bson.D{{Key: "age", Value: 9}}}}, odm.Upsert(), odm.ReturnAfter())
 	require.NoError(t, err)
 	assert.Equal(t, "zed", up.Name)
@@ -73,7 +73,7 @@ func TestFindAndModify(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 9, gone.Age)
 	_, err = e.users.FindOneAndDelete(ctx, query.Eq("name", "zed"))
-	require.ErrorIs(t, err, odm.ErrNotFound)
+	require.ErrorIs(t, err, query.ErrNotFound)
 	n, err := e.users.Count(ctx, bson.D{}, query.Cached(time.Hour))
 	require.NoError(t, err)
 	assert.EqualValues(t, 3, n)

@@ -158,13 +158,13 @@ func TestFastPathSkipsHooksAndValidation(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name      string
-		opts      []odm.WriteOption
+		opts      []query.Option
 		wantCalls []string
 	}{
 		{"defaults", nil, []string{"BeforeSave:x", "BeforeInsert:x", "Validate:x", "AfterInsert:x", "AfterSave:x"}},
-		{"without validation", []odm.WriteOption{odm.WithoutValidation()}, []string{"BeforeSave:x", "BeforeInsert:x", "AfterInsert:x", "AfterSave:x"}},
-		{"without hooks", []odm.WriteOption{odm.WithoutHooks()}, []string{"Validate:x"}},
-		{"fast path", []odm.WriteOption{odm.WithoutValidation(), odm.WithoutHooks()}, nil},
+		{"without validation", []query.Option{odm.WithoutValidation()}, []string{"BeforeSave:x", "BeforeInsert:x", "AfterInsert:x", "AfterSave:x"}},
+		{"without hooks", []query.Option{odm.WithoutHooks()}, []string{"Validate:x"}},
+		{"fast path", []query.Option{odm.WithoutValidation(), odm.WithoutHooks()}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,7 +235,7 @@ func TestHooksAbortWrites(t *testing.T) {
 	e.calls.fail = nil
 	require.NoError(t, e.users.Delete(ctx, &u))
 	assert.Empty(t, e.stored(t))
-	assert.ErrorIs(t, e.users.Delete(ctx, &u), odm.ErrNotFound)
+	assert.ErrorIs(t, e.users.Delete(ctx, &u), query.ErrNotFound)
 }
 
 func TestInsertManyAndBulkSaveRunHooksPerDocument(t *testing.T) {
@@ -273,10 +273,10 @@ func TestPartialFailures(t *testing.T) {
 
 	for _, tt := range []struct {
 		name      string
-		opts      []odm.WriteOption
+		opts      []query.Option
 		wantNames []string
 	}{
-		{"unordered writes the rest", []odm.WriteOption{odm.Unordered()}, []string{"dup", "p0", "p2"}},
+		{"unordered writes the rest", []query.Option{odm.Unordered()}, []string{"dup", "p0", "p2"}},
 		{"ordered stops at the failure", nil, []string{"dup", "p0"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,7 +289,7 @@ func TestPartialFailures(t *testing.T) {
 			require.ErrorAs(t, err, &be)
 			require.Len(t, be.Failed, 1)
 			assert.Equal(t, 1, be.Failed[0].Index)
-			assert.True(t, odm.IsDuplicateKey(err))
+			assert.True(t, mongo.IsDuplicateKeyError(err))
 			assert.Greater(t, e.cache.Stats().Invalidations, before, "a write that failed partway still invalidates")
 			var names []string
 			for _, u := range e.stored(t) {
@@ -316,7 +316,7 @@ func TestPartialFailures(t *testing.T) {
 	dup := e.user("again")
 	dup.ID = existing.ID
 	err := e.users.Insert(ctx, &dup)
-	assert.True(t, odm.IsDuplicateKey(err))
+	assert.True(t, mongo.IsDuplicateKeyError(err))
 }
 
 // TestEveryWriteInvalidatesTheCache runs each write between two cached
@@ -330,7 +330,6 @@ func TestEveryWriteInvalidatesTheCache(t *testing.T) {
 	count := func() int {
 		got, err := e.users.FindMany(ctx, nil, cached)
 		require.NoError(t, err)
-		e.cache.Wait()
 		sum := 0
 		for _, u := range got {
 			sum += u.Age
@@ -374,14 +373,36 @@ func TestReplaceMissing(t *testing.T) {
 	u := e.user("ghost")
 	u.ID = bson.NewObjectID()
 	err := e.users.Replace(context.Background(), &u)
-	assert.ErrorIs(t, err, odm.ErrNotFound)
+	assert.ErrorIs(t, err, query.ErrNotFound)
 	assert.ErrorIs(t, err, mongo.ErrNoDocuments)
 }
 
-func TestNewRequiresID(t *testing.T) {
+// TestNewChecksTheType: New refuses a type whose documents cannot be
+// decoded as the driver would (a bson key used twice); a type without an
+// _id field reads, and its writes of whole documents fail, naming why. On
+// d78d092 a duplicated key was accepted by New and failed at the first
+// read.
+func TestNewChecksTheType(t *testing.T) {
+	coll := testdb.DB(t).Collection("x")
+	type Dup struct {
+		ID int `bson:"_id"`
+		A  int `bson:"a"`
+		B  int `bson:"a"`
+	}
+	_, err := odm.New[Dup](coll)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Dup")
+
 	type NoID struct{ Name string }
-	_, err := odm.New[NoID](testdb.DB(t).Collection("x"))
-	assert.Error(t, err)
+	noID, err := odm.New[NoID](coll)
+	require.NoError(t, err, "a read-only type needs no _id")
+	_, err = noID.FindMany(context.Background(), nil)
+	require.NoError(t, err)
+	err = noID.Save(context.Background(), &NoID{Name: "a"})
+	assert.ErrorContains(t, err, `no field tagged bson:"_id"`)
+	_, err = noID.BulkWrite(context.Background(), []odm.WriteModel{odm.InsertModel(&NoID{})})
+	var me *odm.ModelError
+	assert.ErrorAs(t, err, &me)
 }
 
 func TestReadsThroughCollection(t *testing.T) {
@@ -449,7 +470,7 @@ func TestInsertManyIDsAfterRejection(t *testing.T) {
 	existing := e.user("existing")
 	require.NoError(t, e.users.Insert(ctx, &existing))
 
-	for _, opts := range [][]odm.WriteOption{
+	for _, opts := range [][]query.Option{
 		{odm.WithoutHooks(), odm.Unordered()},
 		{odm.WithoutHooks(), odm.Unordered(), odm.InsertBatch(2)},
 	} {
@@ -517,7 +538,7 @@ func TestInsertManyBatches(t *testing.T) {
 	require.Len(t, be.Failed, 1)
 	assert.Equal(t, 3, be.Failed[0].Index)
 	assert.Equal(t, 4, log.Count("insert"))
-	assert.True(t, odm.IsDuplicateKey(err))
+	assert.True(t, mongo.IsDuplicateKeyError(err))
 
 	log.Reset()
 	more := make([]User, 5)
@@ -560,7 +581,7 @@ func TestWriteResultsAreUniform(t *testing.T) {
 
 	u := e.user("gone")
 	err = e.users.Delete(ctx, &u)
-	require.ErrorIs(t, err, odm.ErrNotFound)
+	require.ErrorIs(t, err, query.ErrNotFound)
 	assert.ErrorIs(t, err, query.ErrNotFound)
 	assert.ErrorIs(t, err, mongo.ErrNoDocuments)
 	assert.True(t, strings.HasPrefix(err.Error(), "odm: "), err.Error())
@@ -569,7 +590,7 @@ func TestWriteResultsAreUniform(t *testing.T) {
 	require.NoError(t, e.users.Save(ctx, &u))
 	cur, err := e.users.Cursor(ctx, bson.D{})
 	require.NoError(t, err)
-	got, err := cur.Collect(ctx)
+	got, err := cur.AppendAll(ctx, nil)
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
 }

@@ -7,134 +7,108 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/opt"
 	"github.com/databridge-go/databridge/query"
 )
 
-// WriteOption configures one write.
-type WriteOption interface{ apply(*writeConfig) }
+// WithCache attaches c to the collection: its reads with query.Cached are
+// served from c, and every handle on the same *mongo.Collection value reads
+// through it too (see New). Default: the cache already attached to the
+// collection value, if any; else none, and a Cached read fails with
+// query.ErrNoCache.
+func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
 
-type writeConfig struct {
-	skipValidation, skipHooks, unordered, upsert, returnAfter bool
-	shape                                                     query.Shape
-	batchSize                                                 int
-	arrayFilters                                              []any
-	let                                                       any
+// WithBSON declares the registry and BSON options that the collection's
+// client, database or collection was created with (SetRegistry,
+// SetBSONOptions), which the driver gives no way to read back: reads decode,
+// and writes store, exactly as the driver does with them. Default: the
+// driver's default registry and no options, as bson.Unmarshal reads.
+func WithBSON(reg *bson.Registry, opts *options.BSONOptions) Option {
+	return collOptionFunc(func(cc *collConfig) { cc.reg, cc.bsonOpts = reg, opts })
 }
 
-type writeOptionFunc func(*writeConfig)
+// WriteTimeout bounds each driver call of a write whose context has no
+// deadline (each batch of InsertMany is one call). The driver sends the
+// deadline to the server as maxTimeMS, so even a write whose reply is lost
+// ends by then, which is what lets the cache resume after it. A write with
+// its own context deadline keeps it. d <= 0 sends no limit: after a lost
+// reply such a write's collection then bypasses the cache for the cache's
+// DefaultTTL. Default: 1 minute.
+func WriteTimeout(d time.Duration) Option {
+	return collOptionFunc(func(cc *collConfig) { cc.writeTimeout = d })
+}
 
-func (f writeOptionFunc) apply(c *writeConfig) { f(c) }
+// The options of one write are query.Options, like those of reads: the
+// ones below configure writes; query.Sort, Projection, Hint and Collation
+// also apply to the writes that take a filter (Sort chooses which document
+// a find-and-modify changes). A write ignores options that do not apply
+// to it.
+
+func writeOption(f opt.Func) query.Option { return opt.Make(f).(query.Option) }
 
 // WithoutValidation skips Validate for this write: the fast path for data
 // already known to be valid. Default: validation runs. Skipping it writes
 // whatever the struct holds; use it only for trusted, already-checked data.
-func WithoutValidation() WriteOption {
-	return writeOptionFunc(func(c *writeConfig) { c.skipValidation = true })
+func WithoutValidation() query.Option {
+	return writeOption(func(c *opt.Config) { c.SkipValidation = true })
 }
 
 // WithoutHooks skips every hook for this write. Default: hooks run. With
 // WithoutValidation too, Save is a single driver call.
-func WithoutHooks() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.skipHooks = true }) }
+func WithoutHooks() query.Option { return writeOption(func(c *opt.Config) { c.SkipHooks = true }) }
 
-// Unordered lets InsertMany and BulkSave continue past a rejected document;
-// the returned *BulkError lists every rejected one. Default: ordered (stop at
-// the first failure).
-func Unordered() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.unordered = true }) }
+// Unordered lets InsertMany, BulkSave and BulkWrite continue past a
+// rejected document; the returned *BulkError lists every rejected one.
+// Default: ordered (stop at the first failure).
+func Unordered() query.Option { return writeOption(func(c *opt.Config) { c.Unordered = true }) }
 
-// Upsert makes UpdateOne and UpdateMany insert a document when none
+// Upsert makes UpdateOne, UpdateMany, FindOneAndUpdate, FindOneAndReplace
+// and BulkWrite's update and replace models insert a document when none
 // matches the filter; UpdateResult.UpsertedID is then its _id. Default: no
-// upsert. Other writes ignore it (Save always upserts by _id).
-func Upsert() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.upsert = true }) }
+// upsert. Save always upserts by _id.
+func Upsert() query.Option { return writeOption(func(c *opt.Config) { c.Upsert = true }) }
 
 // ReturnAfter makes FindOneAndUpdate and FindOneAndReplace return the
 // document as it is after the write. Default: as it was before (the
 // driver's default too).
-func ReturnAfter() WriteOption { return writeOptionFunc(func(c *writeConfig) { c.returnAfter = true }) }
-
-// ReadWith passes query options to a write that takes them (package query
-// owns them; the others are ignored here): query.Sort (which document a
-// find-and-modify picks when several match), query.Projection (which of
-// its fields come back), query.Hint and query.Collation (also for
-// UpdateOne, UpdateMany, DeleteOne and DeleteMany).
-func ReadWith(opts ...query.Option) WriteOption {
-	return writeOptionFunc(func(c *writeConfig) { c.shape = query.ShapeOf(opts...) })
-}
+func ReturnAfter() query.Option { return writeOption(func(c *opt.Config) { c.ReturnAfter = true }) }
 
 // ArrayFilters sets the filters that choose which array elements an
 // update's $[identifier] positions change (UpdateOne, UpdateMany,
 // FindOneAndUpdate), e.g. ArrayFilters(bson.D{{Key: "e.qty", Value:
 // bson.D{{Key: "$lt", Value: 0}}}}). Default: none.
-func ArrayFilters(filters ...any) WriteOption {
-	return writeOptionFunc(func(c *writeConfig) { c.arrayFilters = filters })
+func ArrayFilters(filters ...any) query.Option {
+	return writeOption(func(c *opt.Config) { c.ArrayFilters = filters })
 }
 
 // Let defines variables ($$name) that the filter and update of UpdateOne,
 // UpdateMany, DeleteOne, DeleteMany and FindOneAndUpdate may use. Default:
 // none.
-func Let(vars any) WriteOption { return writeOptionFunc(func(c *writeConfig) { c.let = vars }) }
+func Let(vars any) query.Option { return writeOption(func(c *opt.Config) { c.Let = vars }) }
 
-// DefaultInsertBatch is how many documents InsertMany sends per
-// acknowledged driver call unless InsertBatch says otherwise.
-const DefaultInsertBatch = 10_000
-
-// InsertBatch makes InsertMany send at most n documents per driver call
-// (default DefaultInsertBatch). Each call is acknowledged before the next is
-// sent, so when one fails, every document of the earlier calls is known to
-// be written: a smaller n narrows what a lost connection leaves unknown, a
-// larger one saves round trips. n < 1 means the default.
-func InsertBatch(n int) WriteOption {
-	return writeOptionFunc(func(c *writeConfig) { c.batchSize = n })
+// InsertBatch makes InsertMany send at most n documents per driver call.
+// Each call is acknowledged before the next is sent, so when one fails,
+// every document of the earlier calls is known to be written: a smaller n
+// narrows what a lost connection leaves unknown, a larger one saves round
+// trips. n < 1 means the default, 10,000.
+func InsertBatch(n int) query.Option {
+	return writeOption(func(c *opt.Config) { c.InsertBatch = n })
 }
 
-func newWriteConfig(opts []WriteOption) writeConfig {
-	c := writeConfig{batchSize: DefaultInsertBatch}
+// defaultInsertBatch is how many documents InsertMany sends per
+// acknowledged driver call unless InsertBatch says otherwise.
+const defaultInsertBatch = 10_000
+
+// config reads the options of one call.
+func config(opts []query.Option) *opt.Config {
+	c := new(opt.Config)
 	for _, o := range opts {
-		o.apply(&c)
+		if set := opt.Setter(o); set != nil {
+			set(c)
+		}
 	}
-	if c.batchSize < 1 {
-		c.batchSize = DefaultInsertBatch
+	if c.InsertBatch < 1 {
+		c.InsertBatch = defaultInsertBatch
 	}
 	return c
-}
-
-// Option configures a Collection.
-type Option interface{ applyColl(*collConfig) }
-
-type collConfig struct {
-	cache        *cache.Cache
-	writeTimeout time.Duration
-	bson         bool
-	reg          *bson.Registry
-	bsonOpts     *options.BSONOptions
-}
-
-type collOptionFunc func(*collConfig)
-
-func (f collOptionFunc) applyColl(c *collConfig) { f(c) }
-
-// WithCache makes the collection invalidate (and its reads use) c instead of
-// the process default set by query.UseCache.
-func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
-
-// WithBSON declares the registry and BSON options of a database or
-// collection created with its own SetRegistry or SetBSONOptions (see
-// query.Handle.WithBSON); a client's are declared once with
-// query.UseClientOptions. Reads decode, and writes store, as the driver
-// does with them.
-func WithBSON(reg *bson.Registry, opts *options.BSONOptions) Option {
-	return collOptionFunc(func(cc *collConfig) { cc.bson, cc.reg, cc.bsonOpts = true, reg, opts })
-}
-
-// DefaultWriteTimeout is the WriteTimeout default.
-const DefaultWriteTimeout = time.Minute
-
-// WriteTimeout bounds each driver call of a write whose context has no
-// deadline (each batch of InsertMany is one call). The driver sends the
-// deadline to the server as maxTimeMS, so even a write whose reply is lost
-// ends by then, which is what lets the cache resume after it (see
-// cache.Cache.Unsettled). A write with its own context deadline keeps it.
-// d <= 0 sends no limit: after a lost reply such a write's collection is
-// then not cached for the cache's DefaultTTL. Default: DefaultWriteTimeout.
-func WriteTimeout(d time.Duration) Option {
-	return collOptionFunc(func(cc *collConfig) { cc.writeTimeout = d })
 }

@@ -31,7 +31,7 @@ func TestNoLeakedCursorsAfterEarlyBreaks(t *testing.T) {
 	coll := testdb.DBOn(t, cl).Collection("docs")
 	ctx := context.Background()
 	require.NoError(t, benchdata.Seed(ctx, coll, "small", 50))
-	h := query.From[benchdata.Small](coll)
+	h := handle[benchdata.Small](t, coll)
 	log.Reset()
 	const loops = 1000
 	for range loops {

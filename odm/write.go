@@ -11,7 +11,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/encode"
-	"github.com/databridge-go/databridge/internal/optset"
+	"github.com/databridge-go/databridge/internal/opt"
+	"github.com/databridge-go/databridge/query"
 )
 
 // Save inserts doc if its _id is a zero ObjectID (writing a new ObjectID
@@ -20,9 +21,12 @@ import (
 // BeforeInsert (new documents), Validate, the write, AfterInsert (new
 // documents), AfterSave. With WithoutValidation and WithoutHooks, Save is one
 // driver call.
-func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
-	if cfg.skipHooks && cfg.skipValidation && c.idIsZero(doc) && c.encodesNatively() {
+func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
+	if cfg.SkipHooks && cfg.SkipValidation && c.idIsZero(doc) && c.encodesNatively() {
 		if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() {
 			return c.insertEncoded(ctx, doc, plan)
 		}
@@ -31,34 +35,30 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...WriteOption) e
 	if err != nil {
 		return err
 	}
-	if !cfg.skipHooks || !cfg.skipValidation {
-		hooks := saveHooks
-		if isNew {
-			hooks = saveInsertHooks
-		}
-		if err := before(ctx, doc, 0, cfg, hooks...); err != nil {
-			if isNew {
-				c.clearID(doc)
-			}
-			return err
-		}
-	}
-	wctx, cancel := c.bounded(ctx)
+	hooks := saveHooks
 	if isNew {
-		_, err = c.coll.InsertOne(wctx, doc)
-	} else {
-		_, err = c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+		hooks = saveInsertHooks
 	}
-	c.invalidate(wctx, err, byID(id))
-	cancel()
+	if err := before(ctx, doc, 0, cfg, hooks...); err != nil {
+		if isNew {
+			c.clearID(doc)
+		}
+		return err
+	}
+	err = c.do(ctx, byID(id), func(ctx context.Context) error {
+		var err error
+		if isNew {
+			_, err = c.coll.InsertOne(ctx, doc)
+		} else {
+			_, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+		}
+		return err
+	})
 	if err != nil {
 		if isNew && !keepID(err) {
 			c.clearID(doc)
 		}
-		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
-	}
-	if cfg.skipHooks {
-		return nil
+		return fmt.Errorf("odm: save into %s: %w", c.name, err)
 	}
 	if isNew {
 		return after(ctx, doc, 0, cfg, afterInsertSave...)
@@ -75,30 +75,35 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 	if err != nil {
 		return fmt.Errorf("odm: encode: %w", err)
 	}
-	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.InsertOne(wctx, bson.Raw(raw))
-	if res != nil {
-		c.invalidate(wctx, err, byID(res.InsertedID))
-	} else {
-		c.invalidate(wctx, err, anything) // the driver's id is not known
-	}
-	cancel()
+	var res *mongo.InsertOneResult
+	ch := anything() // until the driver's id is known
+	err = c.do(ctx, ch, func(ctx context.Context) error {
+		var err error
+		res, err = c.coll.InsertOne(ctx, bson.Raw(raw))
+		if res != nil {
+			ch.IDs = []any{res.InsertedID}
+		}
+		return err
+	})
 	if res != nil {
 		if oid, ok := res.InsertedID.(bson.ObjectID); ok {
 			c.setID(doc, oid)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("odm: save into %s: %w", c.coll.Name(), err)
+		return fmt.Errorf("odm: save into %s: %w", c.name, err)
 	}
 	return nil
 }
 
 // Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:
 // BeforeInsert, Validate, the insert, AfterInsert.
-func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
-	_, fresh, err := c.assignID(doc)
+func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
+	id, fresh, err := c.assignID(doc)
 	if err != nil {
 		return err
 	}
@@ -108,35 +113,41 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...WriteOption)
 		}
 		return err
 	}
-	wctx, cancel := c.bounded(ctx)
-	_, err = c.coll.InsertOne(wctx, doc)
-	c.invalidate(wctx, err, byID(c.idOf(doc)))
-	cancel()
+	err = c.do(ctx, byID(id), func(ctx context.Context) error {
+		_, err := c.coll.InsertOne(ctx, doc)
+		return err
+	})
 	if err != nil {
 		if fresh && !keepID(err) {
 			c.clearID(doc)
 		}
-		return fmt.Errorf("odm: insert into %s: %w", c.coll.Name(), err)
+		return fmt.Errorf("odm: insert into %s: %w", c.name, err)
 	}
 	return after(ctx, doc, 0, cfg, afterInsert...)
 }
 
 // Replace replaces the stored document with doc's _id, or returns
-// ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
-func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
+// query.ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
+func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
 	if err := before(ctx, doc, 0, cfg, saveHooks...); err != nil {
 		return err
 	}
-	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.ReplaceOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}}, doc)
-	c.invalidate(wctx, err, byID(c.idOf(doc)))
-	cancel()
+	id := c.idOf(doc)
+	var res *mongo.UpdateResult
+	err := c.do(ctx, byID(id), func(ctx context.Context) error {
+		var err error
+		res, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("odm: replace in %s: %w", c.coll.Name(), err)
+		return fmt.Errorf("odm: replace in %s: %w", c.name, err)
 	}
 	if res.MatchedCount == 0 {
-		return fmt.Errorf("odm: replace in %s: no document with _id %v: %w", c.coll.Name(), c.idOf(doc), ErrNotFound)
+		return fmt.Errorf("odm: replace in %s: no document with _id %v: %w", c.name, id, query.ErrNotFound)
 	}
 	return after(ctx, doc, 0, cfg, afterSave...)
 }
@@ -152,121 +163,127 @@ type DeleteResult struct {
 	Deleted int64 // documents deleted
 }
 
-func updateResult(res *mongo.UpdateResult) UpdateResult {
-	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}
-}
-
 // UpdateOne applies update (e.g. bson.D{{"$set", …}}) to the first document
 // matching filter; with Upsert, it inserts one when none matches. No hooks
 // run: there is no document value to run them on.
-func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
-	return c.updateFiltered(ctx, filter, update, false, opts)
+func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.Option) (UpdateResult, error) {
+	return c.update(ctx, filter, update, false, opts)
 }
 
 // UpdateMany applies update to every document matching filter; with
 // Upsert, it inserts one when none matches. No hooks run.
-func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...WriteOption) (UpdateResult, error) {
-	return c.updateFiltered(ctx, filter, update, true, opts)
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...query.Option) (UpdateResult, error) {
+	return c.update(ctx, filter, update, true, opts)
 }
 
-func (c *Collection[T]) updateFiltered(ctx context.Context, filter, update any, many bool, opts []WriteOption) (UpdateResult, error) {
+func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.Option) (UpdateResult, error) {
 	f, u, err := c.filterUpdate(filter, update)
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	cfg := newWriteConfig(opts)
-	wctx, cancel := c.bounded(ctx)
+	cfg := config(opts)
 	var res *mongo.UpdateResult
 	what := "update one"
 	if many {
-		o := options.UpdateMany().SetUpsert(cfg.upsert)
-		setUpdateOptions(o, cfg)
-		res, err = c.coll.UpdateMany(wctx, f, u, o)
 		what = "update many"
-	} else {
-		o := options.UpdateOne().SetUpsert(cfg.upsert)
-		setUpdateOptions(o, cfg)
-		res, err = c.coll.UpdateOne(wctx, f, u, o)
 	}
-	c.invalidate(wctx, err, byFilter(f))
-	cancel()
+	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+		var err error
+		if many {
+			o := options.UpdateMany().SetUpsert(cfg.Upsert)
+			setUpdateOptions(o, cfg)
+			res, err = c.coll.UpdateMany(ctx, f, u, o)
+		} else {
+			o := options.UpdateOne().SetUpsert(cfg.Upsert)
+			setUpdateOptions(o, cfg)
+			res, err = c.coll.UpdateOne(ctx, f, u, o)
+		}
+		return err
+	})
 	if err != nil {
-		return UpdateResult{}, fmt.Errorf("odm: %s in %s: %w", what, c.coll.Name(), err)
+		return UpdateResult{}, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
 	}
-	return updateResult(res), nil
+	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}, nil
 }
 
 // updateBuilder is a driver option builder of an update (UpdateOne,
 // UpdateMany, FindOneAndUpdate).
 type updateBuilder[B any] interface {
-	optset.HintCollation[B]
-	optset.Letter[B]
+	opt.HintCollation[B]
+	opt.Letter[B]
 	SetArrayFilters([]any) B
 }
 
 // setUpdateOptions sets the write options an update takes.
-func setUpdateOptions[B updateBuilder[B]](o B, cfg writeConfig) {
-	if cfg.arrayFilters != nil {
-		o.SetArrayFilters(cfg.arrayFilters)
+func setUpdateOptions[B updateBuilder[B]](o B, cfg *opt.Config) {
+	if cfg.ArrayFilters != nil {
+		o.SetArrayFilters(cfg.ArrayFilters)
 	}
-	optset.SetLet(o, cfg.let)
-	optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
+	opt.SetLet(o, cfg)
+	opt.SetHintCollation(o, cfg)
 }
 
 // Delete deletes the stored document with doc's _id, or returns
-// ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
-func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...WriteOption) error {
-	cfg := newWriteConfig(opts)
-	cfg.skipValidation = true
+// query.ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
+func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.Option) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	cfg := config(opts)
+	cfg.SkipValidation = true
 	if err := before(ctx, doc, 0, cfg, deleteHooks...); err != nil {
 		return err
 	}
-	wctx, cancel := c.bounded(ctx)
-	res, err := c.coll.DeleteOne(wctx, bson.D{{Key: "_id", Value: c.idOf(doc)}})
-	c.invalidate(wctx, err, byID(c.idOf(doc)))
-	cancel()
+	id := c.idOf(doc)
+	var res *mongo.DeleteResult
+	err := c.do(ctx, byID(id), func(ctx context.Context) error {
+		var err error
+		res, err = c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
+		return fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}
 	if res.DeletedCount == 0 {
-		return fmt.Errorf("odm: delete in %s: no document with _id %v: %w", c.coll.Name(), c.idOf(doc), ErrNotFound)
+		return fmt.Errorf("odm: delete in %s: no document with _id %v: %w", c.name, id, query.ErrNotFound)
 	}
 	return after(ctx, doc, 0, cfg, afterDeleteHooks...)
 }
 
 // DeleteOne deletes the first document matching filter. No hooks run.
-func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...WriteOption) (DeleteResult, error) {
-	return c.deleteFiltered(ctx, filter, false, opts)
+func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.Option) (DeleteResult, error) {
+	return c.delete(ctx, filter, false, opts)
 }
 
 // DeleteMany deletes every document matching filter. No hooks run.
-func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...WriteOption) (DeleteResult, error) {
-	return c.deleteFiltered(ctx, filter, true, opts)
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...query.Option) (DeleteResult, error) {
+	return c.delete(ctx, filter, true, opts)
 }
 
-func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many bool, opts []WriteOption) (DeleteResult, error) {
+func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.Option) (DeleteResult, error) {
 	f, err := c.filter(filter)
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	cfg := newWriteConfig(opts)
-	wctx, cancel := c.bounded(ctx)
+	cfg := config(opts)
 	var res *mongo.DeleteResult
-	if many {
-		o := options.DeleteMany()
-		optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
-		optset.SetLet(o, cfg.let)
-		res, err = c.coll.DeleteMany(wctx, f, o)
-	} else {
-		o := options.DeleteOne()
-		optset.SetHintCollation(o, cfg.shape.Hint, cfg.shape.Collation)
-		optset.SetLet(o, cfg.let)
-		res, err = c.coll.DeleteOne(wctx, f, o)
-	}
-	c.invalidate(wctx, err, byFilter(f))
-	cancel()
+	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+		var err error
+		if many {
+			o := options.DeleteMany()
+			opt.SetHintCollation(o, cfg)
+			opt.SetLet(o, cfg)
+			res, err = c.coll.DeleteMany(ctx, f, o)
+		} else {
+			o := options.DeleteOne()
+			opt.SetHintCollation(o, cfg)
+			opt.SetLet(o, cfg)
+			res, err = c.coll.DeleteOne(ctx, f, o)
+		}
+		return err
+	})
 	if err != nil {
-		return DeleteResult{}, fmt.Errorf("odm: delete in %s: %w", c.coll.Name(), err)
+		return DeleteResult{}, fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}
 	return DeleteResult{Deleted: res.DeletedCount}, nil
 }
@@ -274,7 +291,7 @@ func (c *Collection[T]) deleteFiltered(ctx context.Context, filter any, many boo
 // filter checks a write's filter (see checkFilter) with the collection's
 // codecs.
 func (c *Collection[T]) filter(filter any) (any, error) {
-	reg, opts := c.h.BSON()
+	reg, opts := c.codecs.bson()
 	return checkFilter(filter, reg, opts)
 }
 
@@ -283,9 +300,17 @@ func (c *Collection[T]) filterUpdate(filter, update any) (f, u any, err error) {
 	if f, err = c.filter(filter); err != nil {
 		return nil, nil, err
 	}
-	reg, opts := c.h.BSON()
+	reg, opts := c.codecs.bson()
 	if u, err = checkUpdate(update, reg, opts); err != nil {
 		return nil, nil, err
 	}
 	return f, u, nil
+}
+
+// encodesNatively reports whether the compiled encoder stores what the
+// driver would with the collection's registry and BSON options; where not,
+// the values go to the driver, which encodes them with its own settings.
+func (c *Collection[T]) encodesNatively() bool {
+	reg, opts := c.codecs.bson()
+	return encode.Native(reflect.TypeFor[T](), reg, opts)
 }

@@ -15,8 +15,10 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/cursor"
+	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/benchdata"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -73,7 +75,7 @@ func BenchmarkFindMany(b *testing.B) {
 func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 	ctx := context.Background()
 	const want = 100
-	h := query.From[T](coll)
+	h := handle[T](b, coll)
 	b.Run("lib=databridge", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
 			out, err := h.FindMany(ctx, benchdata.Everything)
@@ -85,7 +87,7 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 	})
 	b.Run("lib=databridge-zerocopy", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
-			out, err := h.FindMany(ctx, benchdata.Everything, query.ZeroCopy())
+			out, err := h.FindMany(ctx, benchdata.Everything, query.CursorOptions(cursor.DecodeOptions(decode.ZeroCopy())))
 			if err != nil {
 				return err
 			}
@@ -98,11 +100,10 @@ func benchFindMany[T any](b *testing.B, coll *mongo.Collection) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		hc := h.WithCache(c)
+		hc := handle[T](b, coll.Database().Collection(coll.Name()), odm.WithCache(c))
 		if _, err := hc.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour)); err != nil {
 			b.Fatal(err)
 		}
-		c.Wait()
 		benchdata.Measure(b, func() error {
 			out, err := hc.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour))
 			if err != nil {
@@ -130,7 +131,7 @@ func BenchmarkStream(b *testing.B) {
 
 func benchStream[T any](b *testing.B, coll *mongo.Collection, want int) {
 	ctx := context.Background()
-	h := query.From[T](coll)
+	h := handle[T](b, coll)
 	b.Run("lib=databridge", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
 			cur, err := h.Cursor(ctx, benchdata.Everything)
@@ -179,7 +180,7 @@ func BenchmarkStreamBatchSize(b *testing.B) {
 			if bs > 0 {
 				opts = append(opts, query.BatchSize(bs))
 			}
-			h := query.From[benchdata.Medium](coll)
+			h := handle[benchdata.Medium](b, coll)
 			benchdata.Measure(b, func() error {
 				cur, err := h.Cursor(ctx, bson.D{}, opts...)
 				if err != nil {
@@ -217,7 +218,7 @@ func BenchmarkPrefetch(b *testing.B) {
 			if !prefetch {
 				opts = append(opts, query.CursorOptions(cursor.WithoutPrefetch()))
 			}
-			h := query.From[benchdata.Medium](coll)
+			h := handle[benchdata.Medium](b, coll)
 			benchdata.Measure(b, func() error {
 				cur, err := h.Cursor(ctx, bson.D{}, opts...)
 				if err != nil {
@@ -251,7 +252,7 @@ func BenchmarkFindManyParallel(b *testing.B) {
 	for _, p := range pools {
 		cl := testdb.NewClient(b, p.opts)
 		coll := cl.Database(benchDB).Collection("small_100")
-		h := query.From[benchdata.Small](coll)
+		h := handle[benchdata.Small](b, coll)
 		for _, g := range []int{1, 8, 64} {
 			b.Run(fmt.Sprintf("goroutines=%d/pool=%s", g, p.name), func(b *testing.B) {
 				ctx := context.Background()
@@ -288,10 +289,10 @@ func BenchmarkAggregate(b *testing.B) {
 		{{Key: "$match", Value: bson.D{}}},
 		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
 	}
-	h := query.From[benchdata.Medium](coll)
+	h := handle[benchdata.Medium](b, coll)
 	b.Run("docs=100/doc=medium/lib=databridge", func(b *testing.B) {
 		benchdata.Measure(b, func() error {
-			out, err := h.AggregateAll(ctx, pipeline)
+			out, err := odm.Aggregate[benchdata.Medium](ctx, h, pipeline)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ import (
 func TestDeadlineNeverEndsShort(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	const docs, runs = 2000, 60
-	h := query.From[User](usersColl(t, docs))
+	h := handle[User](t, usersColl(t, docs))
 	short, errs, whole := 0, 0, 0
 	for run := range runs {
 		d := time.Duration(2+run*2) * time.Millisecond // up to 0.12 s: most end partway, some complete
@@ -89,7 +89,7 @@ func TestDeadlineBoundsCloseOnHungServer(t *testing.T) {
 		proxy.Resume()
 		_ = cl.Disconnect(context.Background())
 	})
-	h := query.From[User](cl.Database(coll.Database().Name()).Collection(coll.Name()))
+	h := handle[User](t, cl.Database(coll.Database().Name()).Collection(coll.Name()))
 	const deadline = time.Second
 	forms := []struct {
 		name string

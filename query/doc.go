@@ -1,12 +1,41 @@
-// Package query is databridge's typed read API: MongoDB documents straight
-// into Go structs, streamed with range-over-func.
+// Package query is databridge's vocabulary for reads and writes: typed,
+// injection-safe filters, the options of every call, and the package-level
+// reads an application binds once.
 //
-// # Recommended use
+// # Filters
 //
-// Bind each model type to its collection once, at start-up, then query by
-// type:
+// Filters are the driver's (bson.D, bson.M, structs) or the typed helpers
+// [Eq], [Ne], [Gt], [Gte], [Lt], [Lte], [In], [Nin], [ContainsAll],
+// [Exists], [Size], [Type], [Regex], [ElemMatch], [And], [Or] and [Not].
+// The helpers are safe with untrusted values: a value is always the operand
+// of an operator that takes it literally, so input such as {"$ne": ""} is
+// matched as a document and never acts as an operator. Field names must
+// come from your code; one that starts with '$' makes the filter fail with
+// [ErrInvalidField]. [And], [Or], [Not] and [ElemMatch] of no filters (an
+// empty list from user input) fail with [ErrNoFilters], never "match
+// everything". Building a bson.M from user input by hand ({"name": input})
+// is not safe when input can be a map: use [Eq].
 //
-//	query.Register[User](db.Collection("users"))
+// # Options
+//
+// [Option] is the one option type of databridge. This package's options
+// shape reads ([Sort], [Limit], [Skip], [Projection], [Hint],
+// [Collation], [BatchSize], [CursorOptions]) and cache them ([Cached]);
+// package odm's configure writes (odm.Upsert, odm.WithoutHooks, …). An
+// operation ignores the options that do not apply to it.
+//
+// # Reads
+//
+// Reads come from a collection's typed handle, an *odm.Collection[T]:
+//
+//	users, err := odm.New[User](db.Collection("users"), odm.WithCache(c))
+//	for u, err := range users.Iter(ctx, query.Gte("age", 18)) { … }
+//
+// An application may bind each model type once, at start-up, to its
+// handle, and then read by type alone, as slog.Info sits over
+// slog.Default:
+//
+//	query.Register[User](users)
 //
 //	for u, err := range query.Iter[User](ctx, query.Gte("age", 18)) {
 //		if err != nil {
@@ -14,19 +43,14 @@
 //		}
 //		fmt.Println(u.Name)
 //	}
-//
 //	adults, err := query.FindMany[User](ctx, query.Gte("age", 18), query.Sort(bson.D{{Key: "name", Value: 1}}), query.Limit(100))
 //	u, err := query.FindOne[User](ctx, query.Eq("email", email)) // ErrNotFound when none
 //	n, err := query.Count[User](ctx, nil)
 //
-// Code that prefers no registration uses a handle, which behaves the same:
-//
-//	users := query.From[User](db.Collection("users"))
-//	for u, err := range users.Iter(ctx, filter) { … }
-//
-// A type that implements CollectionName() string needs no Register call once
-// UseDatabase has named the database. Register and UseDatabase return a
-// function restoring the previous binding, for tests.
+// These four are a subset of the handle's reads, with the same names and
+// behaviour; code that is not the application's main (a library, a test)
+// takes the handle instead. A type bound to nothing fails with
+// [ErrNotRegistered], naming the call that binds it.
 //
 // # Iterators
 //
@@ -34,25 +58,5 @@
 // each value is the caller's to keep, an error is yielded once, last, with a
 // zero value, and the server cursor is closed when the loop ends (on break
 // too). Beware `for u := range query.Iter[User](ctx, f)`: the one-variable
-// form drops the error. FindMany returns the error itself. For a borrowed,
-// allocation-lean loop over a large result use Handle.Cursor and
-// cursor.Cursor.Borrowed.
-//
-// # Filters
-//
-// Filters are the driver's (bson.D, bson.M, structs) or the typed helpers
-// Eq, Ne, Gt, Gte, Lt, Lte, In, Between, And and Or. The helpers are safe
-// with untrusted values: a value is always the operand of an operator that
-// takes it literally, so input such as {"$ne": ""} is matched as a document
-// and never acts as an operator. Field names must come from your code; one
-// that starts with '$' makes the query fail with ErrInvalidField. Building a
-// bson.M from user input by hand ({"name": input}) is not safe when input
-// can be a map: use Eq.
-//
-// # Performance
-//
-// Reads decode the driver's raw batches with package decode (no
-// intermediate bson.D or reflection per document) and fetch the next batch
-// while the current one is consumed. See docs/performance.md for measured
-// figures and tuning (batch sizes, connection pool).
+// form drops the error. FindMany returns the error itself.
 package query

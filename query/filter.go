@@ -18,12 +18,12 @@ var ErrInvalidField = errors.New("query: invalid field name")
 // pattern). Match a stored regular expression with Eq.
 var ErrInvalidValue = errors.New("query: value the server would not match literally")
 
-// ErrNoFilters is the error of And, Or, Nor, Not or ElemMatch called with
+// ErrNoFilters is the error of And, Or, Not or ElemMatch called with
 // no filters, or with a zero Filter among them. Their MongoDB forms need at
 // least one condition, and treating none as "match every document" turns
 // an empty list built from user input into a query of the whole
 // collection, or a DeleteMany of it.
-var ErrNoFilters = errors.New("query: And, Or, Nor, Not or ElemMatch without a filter")
+var ErrNoFilters = errors.New("query: And, Or, Not or ElemMatch without a filter")
 
 // Filter is a query filter built by the typed helpers (Eq, In, Gt, And, …).
 // It is safe with untrusted values: every value is placed under an operator
@@ -53,14 +53,6 @@ func (f Filter) MarshalBSON() ([]byte, error) {
 
 // Err returns the filter's construction error, if any.
 func (f Filter) Err() error { return f.err }
-
-// D returns the filter as a bson.D (nil for an invalid filter).
-func (f Filter) D() bson.D {
-	if f.err != nil {
-		return nil
-	}
-	return f.d
-}
 
 func checkField(field string) error {
 	switch {
@@ -140,14 +132,6 @@ func isRegex(v any) bool {
 	return false
 }
 
-// Between matches documents with lo <= field < hi.
-func Between(field string, lo, hi any) Filter {
-	if err := checkField(field); err != nil {
-		return Filter{err: err}
-	}
-	return Filter{d: bson.D{{Key: field, Value: bson.D{{Key: "$gte", Value: lo}, {Key: "$lt", Value: hi}}}}}
-}
-
 // And matches documents that match every filter. With no filters, or a
 // zero Filter among them, it is invalid (ErrNoFilters), never "match
 // everything".
@@ -205,10 +189,11 @@ func Nin[V any](field string, values ...V) Filter {
 	return op(field, "$nin", array(values))
 }
 
-// All matches documents whose array field holds every one of values, each
-// taken literally (a regular expression among them is ErrInvalidValue).
-func All[V any](field string, values ...V) Filter {
-	if err := refuseRegex("All", field, values); err != nil {
+// ContainsAll matches documents whose array field holds every one of
+// values ($all), each taken literally (a regular expression among them is
+// ErrInvalidValue).
+func ContainsAll[V any](field string, values ...V) Filter {
+	if err := refuseRegex("ContainsAll", field, values); err != nil {
 		return Filter{err: err}
 	}
 	return op(field, "$all", array(values))
@@ -268,9 +253,6 @@ merge:
 }
 
 // Not matches documents that do not match f (as {$nor: [f]}, which
-// MongoDB applies to any filter, unlike the field-level $not).
+// MongoDB applies to any filter, unlike the field-level $not). Not(Or(a,
+// b)) matches documents that match neither.
 func Not(f Filter) Filter { return combine("$nor", []Filter{f}) }
-
-// Nor matches documents that match none of the filters. With no filters it
-// is invalid (ErrNoFilters).
-func Nor(filters ...Filter) Filter { return combine("$nor", filters) }

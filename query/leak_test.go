@@ -71,7 +71,7 @@ func TestStreamsLeaveNoServerCursor(t *testing.T) {
 	}
 	_, err := coll.InsertMany(context.Background(), batch)
 	require.NoError(t, err)
-	loose, strict := query.From[leakDoc](coll), query.From[strictDoc](coll)
+	loose, strict := handle[leakDoc](t, coll), handle[strictDoc](t, coll)
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	ways := []struct {

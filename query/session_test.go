@@ -25,7 +25,7 @@ func TestSessionStreamNeverRunsGetMoreConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	defer sess.EndSession(ctx)
 	sctx := mongo.NewSessionContext(ctx, sess)
-	h := query.From[User](coll)
+	h := handle[User](t, coll)
 	n := 0
 	for u, err := range h.Iter(sctx, nil, query.BatchSize(20)) {
 		require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -36,17 +37,18 @@ func AdultsWithDriver(ctx context.Context, users *mongo.Collection, minAge int) 
 	return out, nil
 }
 
-// AdultsWithDatabridge is the same read with databridge: same collection,
-// same filter semantics, same result type.
-func AdultsWithDatabridge(ctx context.Context, users *mongo.Collection, minAge int) ([]User, error) {
-	return query.From[User](users).FindMany(ctx,
+// AdultsWithDatabridge is the same read with databridge: the collection's
+// typed handle (odm.New, once at start-up), the same filter semantics, the
+// same result type.
+func AdultsWithDatabridge(ctx context.Context, users *odm.Collection[User], minAge int) ([]User, error) {
+	return users.FindMany(ctx,
 		query.Gte("age", minAge),
 		query.Sort(bson.D{{Key: "name", Value: 1}}), query.Limit(100))
 }
 
 // EachAdult streams instead of collecting: the loop form of the same read.
-func EachAdult(ctx context.Context, users *mongo.Collection, minAge int, fn func(User)) error {
-	for u, err := range query.From[User](users).Iter(ctx, query.Gte("age", minAge)) {
+func EachAdult(ctx context.Context, users *odm.Collection[User], minAge int, fn func(User)) error {
+	for u, err := range users.Iter(ctx, query.Gte("age", minAge)) {
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/databridge-go/databridge/examples/migrate"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 )
 
 func TestBothVersionsAgree(t *testing.T) {
@@ -22,12 +23,14 @@ func TestBothVersionsAgree(t *testing.T) {
 	}
 	want, err := migrate.AdultsWithDriver(ctx, coll, 18)
 	require.NoError(t, err)
-	got, err := migrate.AdultsWithDatabridge(ctx, coll, 18)
+	users, err := odm.New[migrate.User](coll)
+	require.NoError(t, err)
+	got, err := migrate.AdultsWithDatabridge(ctx, users, 18)
 	require.NoError(t, err)
 	require.Len(t, want, 12)
 	assert.Equal(t, want, got)
 
 	n := 0
-	require.NoError(t, migrate.EachAdult(ctx, coll, 18, func(migrate.User) { n++ }))
+	require.NoError(t, migrate.EachAdult(ctx, users, 18, func(migrate.User) { n++ }))
 	assert.Equal(t, 12, n)
 }

@@ -44,20 +44,18 @@ func main() {
 }
 
 func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
-	// Once, at start-up: bind the model to its collection, enable the cache.
-	coll := db.Collection("users")
-	restore := query.Register[User](coll)
-	defer restore()
+	// Once, at start-up: a cache, the collection's typed handle with it,
+	// and the type registered for query.Iter[User] and friends.
 	c, err := cache.New(cache.Config{MaxCost: 64 << 20})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	defer query.UseCache(c)()
-	users, err := odm.New[User](coll)
+	users, err := odm.New[User](db.Collection("users"), odm.WithCache(c))
 	if err != nil {
 		return err
 	}
+	defer query.Register[User](users)()
 	// Start from an empty collection, so that every run prints the same.
 	if _, err := users.DeleteMany(ctx, bson.D{}); err != nil {
 		return err

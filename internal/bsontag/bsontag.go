@@ -1,6 +1,7 @@
 // Package bsontag parses `bson` struct tags exactly as the driver's default
-// struct tag parser does, for the encoder and the ODM. (Package decode keeps
-// its own copy: it imports nothing of this module, by design.)
+// struct tag parser does: the one parser of the decoder, the encoder and
+// the ODM, so that they cannot drift. It imports nothing of this module, so
+// decode, which sits below everything else, may use it.
 package bsontag
 
 import (

@@ -307,6 +307,9 @@ func elem(dst []byte, t bson.Type, key string) []byte {
 	return append(dst, 0)
 }
 
+// appendValue appends one field's element. Like the decoder's value, it is
+// one switch over every native kind, run once per encoded value: one call
+// per value, rather than a call per kind-family.
 func appendValue(dst []byte, key string, op eop, minSize bool, el *node, sub *Plan, fp unsafe.Pointer) ([]byte, error) {
 	switch op {
 	case eBool:

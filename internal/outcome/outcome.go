@@ -45,8 +45,8 @@ func (k Kind) String() string {
 
 // Of classifies err, the error of one driver write call.
 func Of(err error) Kind {
-	if err == nil {
-		return Done
+	if err == nil || errors.Is(err, mongo.ErrNoDocuments) {
+		return Done // ErrNoDocuments: the server answered that nothing matched
 	}
 	var (
 		sse topology.ServerSelectionError

@@ -58,109 +58,116 @@ func (d *Deps) walk(db string, stages bson.RawArray, seen map[string]bool, depth
 		if err != nil || len(elems) != 1 {
 			return errors.New("a stage is not a one-field document")
 		}
-		name, arg := elems[0].Key(), elems[0].Value()
-		switch name {
-		case "$lookup", "$graphLookup":
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return fmt.Errorf("%s is not a document", name)
-			}
-			if from, ok := spec.Lookup("from").StringValueOK(); ok {
-				d.read(db+"."+from, seen)
-			} else if fromDoc, ok := spec.Lookup("from").DocumentOK(); ok {
-				fdb, _ := fromDoc.Lookup("db").StringValueOK()
-				fcoll, _ := fromDoc.Lookup("coll").StringValueOK()
-				if fdb == "" || fcoll == "" {
-					return fmt.Errorf("%s from a document without db and coll", name)
-				}
-				d.read(fdb+"."+fcoll, seen)
-			} else if name == "$graphLookup" {
-				return errors.New("$graphLookup without from")
-			}
-			if sub, ok := spec.Lookup("pipeline").ArrayOK(); ok {
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$unionWith":
-			if coll, ok := arg.StringValueOK(); ok {
-				d.read(db+"."+coll, seen)
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$unionWith is neither a name nor a document")
-			}
-			if coll, ok := spec.Lookup("coll").StringValueOK(); ok {
-				d.read(db+"."+coll, seen)
-			}
-			if sub, ok := spec.Lookup("pipeline").ArrayOK(); ok {
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$facet":
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$facet is not a document")
-			}
-			facets, err := spec.Elements()
-			if err != nil {
-				return err
-			}
-			for _, f := range facets {
-				sub, ok := f.Value().ArrayOK()
-				if !ok {
-					return errors.New("a $facet is not a pipeline")
-				}
-				if err := d.walk(db, sub, seen, depth+1); err != nil {
-					return err
-				}
-			}
-		case "$out":
-			if s, ok := arg.StringValueOK(); ok {
-				d.Target = db + "." + s
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$out is neither a name nor a document")
-			}
-			tdb, ok := spec.Lookup("db").StringValueOK()
-			if !ok {
-				tdb = db
-			}
-			tcoll, ok := spec.Lookup("coll").StringValueOK()
-			if !ok {
-				return errors.New("$out without coll")
-			}
-			d.Target = tdb + "." + tcoll
-		case "$merge":
-			if s, ok := arg.StringValueOK(); ok {
-				d.Target = db + "." + s
-				continue
-			}
-			spec, ok := arg.DocumentOK()
-			if !ok {
-				return errors.New("$merge is neither a name nor a document")
-			}
-			into := spec.Lookup("into")
-			if s, ok := into.StringValueOK(); ok {
-				d.Target = db + "." + s
-			} else if doc, ok := into.DocumentOK(); ok {
-				tdb, ok := doc.Lookup("db").StringValueOK()
-				if !ok {
-					tdb = db
-				}
-				tcoll, ok := doc.Lookup("coll").StringValueOK()
-				if !ok {
-					return errors.New("$merge into a document without coll")
-				}
-				d.Target = tdb + "." + tcoll
-			} else {
-				return errors.New("$merge without into")
-			}
+		if err := d.stage(db, elems[0].Key(), elems[0].Value(), seen, depth); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// stage records what one stage reads or writes.
+func (d *Deps) stage(db, name string, arg bson.RawValue, seen map[string]bool, depth int) error {
+	switch name {
+	case "$lookup", "$graphLookup":
+		return d.lookup(db, name, arg, seen, depth)
+	case "$unionWith":
+		if coll, ok := arg.StringValueOK(); ok {
+			d.read(db+"."+coll, seen)
+			return nil
+		}
+		spec, ok := arg.DocumentOK()
+		if !ok {
+			return errors.New("$unionWith is neither a name nor a document")
+		}
+		if coll, ok := spec.Lookup("coll").StringValueOK(); ok {
+			d.read(db+"."+coll, seen)
+		}
+		return d.sub(db, spec, seen, depth)
+	case "$facet":
+		spec, ok := arg.DocumentOK()
+		if !ok {
+			return errors.New("$facet is not a document")
+		}
+		facets, err := spec.Elements()
+		if err != nil {
+			return err
+		}
+		for _, f := range facets {
+			sub, ok := f.Value().ArrayOK()
+			if !ok {
+				return errors.New("a $facet is not a pipeline")
+			}
+			if err := d.walk(db, sub, seen, depth+1); err != nil {
+				return err
+			}
+		}
+	case "$out":
+		return d.target(db, name, arg, "")
+	case "$merge":
+		return d.target(db, name, arg, "into")
+	}
+	return nil
+}
+
+// lookup records the collection a $lookup or $graphLookup reads, and its
+// sub-pipeline's.
+func (d *Deps) lookup(db, name string, arg bson.RawValue, seen map[string]bool, depth int) error {
+	spec, ok := arg.DocumentOK()
+	if !ok {
+		return fmt.Errorf("%s is not a document", name)
+	}
+	if from, ok := spec.Lookup("from").StringValueOK(); ok {
+		d.read(db+"."+from, seen)
+	} else if fromDoc, ok := spec.Lookup("from").DocumentOK(); ok {
+		fdb, _ := fromDoc.Lookup("db").StringValueOK()
+		fcoll, _ := fromDoc.Lookup("coll").StringValueOK()
+		if fdb == "" || fcoll == "" {
+			return fmt.Errorf("%s from a document without db and coll", name)
+		}
+		d.read(fdb+"."+fcoll, seen)
+	} else if name == "$graphLookup" {
+		return errors.New("$graphLookup without from")
+	}
+	return d.sub(db, spec, seen, depth)
+}
+
+// sub walks the pipeline of a stage's spec, if it has one.
+func (d *Deps) sub(db string, spec bson.Raw, seen map[string]bool, depth int) error {
+	if sub, ok := spec.Lookup("pipeline").ArrayOK(); ok {
+		return d.walk(db, sub, seen, depth+1)
+	}
+	return nil
+}
+
+// target records the collection an $out or $merge writes: a name, or a
+// {db, coll} document (under field, for $merge's into).
+func (d *Deps) target(db, name string, arg bson.RawValue, field string) error {
+	if s, ok := arg.StringValueOK(); ok {
+		d.Target = db + "." + s
+		return nil
+	}
+	spec, ok := arg.DocumentOK()
+	if !ok {
+		return fmt.Errorf("%s is neither a name nor a document", name)
+	}
+	if field != "" {
+		into := spec.Lookup(field)
+		if s, ok := into.StringValueOK(); ok {
+			d.Target = db + "." + s
+			return nil
+		}
+		if spec, ok = into.DocumentOK(); !ok {
+			return fmt.Errorf("%s without %s", name, field)
+		}
+	}
+	tdb, ok := spec.Lookup("db").StringValueOK()
+	if !ok {
+		tdb = db
+	}
+	tcoll, ok := spec.Lookup("coll").StringValueOK()
+	if !ok {
+		return fmt.Errorf("%s without coll", name)
+	}
+	d.Target = tdb + "." + tcoll
 	return nil
 }

@@ -33,6 +33,9 @@ func main() {
 	os.Exit(run(os.Stdin, os.Stdout))
 }
 
+// run reads go test -json events from in and writes each package's result
+// as it ends, then the summary. It is one pass over the event stream,
+// longer than a screen, because the event kinds share its state.
 func run(in io.Reader, out io.Writer) int {
 	pkgs := map[string]*pkg{}
 	outputs := map[string][]string{} // package/test → its output lines

@@ -96,12 +96,16 @@ func ops(e *env, quick bool) []*op {
 		Target{MetricCPU, 2, "#6: ≥2x lower client CPU"}))
 	// find_many(100) small
 	small := e.coll("find_small")
+	smallH, err := odm.New[benchdata.Small](small, odm.WithCache(e.cache))
+	if err != nil {
+		panic(err) // a fixed type: cannot fail
+	}
 	o = append(o, &op{
 		name: "find_many(100)", iterations: scale(30), block: [2]int{10, 10},
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, small, "small", 100) },
 		databridge: func(ctx context.Context, _ int) error {
-			out, err := query.From[benchdata.Small](small).FindMany(ctx, benchdata.Everything)
+			out, err := smallH.FindMany(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
@@ -136,12 +140,16 @@ func ops(e *env, quick bool) []*op {
 	}
 	// find_many(100) medium
 	medium := e.coll("find_medium")
+	mediumH, err := odm.New[benchdata.Medium](medium)
+	if err != nil {
+		panic(err)
+	}
 	o = append(o, &op{
 		name: "find_many(100) medium", iterations: scale(30), block: [2]int{5, 5},
 		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, medium, "medium", 100) },
 		databridge: func(ctx context.Context, _ int) error {
-			out, err := query.From[benchdata.Medium](medium).FindMany(ctx, benchdata.Everything)
+			out, err := mediumH.FindMany(ctx, benchdata.Everything)
 			if err != nil {
 				return err
 			}
@@ -153,13 +161,12 @@ func ops(e *env, quick bool) []*op {
 	})
 	// find_many(100) cached: a hit against the driver's uncached read.
 	{
-		h := query.From[benchdata.Small](small).WithCache(e.cache)
+		h := smallH
 		o = append(o, &op{
 			name: "find_many(100) cached", iterations: scale(10), block: [2]int{200, 5},
 			target: Target{MetricWall, 500, "#5: a hit ≥500x faster than the uncached read"},
 			setup: func(ctx context.Context, e *env) error {
 				_, err := h.FindMany(ctx, benchdata.Everything, query.Cached(time.Hour))
-				e.cache.Wait()
 				return err
 			},
 			databridge: func(ctx context.Context, _ int) error {
@@ -207,12 +214,16 @@ func ops(e *env, quick bool) []*op {
 			n = 2000
 		}
 		stream := e.coll("stream_medium")
+		streamH, err := odm.New[benchdata.Medium](stream)
+		if err != nil {
+			panic(err)
+		}
 		o = append(o, &op{
 			name: fmt.Sprintf("stream(%d) medium", n), iterations: scale(3), block: [2]int{1, 1},
 			target: Target{MetricCPU, 5, "#4: ≥5x lower client CPU than Next+Decode"},
 			setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, stream, "medium", n) },
 			databridge: func(ctx context.Context, _ int) error {
-				cur, err := query.From[benchdata.Medium](stream).Cursor(ctx, benchdata.Everything)
+				cur, err := streamH.Cursor(ctx, benchdata.Everything)
 				if err != nil {
 					return err
 				}

@@ -1,4 +1,4 @@
-package query_test
+package odm_test
 
 import (
 	"context"
@@ -14,16 +14,17 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
-// Email has codecs of its own in the test registry: "mailto:" is added on
+// Mail has codecs of its own in the test registry: "mailto:" is added on
 // encode, and decoding lower-cases.
-type Email string
+type Mail string
 
-func emailRegistry() *bson.Registry {
+func mailRegistry() *bson.Registry {
 	reg := bson.NewRegistry()
-	t := reflect.TypeFor[Email]()
+	t := reflect.TypeFor[Mail]()
 	reg.RegisterTypeEncoder(t, bson.ValueEncoderFunc(func(_ bson.EncodeContext, vw bson.ValueWriter, v reflect.Value) error {
 		return vw.WriteString("mailto:" + v.String())
 	}))
@@ -39,25 +40,24 @@ func emailRegistry() *bson.Registry {
 	return reg
 }
 
-type Person struct {
+type Contact struct {
 	ID    int       `bson:"_id"`
 	Name  string    `bson:"name"`
-	Email Email     `bson:"email"`
+	Email Mail      `bson:"email"`
 	At    time.Time `bson:"at"`
 	Meta  any       `bson:"meta"`
 	Tags  []string  `bson:"tags"`
 }
 
 // TestClientCodecs connects a client with a registry (a type codec and a
-// type-map entry) and BSON options, declares them once with
-// UseClientOptions, and reads through every path: each gives what the
+// type-map entry) and BSON options, declares them with odm.WithBSON, and
+// reads through every path: each gives what the
 // driver's own cursor gives for that client. On 16a31ad databridge decoded
 // with the default registry (the raw email, bson.D documents, UTC times).
 func TestClientCodecs(t *testing.T) {
-	opts := options.Client().ApplyURI(testdb.URI()).SetRegistry(emailRegistry()).
+	opts := options.Client().ApplyURI(testdb.URI()).SetRegistry(mailRegistry()).
 		SetBSONOptions(&options.BSONOptions{UseLocalTimeZone: true, DefaultDocumentM: true})
 	cl := testdb.NewClient(t, opts)
-	t.Cleanup(query.UseClientOptions(cl, opts))
 	coll := testdb.DBOn(t, cl).Collection("people")
 	ctx := context.Background()
 	_, err := coll.Database().Collection("people").InsertMany(ctx, []any{
@@ -69,24 +69,24 @@ func TestClientCodecs(t *testing.T) {
 	// The driver's own reading, for this client.
 	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	require.NoError(t, err)
-	var want []Person
+	var want []Contact
 	require.NoError(t, cur.All(ctx, &want))
 	require.Len(t, want, 2)
-	require.Equal(t, Email("ada@x.org"), want[0].Email, "the registry's decoder")
+	require.Equal(t, Mail("ada@x.org"), want[0].Email, "the registry's decoder")
 	require.IsType(t, bson.M{}, want[0].Meta, "the type map / DefaultDocumentM")
 	require.Equal(t, time.Local, want[0].At.Location())
 
 	c, err := cache.New(cache.Config{})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
-	h := query.From[Person](coll).WithCache(c)
+	h := handle[Contact](t, coll, odm.WithCache(c), odm.WithBSON(opts.Registry, opts.BSONOptions))
 	sort := query.Sort(bson.D{{Key: "_id", Value: 1}})
 
 	got, err := h.FindMany(ctx, nil, sort)
 	require.NoError(t, err)
 	assert.Equal(t, want, got, "FindMany")
 
-	var iterated []Person
+	var iterated []Contact
 	for p, err := range h.Iter(ctx, nil, sort, query.BatchSize(1)) {
 		require.NoError(t, err)
 		iterated = append(iterated, p)
@@ -101,17 +101,12 @@ func TestClientCodecs(t *testing.T) {
 		cached, err := h.FindMany(ctx, nil, sort, query.Cached(time.Minute))
 		require.NoError(t, err)
 		assert.Equal(t, want, cached, "cached FindMany (miss, then hit)")
-		c.Wait()
 	}
 
-	// A handle's own declaration (a collection with its own settings)
-	// takes precedence; the defaults read the stored bytes as they are.
-	plain := query.From[Person](coll).WithBSON(nil, nil)
+	// A handle without the declaration reads the stored bytes as they are.
+	plain := handle[Contact](t, coll)
 	def, err := plain.FindOne(ctx, query.Eq("_id", 1))
 	require.NoError(t, err)
-	assert.Equal(t, Email("ADA@X.ORG"), def.Email)
+	assert.Equal(t, Mail("ADA@X.ORG"), def.Email)
 	assert.IsType(t, bson.D{}, def.Meta)
-	reg, bo := h.BSON()
-	assert.NotNil(t, reg)
-	assert.True(t, bo.UseLocalTimeZone)
 }

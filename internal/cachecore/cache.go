@@ -1,0 +1,232 @@
+// Package cachecore is the implementation of package cache: the entries,
+// their invalidation, the loads and the write observer. Package cache is
+// its public face (Cache, Config, Stats, Observer, Source); query and odm
+// use the rest (Fetch, Key, the invalidations by write) from here, so none
+// of it is public API.
+package cachecore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Config sizes a Cache. The zero Config is valid: every field has a default.
+type Config struct {
+	// MaxCost is the most bytes of cached results (raw BSON) the cache
+	// holds before it evicts. Default: 64 MiB.
+	MaxCost int64
+	// NumCounters is the number of keys whose access frequency ristretto
+	// tracks, about 10x the number of entries you expect. Default:
+	// MaxCost/1 KiB*10, at least 10,000.
+	NumCounters int64
+	// DefaultTTL is how long an entry lives when a query asks for caching
+	// without a TTL of its own. Default: 1 minute.
+	DefaultTTL time.Duration
+	// Source shares invalidations with the other processes that cache the
+	// same collections (package coherence has two). Default: none, and the
+	// cache is coherent within this process only.
+	Source Source
+	// CollectionWideOnly turns point reads off: every write invalidates
+	// every cached read of its collection, as before point reads existed.
+	// For measuring the difference (BenchmarkPointReads); default false.
+	CollectionWideOnly bool
+	// SettleMargin is added to the deadline of a write whose outcome is
+	// unknown (see Unsettled) before the cache trusts that the server has
+	// finished it: it covers the round trip and clock error around the
+	// server's own maxTimeMS. A server that does not enforce maxTimeMS on
+	// writes (FerretDB v1.24) needs a margin as long as its longest write.
+	// Default: DefaultSettleMargin.
+	SettleMargin time.Duration
+}
+
+// DefaultSettleMargin is the Config.SettleMargin default.
+const DefaultSettleMargin = time.Second
+
+// Unwrap returns the core of a *cache.Cache (given as any: this package
+// cannot name it). Package cache sets it in its init.
+var Unwrap func(public any) *Cache
+
+// Source connects a Cache to the other processes that cache the same data:
+// it tells them about this process's writes and reports theirs. New runs
+// it; Close stops it.
+type Source interface {
+	// Publish announces that this process wrote to collection coll of
+	// database db. Invalidate calls it for every write; it must not block.
+	Publish(db, coll string)
+	// Run reports the other processes' writes to sink until ctx is done.
+	// New calls it in a goroutine of its own; Close cancels ctx and waits
+	// for it to return.
+	Run(ctx context.Context, sink Sink)
+}
+
+// Sink is the Cache as its Source sees it.
+type Sink interface {
+	// Invalidate applies a write made by another process to db.coll.
+	Invalidate(db, coll string)
+	// Lost reports that the source may have missed writes (its cursor
+	// died, its log wrapped, the server went away). The cache invalidates
+	// everything and serves every read from the server, storing nothing,
+	// until Synced.
+	Lost(reason error)
+	// Synced reports that the source follows the other processes' writes
+	// again (also the first time: a cache with a Source caches nothing
+	// before its first Synced).
+	Synced()
+}
+
+// Cache is an in-process cache of query results, keyed by the query's
+// canonical encoding and its collection's generation. It is safe for
+// concurrent use. See the package documentation for its guarantees.
+type Cache struct {
+	rc         *ristretto.Cache[string, *entry]
+	defaultTTL time.Duration
+
+	gens  sync.Map      // namespace "db.coll" → *nsState
+	epoch atomic.Uint64 // InvalidateAll calls, added to every generation
+	// settleAll is Unsettled's window for a write that may have changed
+	// every collection (unix nanoseconds; 0 if none).
+	settleAll atomic.Int64
+
+	settleMargin time.Duration
+	noPointReads bool
+	timersMu     sync.Mutex
+	timers       map[string]*time.Timer // the end of each unsettled window
+	closed       bool
+	isShut       atomic.Bool // Close has run (read without timersMu)
+	domain       uint64      // see SetDomain
+
+	mu      sync.Mutex
+	flights map[string]*flight
+
+	hits, misses, invalidations, evictions, loads, unsettled, rejected atomic.Uint64
+
+	source                    Source
+	synced                    atomic.Bool
+	stop                      context.CancelFunc
+	stopped                   chan struct{}
+	remote, resyncs, bypassed atomic.Uint64
+}
+
+// entry is one cached result: the documents as raw BSON in one buffer that
+// is never written again, and the canonical key, compared on every hit so
+// that two queries whose hashes collide can never see each other's results.
+type entry struct {
+	key string
+	res *Result
+}
+
+// Result is a cached query result. Its documents are shared with the cache
+// and never written: decode them into values you own, or (for types whose
+// values share no mutable memory) copy a memoized decoded form.
+type Result struct {
+	// Docs are the result's documents, in order, in one immutable buffer.
+	Docs    []bson.Raw
+	memoKey any
+	memo    any
+}
+
+// Memo returns the value built by the Memo passed to the Fetch that loaded
+// this result, when its key equals key.
+func (r *Result) Memo(key any) (any, bool) {
+	if r.memo == nil || r.memoKey != key {
+		return nil, false
+	}
+	return r.memo, true
+}
+
+// Memo derives a value from a result's documents when it is loaded (for
+// example the documents decoded into a []T), stored with the entry and
+// counted in its cost.
+type Memo struct {
+	Key   any // identifies what Build makes, e.g. a reflect.Type
+	Build func(docs []bson.Raw) (value any, cost int64, err error)
+}
+
+// New returns a Cache sized by cfg.
+func New(cfg Config) (*Cache, error) {
+	if cfg.MaxCost < 0 || cfg.NumCounters < 0 || cfg.DefaultTTL < 0 || cfg.SettleMargin < 0 {
+		return nil, errors.New("cache: negative size, TTL or margin in Config")
+	}
+	if cfg.SettleMargin == 0 {
+		cfg.SettleMargin = DefaultSettleMargin
+	}
+	if cfg.MaxCost == 0 {
+		cfg.MaxCost = 64 << 20
+	}
+	if cfg.NumCounters == 0 {
+		cfg.NumCounters = max(cfg.MaxCost/1024*10, 10_000)
+	}
+	if cfg.DefaultTTL == 0 {
+		cfg.DefaultTTL = time.Minute
+	}
+	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{},
+		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, noPointReads: cfg.CollectionWideOnly}
+	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+		NumCounters: cfg.NumCounters,
+		MaxCost:     cfg.MaxCost,
+		BufferItems: 64,
+		// Costs are the bytes of the results; ristretto's own per-item
+		// overhead would otherwise be added to each.
+		IgnoreInternalCost: true,
+		OnEvict:            func(*ristretto.Item[*entry]) { c.evictions.Add(1) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c.rc = rc
+	live.Store(c, struct{}{})
+	if cfg.Source != nil {
+		c.source = cfg.Source
+		ctx, stop := context.WithCancel(context.Background())
+		c.stop, c.stopped = stop, make(chan struct{})
+		go func() {
+			defer close(c.stopped)
+			cfg.Source.Run(ctx, sink{c})
+		}()
+	}
+	return c, nil
+}
+
+// Close stops the cache's Source (waiting for it to return) and its
+// background goroutines, and drops its entries.
+func (c *Cache) Close() {
+	live.Delete(c)
+	c.timersMu.Lock()
+	c.closed = true
+	c.isShut.Store(true)
+	for _, t := range c.timers {
+		t.Stop()
+	}
+	c.timersMu.Unlock()
+	if c.stop != nil {
+		c.stop()
+		<-c.stopped
+	}
+	c.rc.Close()
+}
+
+// sink applies a Source's reports to the cache.
+type sink struct{ c *Cache }
+
+func (s sink) Invalidate(db, coll string) {
+	s.c.remote.Add(1)
+	s.c.invalidate(db, coll)
+}
+
+func (s sink) Lost(error) {
+	// Stop storing first, so nothing loaded before the flush is kept.
+	s.c.synced.Store(false)
+	s.c.resyncs.Add(1)
+	s.c.InvalidateAll()
+}
+
+func (s sink) Synced() { s.c.synced.Store(true) }
+
+func (c *Cache) isClosed() bool { return c.isShut.Load() }

@@ -1,0 +1,352 @@
+package cachecore
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/databridge-go/databridge/internal/outcome"
+	"github.com/databridge-go/databridge/internal/pipeline"
+)
+
+// live holds every Cache between New and Close: the write observer
+// invalidates them all.
+var live sync.Map // *Cache → struct{}
+
+// Observer is cache.Observer (see there).
+func Observer(next *event.CommandMonitor) *event.CommandMonitor {
+	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}}
+	m := &event.CommandMonitor{
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if !isHandled(ctx) {
+				o.started(e)
+			}
+			if next != nil && next.Started != nil {
+				next.Started(ctx, e)
+			}
+		},
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			o.finished(&e.CommandFinishedEvent, nil)
+			if next != nil && next.Succeeded != nil {
+				next.Succeeded(ctx, e)
+			}
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			o.finished(&e.CommandFinishedEvent, e.Failure)
+			if next != nil && next.Failed != nil {
+				next.Failed(ctx, e)
+			}
+		},
+	}
+	return m
+}
+
+// writeCommands are the commands that may change data, and how each names
+// what it changes.
+var writeCommands = map[string]func(e *event.CommandStartedEvent) []string{
+	"insert":           firstValue,
+	"update":           firstValue,
+	"delete":           firstValue,
+	"findAndModify":    firstValue,
+	"findandmodify":    firstValue,
+	"drop":             firstValue,
+	"create":           firstValue, // a view (or a collection: harmless)
+	"collMod":          firstValue,
+	"aggregate":        aggregateTarget,
+	"renameCollection": renamed,
+	"bulkWrite":        nsInfo,
+	"dropDatabase":     func(e *event.CommandStartedEvent) []string { return []string{e.DatabaseName + "."} },
+	"applyOps":         func(*event.CommandStartedEvent) []string { return everything },
+	"commitTransaction": func(*event.CommandStartedEvent) []string {
+		return nil // handled through the session's transaction
+	},
+	"abortTransaction": func(*event.CommandStartedEvent) []string { return nil },
+}
+
+// everything stands for every namespace (an empty database and
+// collection, which Invalidate takes for everything).
+var everything = []string{"."}
+
+type pendingKey struct {
+	conn string
+	req  int64
+}
+
+type pendingWrite struct {
+	ns       []string
+	ids      []uint32 // with confined: the id buckets the write is limited to (ns has one namespace)
+	confined bool
+	txn      string // "lsid/txnNumber" of a transaction's write or commit
+	command  string
+	deadline time.Time // from maxTimeMS; zero if none
+}
+
+type observer struct {
+	mu      sync.Mutex
+	pending map[pendingKey]pendingWrite
+	txns    map[string]map[string]struct{} // transaction → namespaces written
+}
+
+func (o *observer) started(e *event.CommandStartedEvent) {
+	names, ok := writeCommands[e.CommandName]
+	if !ok {
+		return
+	}
+	w := pendingWrite{ns: names(e), command: e.CommandName}
+	if len(w.ns) == 1 {
+		w.ids, w.confined = confinedIDs(e)
+	}
+	if ms, ok := e.Command.Lookup("maxTimeMS").AsInt64OK(); ok && ms > 0 {
+		w.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	inTxn := false
+	if lsid, err := e.Command.LookupErr("lsid"); err == nil {
+		if txn, err := e.Command.LookupErr("txnNumber"); err == nil {
+			if ac, ok := e.Command.Lookup("autocommit").BooleanOK(); ok && !ac {
+				w.txn = string(lsid.Value) + "/" + string(txn.Value)
+				inTxn = true
+			}
+		}
+	}
+	if inTxn && w.command != "commitTransaction" && w.command != "abortTransaction" {
+		// Recorded now: a write's namespaces count whatever its reply, as
+		// the commit will apply it if it happened.
+		o.mu.Lock()
+		set := o.txns[w.txn]
+		if set == nil {
+			set = map[string]struct{}{}
+			o.txns[w.txn] = set
+		}
+		for _, ns := range w.ns {
+			set[ns] = struct{}{}
+		}
+		o.mu.Unlock()
+		return
+	}
+	if len(w.ns) == 0 && w.txn == "" {
+		return
+	}
+	o.mu.Lock()
+	o.pending[pendingKey{e.ConnectionID, e.RequestID}] = w
+	o.mu.Unlock()
+}
+
+func (o *observer) finished(e *event.CommandFinishedEvent, failure error) {
+	if _, ok := writeCommands[e.CommandName]; !ok {
+		return
+	}
+	k := pendingKey{e.ConnectionID, e.RequestID}
+	o.mu.Lock()
+	w, ok := o.pending[k]
+	delete(o.pending, k)
+	if ok && w.txn != "" {
+		switch w.command {
+		case "commitTransaction":
+			set := o.txns[w.txn]
+			if failure == nil {
+				delete(o.txns, w.txn)
+			}
+			// A failed commit may be retried with the same transaction:
+			// keep its namespaces, and treat this outcome as unknown.
+			for ns := range set {
+				w.ns = append(w.ns, ns)
+			}
+			if failure != nil {
+				// Even an answered commit error can hide a commit (the
+				// UnknownTransactionCommitResult label): unknown.
+				o.mu.Unlock()
+				o.apply(w, true)
+				return
+			}
+		case "abortTransaction":
+			delete(o.txns, w.txn)
+			w.ns = nil
+		}
+	}
+	o.mu.Unlock()
+	if !ok || len(w.ns) == 0 {
+		return
+	}
+	o.apply(w, failure != nil && outcome.Of(failure) != outcome.Done)
+}
+
+// apply invalidates w's namespaces in every live cache: unsettled until
+// its deadline when its outcome is unknown.
+func (o *observer) apply(w pendingWrite, unknown bool) {
+	live.Range(func(k, _ any) bool {
+		c := k.(*Cache)
+		for _, ns := range w.ns {
+			db, coll, _ := strings.Cut(ns, ".")
+			switch {
+			case unknown:
+				c.Unsettled(db, coll, w.deadline)
+			case w.confined:
+				c.invalidateBuckets(db, coll, w.ids)
+				if c.source != nil {
+					c.source.Publish(db, coll)
+				}
+			default:
+				c.Invalidate(db, coll)
+			}
+		}
+		return true
+	})
+}
+
+// firstValue names the collection in the command's first element, in the
+// command's database.
+func firstValue(e *event.CommandStartedEvent) []string {
+	el, err := e.Command.IndexErr(0)
+	if err != nil {
+		return nil
+	}
+	coll, ok := el.Value().StringValueOK()
+	if !ok {
+		return nil
+	}
+	return []string{e.DatabaseName + "." + coll}
+}
+
+// aggregateTarget names the target of a pipeline ending in $out or $merge.
+func aggregateTarget(e *event.CommandStartedEvent) []string {
+	stages, ok := e.Command.Lookup("pipeline").ArrayOK()
+	if !ok {
+		return nil
+	}
+	d, err := pipeline.Of(e.DatabaseName, stages)
+	switch {
+	case err != nil:
+		return everything // a shape not known here: be safe
+	case d.Target == "":
+		return nil
+	}
+	return []string{d.Target}
+}
+
+// renamed names both namespaces of a renameCollection ("db.coll" each).
+func renamed(e *event.CommandStartedEvent) []string {
+	var out []string
+	for _, k := range []string{"renameCollection", "to"} {
+		if s, ok := e.Command.Lookup(k).StringValueOK(); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nsInfo names the namespaces of a client-level bulkWrite.
+func nsInfo(e *event.CommandStartedEvent) []string {
+	arr, ok := e.Command.Lookup("nsInfo").ArrayOK()
+	if !ok {
+		return everything
+	}
+	vals, err := arr.Values()
+	if err != nil {
+		return everything
+	}
+	out := make([]string, 0, len(vals))
+	for _, v := range vals {
+		d, ok := v.DocumentOK()
+		if !ok {
+			return everything
+		}
+		ns, ok := d.Lookup("ns").StringValueOK()
+		if !ok {
+			return everything
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// confinedIDs returns the id buckets an insert, update, delete or
+// findAndModify is limited to: the _ids of the inserted documents, or the
+// ids every statement's filter names (see point.go). ok is false when any
+// part is not limited to known ids.
+func confinedIDs(e *event.CommandStartedEvent) (buckets []uint32, ok bool) {
+	var list, field string
+	switch e.CommandName {
+	case "insert":
+		list = "documents"
+	case "update":
+		list, field = "updates", "q"
+	case "delete":
+		list, field = "deletes", "q"
+	case "findAndModify", "findandmodify":
+		q, err := e.Command.LookupErr("query")
+		if err != nil {
+			return nil, false
+		}
+		d, isDoc := q.DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		return pointBuckets(d, nil)
+	default:
+		return nil, false
+	}
+	arr, isArr := e.Command.Lookup(list).ArrayOK()
+	if !isArr {
+		return nil, false
+	}
+	// Walked in place: an insert of 1,000 documents allocates no slice of
+	// them.
+	body := []byte(arr)
+	if len(body) < 5 {
+		return nil, false
+	}
+	body = body[4 : len(body)-1]
+	n := 0
+	for len(body) > 0 {
+		el, next, ok := bsoncore.ReadElement(body)
+		if !ok {
+			return nil, false
+		}
+		body = next
+		n++
+		d, isDoc := bson.RawValue{Type: bson.Type(el.Value().Type), Value: el.Value().Data}.DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		if field == "" { // an inserted document: its _id
+			id, err := d.LookupErr("_id")
+			if err != nil {
+				return nil, false
+			}
+			b, ok := bucketOf(id)
+			if !ok {
+				return nil, false
+			}
+			buckets = append(buckets, b)
+			continue
+		}
+		q, isDoc := d.Lookup(field).DocumentOK()
+		if !isDoc {
+			return nil, false
+		}
+		if buckets, ok = pointBuckets(q, buckets); !ok {
+			return nil, false
+		}
+	}
+	return buckets, n > 0
+}
+
+type handledKey struct{}
+
+// Handled marks ctx as the context of a write that odm reports to the
+// caches itself (Apply): the observer leaves its commands alone, so that
+// each write is invalidated, and counted, once. A write inside a
+// transaction must not be marked: the observer invalidates it at commit.
+func Handled(ctx context.Context) context.Context {
+	return context.WithValue(ctx, handledKey{}, true)
+}
+
+func isHandled(ctx context.Context) bool {
+	v, _ := ctx.Value(handledKey{}).(bool)
+	return v
+}

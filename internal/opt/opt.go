@@ -1,0 +1,98 @@
+// Package opt holds the settings of one call, read or write, which the
+// public option constructors (query.Sort, odm.Upsert, …) set: one option
+// type for the whole library, query.Option, whose settings only query and
+// odm can read. It also sets the options that many of the driver's option
+// builders share (hint, collation, sort, projection, let): each builder is
+// its own type, with the same setters.
+package opt
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cursor"
+)
+
+// Config is what the options of one call say. Each operation reads the
+// settings that apply to it and ignores the others.
+type Config struct {
+	// Reads, and the shape of what a find-and-modify returns.
+	Sort, Projection, Hint any
+	Collation              *options.Collation
+	Limit, Skip            int64
+	BatchSize              int32
+	Cursor                 []cursor.Option
+	Cached                 bool
+	TTL                    time.Duration
+
+	// Writes.
+	SkipValidation, SkipHooks, Unordered, Upsert, ReturnAfter bool
+	InsertBatch                                               int
+	ArrayFilters                                              []any
+	Let                                                       any
+}
+
+// Func is an option: it sets part of a Config.
+type Func func(*Config)
+
+// The bridge to package query, set by its init: query owns the option
+// type (its method is unexported, so only this module makes options), and
+// odm makes and reads options through these.
+var (
+	// Make wraps f as a query.Option.
+	Make func(f Func) any
+	// Setter returns the Func of a query.Option (nil for the zero Option).
+	Setter func(option any) Func
+	// FilterD returns a query.Filter's document and construction error;
+	// ok is false when f is not a query.Filter.
+	FilterD func(f any) (d bson.D, err error, ok bool)
+	// CheckField is query's check of a field name (ErrInvalidField).
+	CheckField func(field string) error
+)
+
+// HintCollation is a builder with SetHint and SetCollation.
+type HintCollation[B any] interface {
+	SetHint(any) B
+	SetCollation(*options.Collation) B
+}
+
+// Shaper is a builder that also sets a sort and a projection.
+type Shaper[B any] interface {
+	HintCollation[B]
+	SetSort(any) B
+	SetProjection(any) B
+}
+
+// Letter is a builder with SetLet.
+type Letter[B any] interface{ SetLet(any) B }
+
+// SetHintCollation sets c's hint and collation on o, each only when given.
+func SetHintCollation[B HintCollation[B]](o B, c *Config) {
+	if c.Hint != nil {
+		o.SetHint(c.Hint)
+	}
+	if c.Collation != nil {
+		o.SetCollation(c.Collation)
+	}
+}
+
+// SetShape sets c's sort, projection, hint and collation on o, each only
+// when given.
+func SetShape[B Shaper[B]](o B, c *Config) {
+	if c.Sort != nil {
+		o.SetSort(c.Sort)
+	}
+	if c.Projection != nil {
+		o.SetProjection(c.Projection)
+	}
+	SetHintCollation(o, c)
+}
+
+// SetLet sets c's let on o when given.
+func SetLet[B Letter[B]](o B, c *Config) {
+	if c.Let != nil {
+		o.SetLet(c.Let)
+	}
+}

@@ -1,0 +1,54 @@
+package odm
+
+import (
+	"context"
+
+	"github.com/databridge-go/databridge/internal/cachecore"
+	"github.com/databridge-go/databridge/internal/outcome"
+)
+
+// do is the one path of every driver call of a write, so that none can
+// forget a step: the call's deadline is bounded (the caller's, or
+// WriteTimeout's: the driver sends it as maxTimeMS, which is what ends a
+// write whose reply is lost), the observer is told that odm reports this
+// write itself (outside transactions, which the observer invalidates at
+// commit), and, after the call, successful or not, what the write may have
+// changed is reported to every cache of the process: as it is, or, when
+// the outcome is unknown (sent, no reply), as a write that may still be
+// running until its deadline.
+//
+// ch says what the write may change; call may refine it from the reply
+// before it is reported.
+func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(ctx context.Context) error) error {
+	wctx, cancel := c.bounded(ctx)
+	defer cancel()
+	if !inTransaction(ctx) {
+		wctx = cachecore.Handled(wctx)
+	}
+	err := call(wctx)
+	ch.DB, ch.Coll = c.db, c.name
+	if outcome.Of(err) == outcome.Unknown {
+		ch.Unknown = true
+		ch.Deadline, _ = wctx.Deadline()
+	}
+	cachecore.Apply(c.cache, *ch)
+	return err
+}
+
+// bounded returns the context of one driver write call: ctx, or, when ctx
+// has no deadline, ctx bounded by the collection's WriteTimeout.
+func (c *Collection[T]) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok || c.writeTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.writeTimeout)
+}
+
+// byID is a change confined to documents of known _ids.
+func byID(ids ...any) *cachecore.Change { return &cachecore.Change{IDs: ids} }
+
+// byFilter is a change confined to what a filter matches.
+func byFilter(f any) *cachecore.Change { return &cachecore.Change{Filter: f} }
+
+// anything is a change that may touch any document.
+func anything() *cachecore.Change { return &cachecore.Change{} }
