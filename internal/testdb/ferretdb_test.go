@@ -106,6 +106,62 @@ func TestFerretDBGaps(t *testing.T) {
 			assert.EqualValues(t, 1, n)
 		}
 	})
+	// Matching semantics found by internal/match.TestMatchesTheServer.
+	sem := db.Collection("semantics")
+	_, err = sem.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "g", Value: bson.A{1, bson.D{{Key: "x", Value: 1}}}}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "h", Value: bson.A{bson.D{{Key: "y", Value: false}}, bson.D{{Key: "y", Value: -1}}}}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "c", Value: bson.D{{Key: "x", Value: 1}}}},
+	})
+	require.NoError(t, err)
+	ids := func(t *testing.T, filter bson.D) []int {
+		t.Helper()
+		cur, err := sem.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		require.NoError(t, err)
+		var out []struct {
+			ID int `bson:"_id"`
+		}
+		require.NoError(t, cur.All(ctx, &out))
+		got := []int{}
+		for _, d := range out {
+			got = append(got, d.ID)
+		}
+		return got
+	}
+	t.Run("a document equal to an array's element", func(t *testing.T) {
+		got := ids(t, bson.D{{Key: "g", Value: bson.D{{Key: "x", Value: 1}}}})
+		if ferret {
+			assert.Empty(t, got, "FerretDB's equality of a document does not look into arrays")
+		} else {
+			assert.Equal(t, []int{1}, got)
+		}
+	})
+	t.Run("$ne through an array of documents", func(t *testing.T) {
+		got := ids(t, bson.D{{Key: "h.y", Value: bson.D{{Key: "$ne", Value: false}}}})
+		if ferret {
+			assert.Equal(t, []int{1, 2, 3}, got, "FerretDB negates element by element: h.y holds false, yet document 2 matches")
+		} else {
+			assert.Equal(t, []int{1, 3}, got)
+		}
+	})
+	t.Run("$all of a document", func(t *testing.T) {
+		all := bson.D{{Key: "$all", Value: bson.A{bson.D{{Key: "x", Value: 1}}}}}
+		assert.Equal(t, []int{3}, ids(t, bson.D{{Key: "c", Value: bson.D{{Key: "x", Value: 1}}}}), "plain equality matches")
+		got := ids(t, bson.D{{Key: "c", Value: all}})
+		if ferret {
+			assert.Empty(t, got, "FerretDB's $all of a document matches nothing")
+		} else {
+			assert.Equal(t, []int{3}, got)
+		}
+	})
+	t.Run("nested arrays", func(t *testing.T) {
+		_, err := sem.InsertOne(ctx, bson.D{{Key: "_id", Value: 4}, {Key: "n", Value: bson.A{bson.A{1}}}})
+		if ferret {
+			assert.ErrorContains(t, err, "nested arrays are not supported")
+		} else {
+			assert.NoError(t, err)
+		}
+	})
 	t.Run("arrayFilters", func(t *testing.T) {
 		_, err := orders.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "items.$[i].sku", Value: "z"}}}},
