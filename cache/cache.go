@@ -23,9 +23,11 @@ type Config struct {
 	// same collections (package coherence has two). Default: none, and the
 	// cache is coherent within this process only.
 	Source Source
-	// CollectionWideOnly turns point reads off: every write invalidates
-	// every cached read of its collection, as before point reads existed.
-	// For measuring the difference (BenchmarkPointReads); default false.
+	// CollectionWideOnly turns the invalidation rules off: every write
+	// invalidates every cached read of its collection. An operator's
+	// fallback if a rule is ever in doubt, and the baseline of the
+	// precision benchmark (docs/caching.md).
+	// Default false.
 	CollectionWideOnly bool
 	// SettleMargin is added to the deadline of a write whose outcome is
 	// unknown (its reply was lost) before the cache trusts that the server

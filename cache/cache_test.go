@@ -536,7 +536,7 @@ func TestUnsettledWindow(t *testing.T) {
 		fetch(other)
 		require.Equal(t, 2, loads)
 
-		cache.Core(c).Unsettled("db", "c", time.Now().Add(2*time.Second))
+		cache.Core(c).Apply(cachecore.Change{DB: "db", Coll: "c", Unknown: true, Deadline: time.Now().Add(2 * time.Second)})
 		assert.Equal(t, 1, src.count(), "published at once")
 		for range 3 { // within deadline + margin: every read loads, nothing is stored
 			fetch(q)
@@ -556,8 +556,8 @@ func TestUnsettledWindow(t *testing.T) {
 
 		// A second unknown write extends the window; an earlier deadline
 		// does not shorten it.
-		cache.Core(c).Unsettled("db", "c", time.Now().Add(5*time.Second))
-		cache.Core(c).Unsettled("db", "c", time.Now().Add(time.Second))
+		cache.Core(c).Apply(cachecore.Change{DB: "db", Coll: "c", Unknown: true, Deadline: time.Now().Add(5 * time.Second)})
+		cache.Core(c).Apply(cachecore.Change{DB: "db", Coll: "c", Unknown: true, Deadline: time.Now().Add(time.Second)})
 		time.Sleep(3 * time.Second)
 		fetch(q)
 		fetch(q)
@@ -599,7 +599,7 @@ func TestAlsoDependencies(t *testing.T) {
 	c.Invalidate("app", "users")
 	fetch()
 	assert.Equal(t, 4, loads, "and to the source")
-	cache.Core(c).Unsettled("app", "orders", time.Now().Add(time.Hour))
+	cache.Core(c).Apply(cachecore.Change{DB: "app", Coll: "orders", Unknown: true, Deadline: time.Now().Add(time.Hour)})
 	fetch()
 	fetch()
 	assert.Equal(t, 6, loads, "an unsettled dependency keeps it out of the cache")

@@ -44,16 +44,27 @@
 // TestUnsettledWindow and odm's TestUnknownOutcomeWriteLeavesNoStaleEntry
 // (an UpdateMany of 1,500 documents with a 100 ms deadline) test it.
 //
-// How: every collection has a generation counter, and the generation is part
-// of every key. A write bumps it after the server answers. A read takes the
-// generation before it queries the server and stores its result under that
-// generation, so a read that started before a write and finishes after it
-// (the "stale refill" that defeats invalidate-then-delete caches) stores
-// under the old generation, which no later read looks up. Old entries are
-// never read again and age out by TTL or eviction.
+// How: a cached entry records what its result depends on (the _ids of
+// its documents, the paths its filter, sort and output read, its filter
+// compiled by a matcher of MongoDB's semantics) and is registered in its
+// collection's indexes. Every write reports, after the server answers, what
+// it may have changed (its statements and the reply's counts); the
+// invalidation rules mark invalid the entries whose result it can change,
+// and only those (docs/caching.md lists the precise queries and the rules;
+// whatever they cannot decide is invalidated). A hit checks its entry's
+// flag and two counters, so nothing waits on ristretto. A read that started
+// before a write and finishes after it (the "stale refill" that defeats
+// invalidate-then-delete caches) is decided too: the writes applied while
+// it ran are checked against its result before it is stored, and a result
+// one of them may have changed is returned but not stored.
+// Config.CollectionWideOnly turns the rules off: every write then
+// invalidates every cached read of its collection.
 //
-// Named tests back each part: TestConcurrentReadsSeeCompletedWrites (8
-// goroutines, 10,000 mixed operations, zero stale reads), TestNoStaleRefill
+// Named tests back each part: TestNoStaleReads (the stale-read checker:
+// 8 goroutines, every kind of read and write, every quiescent read checked
+// against an in-memory copy), TestInvalidationRules (for every rule, a
+// write it must survive and one that must drop it),
+// TestConcurrentReadsSeeCompletedWrites, TestNoStaleRefill
 // (the slow-read interleaving, forced), TestSingleflight (16 identical
 // concurrent misses send one find, counted with the command monitor),
 // TestChurnStaysWithinMaxCost, TestCallersMayMutateResults and TestTTL.
@@ -61,7 +72,7 @@
 // # Keys
 //
 // A key is the msgpack encoding of the scope, database, collection,
-// generation, filter, sort, projection, collation, skip and limit. The scope
+// filter, sort, projection, collation, hint, skip and limit. The scope
 // is one number per *mongo.Collection value: it keeps apart two deployments
 // with the same names, and collections with different read preferences or
 // read concerns, which the driver gives no way to read back (so the value
@@ -100,8 +111,9 @@
 // # Concurrency
 //
 // A Cache is safe for concurrent use. N concurrent identical misses share one
-// query to the server (singleflight, keyed by the full key, generation
-// included, so a read that starts after a write never joins a load that
-// started before it). A waiter whose own context is done returns at once; a
-// waiter whose leader was cancelled retries with its own context.
+// query to the server (singleflight, keyed by the full key). A miss that
+// joined a load during which a write came that may change its result loads
+// again, so a read that starts after a write never takes the result of a
+// load that started before it. A waiter whose own context is done returns at
+// once; a waiter whose leader was cancelled retries with its own context.
 package cache

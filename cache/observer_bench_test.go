@@ -2,7 +2,9 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
 )
 
@@ -117,14 +120,40 @@ func BenchmarkObserverEvents(b *testing.B) {
 		{"insert_many(1000)", mk("insert", bson.D{{Key: "insert", Value: "users"}, {Key: "ordered", Value: true}, {Key: "lsid", Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "$db", Value: "app"}, {Key: "documents", Value: docs(1000)}})},
 		{"update_by_id", mk("update", bson.D{{Key: "update", Value: "users"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: bson.NewObjectID()}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}}}}, {Key: "lsid", Value: lsid}, {Key: "$db", Value: "app"}})},
 	} {
-		b.Run("op="+tt.name, func(b *testing.B) {
-			done := &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{
-				CommandName: tt.ev.CommandName, DatabaseName: "app", RequestID: 1, ConnectionID: "c"}}
-			b.ReportAllocs()
-			for b.Loop() {
-				m.Started(ctx, tt.ev)
-				m.Succeeded(ctx, done)
-			}
-		})
+		for _, entries := range []int{0, 1000} {
+			b.Run(fmt.Sprintf("op=%s/entries=%d", tt.name, entries), func(b *testing.B) {
+				live := watch(b, c, "app", "users", entries)
+				defer live()
+				done := &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{
+					CommandName: tt.ev.CommandName, DatabaseName: "app", RequestID: 1, ConnectionID: "c"}}
+				b.ReportAllocs()
+				for b.Loop() {
+					m.Started(ctx, tt.ev)
+					m.Succeeded(ctx, done)
+				}
+			})
+		}
 	}
+}
+
+// watch fills c with n cached reads of db.coll (each {tenant: i}, one
+// document, from a hand-made load: the observer's cost does not depend on
+// what the server would say), so that writes go through the invalidation
+// rules; it returns a func that drops them.
+func watch(b *testing.B, c *cache.Cache, db, coll string, n int) func() {
+	b.Helper()
+	shape := func(context.Context) (cachecore.Shape, error) { return cachecore.Shape{Simple: true}, nil }
+	for i := range n {
+		doc, err := bson.Marshal(bson.D{{Key: "_id", Value: bson.NewObjectID()}, {Key: "tenant", Value: fmt.Sprint("t", i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := cachecore.Key{Database: db, Collection: coll, Filter: bson.D{{Key: "tenant", Value: fmt.Sprint("t", i)}}, Simple: true, Shape: shape}
+		if _, err := cache.Core(c).Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+			return []bson.Raw{doc}, nil
+		}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return func() { c.Invalidate(db, coll) }
 }

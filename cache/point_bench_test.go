@@ -19,7 +19,7 @@ import (
 // BenchmarkPointReads is the point-read workload: 10,000 documents, reads
 // by _id drawn Zipf (s = 1.1), 10% of operations Saves of random documents,
 // 4 goroutines; rule=collection-wide is every write dropping every cached
-// read of the collection (Config.CollectionWideOnly), rule=point keeps point
+// read of the collection (Config.CollectionWideOnly), rule=precise keeps point
 // reads of other ids. It reports the hit ratio and the client CPU per
 // operation:
 //
@@ -39,7 +39,7 @@ func BenchmarkPointReads(b *testing.B) {
 	if err := seed.InsertMany(ctx, all, odm.WithoutHooks(), odm.WithoutValidation()); err != nil {
 		b.Fatal(err)
 	}
-	for _, rule := range []string{"collection-wide", "point"} {
+	for _, rule := range []string{"collection-wide", "precise"} {
 		b.Run("rule="+rule, func(b *testing.B) {
 			c, err := cache.New(cache.Config{CollectionWideOnly: rule == "collection-wide", MaxCost: 256 << 20})
 			if err != nil {

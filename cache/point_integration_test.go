@@ -115,7 +115,6 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 		e.docs = handle[Doc](t, e.coll.Database().Collection(e.coll.Name()), odm.WithCache(e.c))
 	}
 	ctx := context.Background()
-	db, coll := e.coll.Database().Name(), e.coll.Name()
 	var committed [workers]atomic.Int64
 	var violations, reads, writes, wide atomic.Int64
 	var wg sync.WaitGroup
@@ -129,8 +128,7 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 				switch k := r.Intn(20); {
 				case k < 2: // write my own document by _id
 					version++
-					_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: w}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: version}}}})
-					cache.Core(e.c).InvalidateIDs(db, coll, w) // what odm does for a write by _id
+					_, err := e.docs.UpdateOne(ctx, query.Eq("_id", w), bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: version}}}})
 					if !assert.NoError(t, err) {
 						return
 					}
@@ -142,8 +140,7 @@ func concurrentPointReads(t *testing.T, wideOnly bool) {
 					// rewrites whole documents and can lose a concurrent
 					// UpdateOne's change, a server anomaly this test is not
 					// about. The cache cannot know it matched nothing.
-					_, err := e.coll.DeleteMany(ctx, bson.D{{Key: "tags", Value: "none"}})
-					cache.Core(e.c).InvalidateMatching(db, coll, bson.D{{Key: "tags", Value: "none"}})
+					_, err := e.docs.DeleteMany(ctx, bson.D{{Key: "tags", Value: "none"}})
 					if !assert.NoError(t, err) {
 						return
 					}

@@ -10,6 +10,18 @@ type Stats struct {
 	UsedBytes     int64 // bytes of results held now (ristretto applies sets asynchronously)
 	MaxBytes      int64 // Config.MaxCost
 
+	// What the invalidation rules decided (docs/caching.md): entries
+	// invalidated because a write named the _id of one of their
+	// documents, because a document the write inserts, replaces or
+	// selects matches them, because it changes a path they read, and
+	// collection-wide (the read or the write outside the rules, a drop,
+	// Invalidate, CollectionWideOnly). Kept counts entries a write was
+	// checked against and left valid. Discarded counts loads that a write
+	// applied while they ran may have changed: returned to their caller,
+	// not stored.
+	InvalidatedByID, InvalidatedByMatch, InvalidatedByPath, InvalidatedWide uint64
+	Kept, Discarded                                                         uint64
+
 	// With a Source: invalidations received from other processes; times the
 	// source lost its place and the cache was flushed; reads served from
 	// the server while it was not following (each counted as a miss too);

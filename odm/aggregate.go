@@ -63,9 +63,7 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		Scope: c.scope, Op: "aggregate", Database: c.db, Collection: c.name, Also: deps.Reads,
 		Filter: pipeline, Hint: cfg.Hint,
 	}
-	if cfg.Collation != nil {
-		k.Collation = *cfg.Collation
-	}
+	c.describe(&k, cfg)
 	return fetchAll[R](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
 		cur, err := c.coll.Aggregate(ctx, pipeline, aggregateOptions(cfg))
 		if err != nil {
@@ -112,7 +110,7 @@ func aggregateOptions(cfg *opt.Config) *options.AggregateOptionsBuilder {
 // every cache of the process (of the domain of c, the writer's cache).
 func invalidateTarget(ctx context.Context, c *cachecore.Cache, target string, err error) {
 	db, coll, _ := strings.Cut(target, ".")
-	ch := cachecore.Change{DB: db, Coll: coll}
+	ch := cachecore.Change{DB: db, Coll: coll, Drop: true} // $out replaces the collection
 	if outcome.Of(err) == outcome.Unknown {
 		ch.Unknown = true
 		ch.Deadline, _ = ctx.Deadline()

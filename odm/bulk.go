@@ -132,28 +132,30 @@ func (c *Collection[T]) insertBatches(ctx context.Context, docs []T, batch []any
 			report.addErr(err)
 			break
 		}
-		var res *mongo.InsertManyResult
-		err := c.do(ctx, c.batchIDs(docs[lo:hi], missing, lo), func(ctx context.Context) error {
-			var err error
-			res, err = c.coll.InsertMany(ctx, batch[lo:hi], opts)
-			return err
-		})
-		written, stop := report.record(lo, hi, err, cfg.Unordered)
-		if res != nil && missing != nil {
-			// The driver's ids are those of the written documents, in order.
-			for k, id := range res.InsertedIDs {
-				i := lo + k // written is nil when the whole batch was
-				if written != nil {
-					if k >= len(written) {
-						break
+		var stop bool
+		// The call's error is recorded in report.
+		_ = c.do(ctx, c.insertChange(docs, batch, lo, hi), func(ctx context.Context) error {
+			res, err := c.coll.InsertMany(ctx, batch[lo:hi], opts)
+			var written []int
+			written, stop = report.record(lo, hi, err, cfg.Unordered)
+			if res != nil && missing != nil {
+				// The driver's ids are those of the written documents, in
+				// order: written back before the caches read the documents.
+				for k, id := range res.InsertedIDs {
+					i := lo + k // written is nil when the whole batch was
+					if written != nil {
+						if k >= len(written) {
+							break
+						}
+						i = written[k]
 					}
-					i = written[k]
-				}
-				if oid, ok := id.(bson.ObjectID); ok && missing[i] {
-					c.setID(&docs[i], oid)
+					if oid, ok := id.(bson.ObjectID); ok && missing[i] {
+						c.setID(&docs[i], oid)
+					}
 				}
 			}
-		}
+			return err
+		})
 		if stop {
 			break
 		}
@@ -309,7 +311,7 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...query.Op
 		c.clearIDs(elems(docs), isNew, nil)
 		return report
 	}
-	err := c.do(ctx, c.batchIDs(docs, nil, 0), func(ctx context.Context) error {
+	err := c.do(ctx, c.saveChange(docs, models), func(ctx context.Context) error {
 		_, err := c.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(!cfg.Unordered))
 		return err
 	})
@@ -325,15 +327,42 @@ func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...query.Op
 	})
 }
 
-// batchIDs is what an insert of docs changes: their ids, or anything when
-// the driver assigns some of them (missing, indexed from lo).
-func (c *Collection[T]) batchIDs(docs []T, missing []bool, lo int) *cachecore.Change {
-	ids := make([]any, len(docs))
-	for i := range docs {
-		if missing != nil && missing[lo+i] {
-			return anything()
-		}
-		ids[i] = c.idOf(&docs[i])
+// insertChange is what an insert of docs[lo:hi] (as sent: batch) changes.
+// A document sent without an _id (the driver assigns it) is read with the
+// id written back from the reply.
+func (c *Collection[T]) insertChange(docs []T, batch []any, lo, hi int) *cachecore.Change {
+	if !cachecore.Watched(c.db, c.name) {
+		return &cachecore.Change{Wide: true}
 	}
-	return byID(ids...)
+	stmts := make([]cachecore.Stmt, hi-lo)
+	for k := range stmts {
+		i := lo + k
+		stmts[k].Op = cachecore.OpInsert
+		if raw, ok := batch[i].(bson.Raw); ok {
+			stmts[k].DocFunc = func() (bson.Raw, error) { return withID(raw, c.idOf(&docs[i])), nil }
+		} else {
+			stmts[k].DocFunc = c.docFunc(&docs[i])
+		}
+	}
+	return change(stmts...)
+}
+
+// saveChange is what a BulkSave of docs (as sent: models, upserts by _id)
+// changes.
+func (c *Collection[T]) saveChange(docs []T, models []mongo.WriteModel) *cachecore.Change {
+	if !cachecore.Watched(c.db, c.name) {
+		return &cachecore.Change{Wide: true}
+	}
+	stmts := make([]cachecore.Stmt, len(docs))
+	for i := range docs {
+		stmts[i] = cachecore.Stmt{Op: cachecore.OpReplace, Upsert: true, Filter: c.idFilter(c.idOf(&docs[i]))}
+		if m, ok := models[i].(*mongo.ReplaceOneModel); ok {
+			if raw, ok := m.Replacement.(bson.Raw); ok {
+				stmts[i].Doc = raw
+				continue
+			}
+		}
+		stmts[i].DocFunc = c.docFunc(&docs[i])
+	}
+	return change(stmts...)
 }

@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/opt"
 	"github.com/databridge-go/databridge/query"
 )
@@ -83,7 +84,7 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 	if len(models) == 0 {
 		return BulkResult{}, nil
 	}
-	b := &bulk[T]{c: c, cfg: cfg, docs: make([]*T, len(models)), fresh: make([]bool, len(models)), wms: make([]mongo.WriteModel, len(models))}
+	b := &bulk[T]{c: c, cfg: cfg, docs: make([]*T, len(models)), fresh: make([]bool, len(models)), wms: make([]mongo.WriteModel, len(models)), stmts: make([]cachecore.Stmt, len(models))}
 	for i, wm := range models {
 		if err := b.add(ctx, i, wm); err != nil {
 			b.clearIDs(nil)
@@ -96,14 +97,32 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 		b.clearIDs(nil)
 		return BulkResult{}, report
 	}
-	ch := anything()
-	if !b.filtered {
-		ch = byID(b.ids...)
-	}
+	ch := b.change()
 	var res *mongo.BulkWriteResult
 	err := c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
 		res, err = c.coll.BulkWrite(ctx, b.wms, options.BulkWrite().SetOrdered(!cfg.Unordered))
+		if res != nil {
+			for i, id := range res.UpsertedIDs {
+				if int(i) < len(ch.Stmts) {
+					s := &ch.Stmts[i]
+					s.Upserted = true
+					if t, v, err := bson.MarshalValue(id); err == nil {
+						s.UpsertedID = bson.RawValue{Type: t, Value: v}
+					}
+				}
+			}
+			if err == nil {
+				nothing := res.ModifiedCount == 0 && res.DeletedCount == 0 && res.UpsertedCount == 0
+				for i := range ch.Stmts {
+					s := &ch.Stmts[i]
+					if s.Op != cachecore.OpInsert && !s.Upserted {
+						s.NotUpserted = true
+						s.NoChange = nothing
+					}
+				}
+			}
+		}
 		return err
 	})
 	report.record(0, len(models), err, cfg.Unordered)
@@ -125,13 +144,21 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts
 // bulk is a BulkWrite being prepared: the driver models, and for inserts
 // and replacements their documents and which ids odm assigned.
 type bulk[T any] struct {
-	c        *Collection[T]
-	cfg      *opt.Config
-	docs     []*T
-	fresh    []bool
-	wms      []mongo.WriteModel
-	ids      []any
-	filtered bool // some model has a filter: the write is not confined to known ids
+	c     *Collection[T]
+	cfg   *opt.Config
+	docs  []*T
+	fresh []bool
+	wms   []mongo.WriteModel
+	stmts []cachecore.Stmt // what each model changes, for the caches
+}
+
+// change is what the bulk write changes, when a cache has reads of the
+// collection to keep.
+func (b *bulk[T]) change() *cachecore.Change {
+	if !cachecore.Watched(b.c.db, b.c.name) {
+		return &cachecore.Change{Wide: true}
+	}
+	return change(b.stmts...)
 }
 
 // add checks model i, runs its Before hooks and builds its driver model.
@@ -154,7 +181,14 @@ func (b *bulk[T]) add(ctx context.Context, i int, wm WriteModel) error {
 			return &ModelError{Index: i, Err: err}
 		}
 	}
-	b.filtered = true // the filters' ids are not tracked here: collection-wide
+	switch m.kind {
+	case kindUpdateOne, kindUpdateMany:
+		b.stmts[i] = b.c.updateStmt(f, u, m.kind == kindUpdateMany, b.cfg)
+		b.stmts[i].ArrayFilters, b.stmts[i].Collation = false, false // not set on models
+	default:
+		b.stmts[i] = b.c.deleteStmt(f, m.kind == kindDeleteMany, b.cfg)
+		b.stmts[i].Collation = false
+	}
 	switch m.kind {
 	case kindUpdateOne:
 		b.wms[i] = mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(u).SetUpsert(b.cfg.Upsert)
@@ -192,10 +226,11 @@ func (b *bulk[T]) addDoc(ctx context.Context, i int, m bulkModel) error {
 	if err := before(ctx, doc, i, b.cfg, hooks...); err != nil {
 		return err
 	}
-	b.ids = append(b.ids, id)
 	if m.kind == kindInsert {
+		b.stmts[i] = b.c.insertStmt(doc)
 		b.wms[i] = mongo.NewInsertOneModel().SetDocument(doc)
 	} else {
+		b.stmts[i] = b.c.replaceStmt(id, doc, b.cfg.Upsert)
 		b.wms[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(doc).SetUpsert(b.cfg.Upsert)
 	}
 	return nil

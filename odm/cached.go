@@ -27,10 +27,19 @@ func (c *Collection[T]) key(op string, filter any, cfg *opt.Config) cachecore.Ke
 		Scope: c.scope, Op: op, Database: c.db, Collection: c.name,
 		Filter: filter, Sort: cfg.Sort, Projection: cfg.Projection, Hint: cfg.Hint, Skip: cfg.Skip, Limit: cfg.Limit,
 	}
+	c.describe(&k, cfg)
+	return k
+}
+
+// describe sets what the invalidation rules need to read a cached query:
+// how to encode its parts, whether it compares strings simply, and how to
+// ask what the collection is.
+func (c *Collection[T]) describe(k *cachecore.Key, cfg *opt.Config) {
 	if cfg.Collation != nil {
 		k.Collation = *cfg.Collation
 	}
-	return k
+	k.Simple = !nonSimple(cfg)
+	k.Encode, k.Shape = c.encodeFn, c.shapeFn
 }
 
 // cachedMany serves a find from the cache. The raw result is shared with

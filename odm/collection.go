@@ -1,6 +1,7 @@
 package odm
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"time"
@@ -28,6 +29,9 @@ type Collection[T any] struct {
 	id           idField
 	idErr        error // why T cannot be written whole (no _id field), or nil
 	writeTimeout time.Duration
+	// For the cache's invalidation rules: made once, not per read.
+	encodeFn func(any) (bson.Raw, error)
+	shapeFn  func(context.Context) (cachecore.Shape, error)
 }
 
 // New returns the handle of coll for documents of type T. It fails when T
@@ -56,6 +60,7 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 		return nil, fmt.Errorf("odm: %v cannot be read: %w", t, err)
 	}
 	encode.For(t) // compiled now rather than at the first write
+	c.encodeFn, c.shapeFn = c.encoded, c.shape
 	if cfg.cache != nil {
 		core := cachecore.Unwrap(cfg.cache)
 		attached, ok := cachecore.Attach(coll, core)

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/internal/opt"
 	"github.com/databridge-go/databridge/query"
@@ -36,7 +37,8 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 		var zero T
 		return zero, err
 	}
-	return c.findAndModify(ctx, filter, "update", func(wctx context.Context, f any) *mongo.SingleResult {
+	stmt := c.updateStmt(nil, u, false, cfg)
+	return c.findAndModify(ctx, filter, "update", stmt, cfg, func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndUpdate(wctx, f, u, o)
 	})
 }
@@ -74,7 +76,13 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 		}
 		replacement = bson.Raw(raw)
 	}
-	got, err := c.findAndModify(ctx, filter, "replace", func(wctx context.Context, f any) *mongo.SingleResult {
+	stmt := cachecore.Stmt{Op: cachecore.OpReplace, Upsert: cfg.Upsert, Collation: nonSimple(cfg)}
+	if raw, ok := replacement.(bson.Raw); ok {
+		stmt.Doc = raw
+	} else {
+		stmt.DocFunc = c.docFunc(doc)
+	}
+	got, err := c.findAndModify(ctx, filter, "replace", stmt, cfg, func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndReplace(wctx, f, replacement, o)
 	})
 	if err != nil {
@@ -89,24 +97,38 @@ func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts .
 	cfg := config(opts)
 	o := options.FindOneAndDelete()
 	opt.SetShape(o, cfg)
-	return c.findAndModify(ctx, filter, "delete", func(wctx context.Context, f any) *mongo.SingleResult {
+	stmt := cachecore.Stmt{Op: cachecore.OpDelete, Collation: nonSimple(cfg)}
+	return c.findAndModify(ctx, filter, "delete", stmt, cfg, func(wctx context.Context, f any) *mongo.SingleResult {
 		return c.coll.FindOneAndDelete(wctx, f, o)
 	})
 }
 
-// findAndModify runs one find-and-modify command: its filter checked, the
-// write through the one write path, its document decoded with the
-// collection's codecs.
-func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what string, run func(context.Context, any) *mongo.SingleResult) (T, error) {
+// findAndModify runs one find-and-modify command (stmt, whose filter it
+// sets): its filter checked, the write through the one write path, its
+// document decoded with the collection's codecs.
+func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what string, stmt cachecore.Stmt, cfg *opt.Config, run func(context.Context, any) *mongo.SingleResult) (T, error) {
 	var v T
 	f, err := c.filter(filter)
 	if err != nil {
 		return v, err
 	}
+	stmt.Filter = c.rawFilter(f)
+	ch := change(stmt)
 	var raw bson.Raw
-	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+	err = c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
 		raw, err = run(ctx, f).Raw()
+		s := &ch.Stmts[0]
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments) && !s.Upsert:
+			s.NoChange = true // nothing matched
+		case err == nil:
+			// The document it changed, before or after: its _id confines
+			// the statement (unless a projection left it out).
+			if id, lerr := raw.LookupErr("_id"); lerr == nil {
+				s.Filter = idRaw(id)
+			}
+		}
 		return err
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {

@@ -43,12 +43,3 @@ func (c *Collection[T]) bounded(ctx context.Context) (context.Context, context.C
 	}
 	return context.WithTimeout(ctx, c.writeTimeout)
 }
-
-// byID is a change confined to documents of known _ids.
-func byID(ids ...any) *cachecore.Change { return &cachecore.Change{IDs: ids} }
-
-// byFilter is a change confined to what a filter matches.
-func byFilter(f any) *cachecore.Change { return &cachecore.Change{Filter: f} }
-
-// anything is a change that may touch any document.
-func anything() *cachecore.Change { return &cachecore.Change{} }

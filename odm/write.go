@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/encode"
 	"github.com/databridge-go/databridge/internal/opt"
 	"github.com/databridge-go/databridge/query"
@@ -45,13 +46,17 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.Option) 
 		}
 		return err
 	}
-	err = c.do(ctx, byID(id), func(ctx context.Context) error {
-		var err error
+	ch := change(c.insertStmt(doc))
+	if !isNew {
+		ch = change(c.replaceStmt(id, doc, true))
+	}
+	err = c.do(ctx, ch, func(ctx context.Context) error {
 		if isNew {
-			_, err = c.coll.InsertOne(ctx, doc)
-		} else {
-			_, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+			_, err := c.coll.InsertOne(ctx, doc)
+			return err
 		}
+		res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+		updated(&ch.Stmts[0], res, err)
 		return err
 	})
 	if err != nil {
@@ -76,12 +81,13 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 		return fmt.Errorf("odm: encode: %w", err)
 	}
 	var res *mongo.InsertOneResult
-	ch := anything() // until the driver's id is known
+	ch := change(cachecore.Stmt{Op: cachecore.OpInsert})
 	err = c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
 		res, err = c.coll.InsertOne(ctx, bson.Raw(raw))
 		if res != nil {
-			ch.IDs = []any{res.InsertedID}
+			// The document as stored: the driver's _id, then the rest.
+			ch.Stmts[0].Doc = withID(raw, res.InsertedID)
 		}
 		return err
 	})
@@ -103,7 +109,7 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option
 		return err
 	}
 	cfg := config(opts)
-	id, fresh, err := c.assignID(doc)
+	_, fresh, err := c.assignID(doc)
 	if err != nil {
 		return err
 	}
@@ -113,7 +119,7 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option
 		}
 		return err
 	}
-	err = c.do(ctx, byID(id), func(ctx context.Context) error {
+	err = c.do(ctx, change(c.insertStmt(doc)), func(ctx context.Context) error {
 		_, err := c.coll.InsertOne(ctx, doc)
 		return err
 	})
@@ -138,9 +144,11 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Optio
 	}
 	id := c.idOf(doc)
 	var res *mongo.UpdateResult
-	err := c.do(ctx, byID(id), func(ctx context.Context) error {
+	ch := change(c.replaceStmt(id, doc, false))
+	err := c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
 		res, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc)
+		updated(&ch.Stmts[0], res, err)
 		return err
 	})
 	if err != nil {
@@ -187,8 +195,10 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 	if many {
 		what = "update many"
 	}
-	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+	ch := change(c.updateStmt(f, u, many, cfg))
+	err = c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
+		defer func() { updated(&ch.Stmts[0], res, err) }()
 		if many {
 			o := options.UpdateMany().SetUpsert(cfg.Upsert)
 			setUpdateOptions(o, cfg)
@@ -236,9 +246,11 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.Option
 	}
 	id := c.idOf(doc)
 	var res *mongo.DeleteResult
-	err := c.do(ctx, byID(id), func(ctx context.Context) error {
+	ch := change(cachecore.Stmt{Op: cachecore.OpDelete, Filter: c.idFilter(id)})
+	err := c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
 		res, err = c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+		deleted(&ch.Stmts[0], res, err)
 		return err
 	})
 	if err != nil {
@@ -267,8 +279,10 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 	}
 	cfg := config(opts)
 	var res *mongo.DeleteResult
-	err = c.do(ctx, byFilter(f), func(ctx context.Context) error {
+	ch := change(c.deleteStmt(f, many, cfg))
+	err = c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
+		defer func() { deleted(&ch.Stmts[0], res, err) }()
 		if many {
 			o := options.DeleteMany()
 			opt.SetHintCollation(o, cfg)

@@ -33,9 +33,10 @@ type Config struct {
 	// same collections (package coherence has two). Default: none, and the
 	// cache is coherent within this process only.
 	Source Source
-	// CollectionWideOnly turns point reads off: every write invalidates
-	// every cached read of its collection, as before point reads existed.
-	// For measuring the difference (BenchmarkPointReads); default false.
+	// CollectionWideOnly turns the invalidation rules off: every write
+	// invalidates every cached read of its collection. For measuring what
+	// the rules save (the precision benchmark), or as a fallback; default
+	// false.
 	CollectionWideOnly bool
 	// SettleMargin is added to the deadline of a write whose outcome is
 	// unknown (see Unsettled) before the cache trusts that the server has
@@ -81,21 +82,20 @@ type Sink interface {
 	Synced()
 }
 
-// Cache is an in-process cache of query results, keyed by the query's
-// canonical encoding and its collection's generation. It is safe for
-// concurrent use. See the package documentation for its guarantees.
+// Cache is an in-process cache of query results. It is safe for
+// concurrent use. See package cache for its guarantees.
 type Cache struct {
 	rc         *ristretto.Cache[string, *entry]
 	defaultTTL time.Duration
 
-	gens  sync.Map      // namespace "db.coll" → *nsState
-	epoch atomic.Uint64 // InvalidateAll calls, added to every generation
-	// settleAll is Unsettled's window for a write that may have changed
+	spaces sync.Map      // namespace "db.coll" → *space
+	epoch  atomic.Uint64 // InvalidateAll calls: every entry loaded before one is invalid
+	// settleAll is the unsettled window of a write that may have changed
 	// every collection (unix nanoseconds; 0 if none).
 	settleAll atomic.Int64
 
 	settleMargin time.Duration
-	noPointReads bool
+	wideOnly     bool
 	timersMu     sync.Mutex
 	timers       map[string]*time.Timer // the end of each unsettled window
 	closed       bool
@@ -105,7 +105,8 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 
-	hits, misses, invalidations, evictions, loads, unsettled, rejected atomic.Uint64
+	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
+	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
 
 	source                    Source
 	synced                    atomic.Bool
@@ -120,6 +121,7 @@ type Cache struct {
 type entry struct {
 	key string
 	res *Result
+	dep *dep // what it depends on
 }
 
 // Result is a cached query result. Its documents are shared with the cache
@@ -127,9 +129,10 @@ type entry struct {
 // values share no mutable memory) copy a memoized decoded form.
 type Result struct {
 	// Docs are the result's documents, in order, in one immutable buffer.
-	Docs    []bson.Raw
-	memoKey any
-	memo    any
+	Docs     []bson.Raw
+	memoKey  any
+	memo     any
+	memoCost int64
 }
 
 // Memo returns the value built by the Memo passed to the Fetch that loaded
@@ -167,7 +170,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg.DefaultTTL = time.Minute
 	}
 	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{},
-		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, noPointReads: cfg.CollectionWideOnly}
+		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, wideOnly: cfg.CollectionWideOnly}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters: cfg.NumCounters,
 		MaxCost:     cfg.MaxCost,
@@ -176,6 +179,17 @@ func New(cfg Config) (*Cache, error) {
 		// overhead would otherwise be added to each.
 		IgnoreInternalCost: true,
 		OnEvict:            func(*ristretto.Item[*entry]) { c.evictions.Add(1) },
+		OnReject:           func(*ristretto.Item[*entry]) { c.rejected.Add(1) },
+		// Every entry that leaves (evicted, expired, replaced, deleted,
+		// refused) leaves its collection's indexes too.
+		OnExit: func(e *entry) {
+			if e != nil && e.dep != nil {
+				sp := e.dep.sp
+				sp.mu.Lock()
+				sp.unregister(e.dep)
+				sp.mu.Unlock()
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -217,7 +231,9 @@ type sink struct{ c *Cache }
 
 func (s sink) Invalidate(db, coll string) {
 	s.c.remote.Add(1)
-	s.c.invalidate(db, coll)
+	// Which write, the source does not say: the collection may have been
+	// dropped and made again, so its shape is asked again too.
+	s.c.apply(Change{DB: db, Coll: coll, Drop: true})
 }
 
 func (s sink) Lost(error) {

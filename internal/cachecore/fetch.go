@@ -3,6 +3,7 @@ package cachecore
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -17,53 +18,28 @@ type LoadFunc func(ctx context.Context) ([]bson.Raw, error)
 // is not nil. Concurrent misses of the same query share one load. The
 // result is shared with the cache and must not be modified.
 //
-// The generation of q's collection is read before load runs, so a result
-// loaded while a write was in flight is stored under the old generation,
-// which no read that starts after the write can see.
+// A hit is served only while its entry is valid: no write applied since
+// its load began could change it (the rules of decide.go), and no
+// collection-wide invalidation, InvalidateAll or unsettled write came
+// between. A write applied while the load is in flight is decided against
+// the loaded result before it is stored (see begin and commit).
 func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}
-	st := c.ns(namespace(q.Database, q.Collection))
-	var key string
-	var err error
-	var bbuf [8]uint32 // a point read of up to 8 ids allocates no buckets
-	if buckets, ok := pointBuckets(q.Filter, bbuf[:0]); ok && !c.noPointReads {
-		// A point read: it depends on the wide writes and on its ids.
-		var gbuf [9]uint64
-		gens := gbuf[:0]
-		gens = append(gens, st.wide.Load()+c.epoch.Load())
-		for _, b := range buckets {
-			gens = append(gens, st.ids[b].Load())
-		}
-		key, err = q.canonical(gens...)
-	} else if len(q.Also) > 0 {
-		// It depends on other collections too: their generations are in
-		// its key, and their unsettled writes keep it out of the cache.
-		gens := make([]uint64, 1+len(q.Also))
-		gens[0] = st.gen.Load() + c.epoch.Load()
-		for i, ns := range q.Also {
-			dep := c.ns(ns)
-			gens[1+i] = dep.gen.Load() + c.epoch.Load()
-			if dep.unsettledNow() {
-				st = dep // bypass below
-			}
-		}
-		key, err = q.canonical(gens...)
-	} else {
-		key, err = q.canonical(st.gen.Load() + c.epoch.Load())
-	}
+	key, err := q.canonical()
 	if err != nil {
 		return nil, err
 	}
-	if st.unsettledNow() || c.unsettledAll() {
+	sp := c.space(q.Database, q.Collection)
+	if c.unsettledFor(sp, q.Also) {
 		// A write of unknown outcome may still be running: neither serve
-		// nor store (see Unsettled).
+		// nor store (see unsettled).
 		c.misses.Add(1)
 		c.bypassed.Add(1)
-		return c.load(ctx, key, 0, load, memo)
+		return c.build(ctx, key, load, memo)
 	}
-	if e, ok := c.rc.Get(key); ok && e.key == key {
+	if e, ok := c.rc.Get(key); ok && e.key == key && e.dep.valid(c) {
 		c.hits.Add(1)
 		return e.res, nil
 	}
@@ -71,9 +47,57 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 	if c.source != nil && !c.synced.Load() {
 		// Writes by other processes might go unseen: do not cache.
 		c.bypassed.Add(1)
-		return c.load(ctx, key, 0, load, memo)
+		return c.build(ctx, key, load, memo)
 	}
-	return c.loadShared(ctx, key, ttl, load, memo)
+	sh, err := c.shapeOf(ctx, sp, q)
+	if err != nil {
+		// What the collection is (a view of what?) is not known: the
+		// rules cannot say which writes change the result.
+		c.bypassed.Add(1)
+		return c.build(ctx, key, load, memo)
+	}
+	if sh.View {
+		q.Also = append(slices.Clip(q.Also), sh.Reads...)
+	}
+	q.Simple = q.Simple && sh.Simple && !sh.View
+	return c.loadShared(ctx, q, sp, key, ttl, load, memo)
+}
+
+// shapeOf returns what q's collection is: asked with q.Shape once, and
+// again after each Drop change of the collection.
+func (c *Cache) shapeOf(ctx context.Context, sp *space, q Key) (Shape, error) {
+	if q.Shape == nil || c.wideOnly {
+		return Shape{}, nil
+	}
+	drops := sp.drops.Load()
+	if at := sp.shape.Load(); at != nil && at.drops == drops {
+		return at.Shape, nil
+	}
+	sh, err := q.Shape(ctx)
+	if err != nil {
+		return Shape{}, err
+	}
+	sp.mu.Lock()
+	if sp.drops.Load() == drops { // no drop, create or rename came between
+		sp.shape.Store(&shapeAt{Shape: sh, drops: drops})
+		sp.simple.Store(sh.Simple && !sh.View)
+	}
+	sp.mu.Unlock()
+	return sh, nil
+}
+
+// unsettledFor reports whether a write of unknown outcome may still be
+// running in sp or in one of the collections of also.
+func (c *Cache) unsettledFor(sp *space, also []string) bool {
+	if sp.unsettledNow() || c.unsettledAll() {
+		return true
+	}
+	for _, ns := range also {
+		if c.spaceNS(ns).unsettledNow() {
+			return true
+		}
+	}
+	return false
 }
 
 // flight is one load in progress, shared by concurrent misses of one key.
@@ -81,9 +105,13 @@ type flight struct {
 	done chan struct{}
 	res  *Result
 	err  error
+	// ok: the result was stored, and no write had invalidated it when the
+	// load ended; a miss that joined the load may use it then only.
+	ok bool
 }
 
-func (c *Cache) loadShared(ctx context.Context, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+	joined := false
 	for {
 		c.mu.Lock()
 		if f, ok := c.flights[key]; ok {
@@ -93,8 +121,16 @@ func (c *Cache) loadShared(ctx context.Context, key string, ttl time.Duration, l
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			// The leader's own cancellation is not ours: try again.
-			if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+			switch {
+			case f.err != nil && isContextErr(f.err) && ctx.Err() == nil:
+				continue // the leader's own cancellation is not ours: try again
+			case f.err == nil && !f.ok && !joined:
+				// A write came while the load ran, and this miss may have
+				// started after it: load again. The next flight began
+				// after this miss did (this one was removed before it
+				// ended), so its result is current for it, whatever
+				// comes.
+				joined = true
 				continue
 			}
 			return f.res, f.err
@@ -103,7 +139,7 @@ func (c *Cache) loadShared(ctx context.Context, key string, ttl time.Duration, l
 		c.flights[key] = f
 		c.mu.Unlock()
 
-		f.res, f.err = c.load(ctx, key, ttl, load, memo)
+		f.res, f.ok, f.err = c.loadStore(ctx, q, sp, key, ttl, load, memo)
 		c.mu.Lock()
 		delete(c.flights, key)
 		c.mu.Unlock()
@@ -116,16 +152,116 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// load runs load and stores its result for ttl; with ttl 0 it only builds
-// the result.
-func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+// loadStore runs load between begin and commit, and stores the result when
+// commit accepts it; ok reports whether it was stored, valid.
+func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, ok bool, err error) {
+	d := c.begin(q, sp, key)
+	res, err = c.build(ctx, key, load, memo)
+	if err != nil {
+		c.abandon(d)
+		return nil, false, err
+	}
+	d.analyse(q, res.Docs, c.wideOnly)
+	if !c.commit(d) {
+		c.discarded.Add(1)
+		return res, false, nil
+	}
+	cost := int64(len(key) + 64)
+	for _, doc := range res.Docs {
+		cost += int64(len(doc))
+	}
+	cost += res.memoCost
+	if !c.rc.SetWithTTL(key, &entry{key: key, res: res, dep: d}, cost, ttl) {
+		c.rejected.Add(1) // dropped from ristretto's full buffer
+		sp.mu.Lock()
+		sp.unregister(d)
+		sp.mu.Unlock()
+		return res, false, nil
+	}
+	// ristretto applies sets asynchronously; waiting here, on the miss
+	// path, where a few µs are nothing next to the round trip, makes the
+	// next read of the key a hit (unless its admission policy refuses it).
+	c.rc.Wait()
+	return res, d.valid(c), nil
+}
+
+// begin starts a load of the entry key: from here until commit, every write
+// applied to its collection is kept for commit to decide on.
+func (c *Cache) begin(q Key, sp *space, key string) *dep {
+	d := &dep{sp: sp, key: key, epoch: c.epoch.Load()}
+	for _, ns := range q.Also {
+		a := c.spaceNS(ns)
+		d.also = append(d.also, alsoDep{sp: a, seq: a.seq.Load()})
+	}
+	sp.mu.Lock()
+	sp.inflight++
+	sp.recount()
+	d.seq0 = sp.seq.Load()
+	d.wide = sp.wide.Load()
+	sp.mu.Unlock()
+	return d
+}
+
+// abandon ends a load that failed.
+func (c *Cache) abandon(d *dep) {
+	sp := d.sp
+	sp.mu.Lock()
+	sp.done()
+	sp.mu.Unlock()
+}
+
+// commit ends a load: it accepts the result, and registers d in its
+// collection's indexes, when no write applied since begin can have changed
+// it (decided by the rules against the loaded result); it refuses it
+// otherwise.
+func (c *Cache) commit(d *dep) bool {
+	sp := d.sp
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	ok := d.seq0 >= sp.floor && d.wide == sp.wide.Load() && d.epoch == c.epoch.Load()
+	for i := len(sp.ring) - 1; ok && i >= 0 && sp.ring[i].seq > d.seq0; i-- {
+		a := sp.ring[i]
+		if a.ch == nil {
+			ok = false
+			break
+		}
+		for j := range a.ch.Stmts {
+			s := &a.ch.Stmts[j]
+			if decide(s, d, sp.simple.Load()) != keep {
+				ok = false
+				break
+			}
+		}
+	}
+	for _, a := range d.also {
+		ok = ok && a.seq == a.sp.seq.Load()
+	}
+	sp.done()
+	if ok {
+		sp.register(d)
+	}
+	return ok
+}
+
+// done ends one load in flight (under mu); the ring is emptied when none
+// is left.
+func (sp *space) done() {
+	sp.inflight--
+	sp.recount()
+	if sp.inflight == 0 {
+		clear(sp.ring)
+		sp.ring, sp.stmts = sp.ring[:0], 0
+	}
+}
+
+// build runs load and copies its documents into one buffer: exact
+// accounting, and an immutable home for zero-copy strings decoded from it.
+func (c *Cache) build(ctx context.Context, key string, load LoadFunc, memo *Memo) (*Result, error) {
 	c.loads.Add(1)
 	docs, err := load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// One buffer for the whole result: exact accounting, and an immutable
-	// home for zero-copy strings decoded from it.
 	size := 0
 	for _, d := range docs {
 		size += len(d)
@@ -138,25 +274,12 @@ func (c *Cache) load(ctx context.Context, key string, ttl time.Duration, load Lo
 		own[i] = bson.Raw(buf[start:len(buf):len(buf)])
 	}
 	res := &Result{Docs: own}
-	cost := int64(size + len(key) + 64)
 	if memo != nil {
 		v, mcost, err := memo.Build(own)
 		if err != nil {
 			return nil, err
 		}
-		res.memoKey, res.memo = memo.Key, v
-		cost += mcost
-	}
-	if ttl > 0 {
-		if c.rc.SetWithTTL(key, &entry{key: key, res: res}, cost, ttl) {
-			// ristretto applies sets asynchronously; waiting here, on the
-			// miss path, where a few µs are nothing next to the round trip,
-			// makes the next read of the key a hit (unless it was rejected
-			// or evicted for its cost).
-			c.rc.Wait()
-		} else {
-			c.rejected.Add(1)
-		}
+		res.memoKey, res.memo, res.memoCost = memo.Key, v, mcost
 	}
 	return res, nil
 }

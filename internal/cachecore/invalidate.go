@@ -1,33 +1,33 @@
 package cachecore
 
 import (
-	"sync/atomic"
+	"slices"
+	"strings"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
-
-// MaxCost returns the byte budget of the cache.
-func (c *Cache) MaxCost() int64 { return c.rc.MaxCost() }
-
-// Used returns the bytes of results the cache holds now (admitted entries;
-// ristretto applies sets asynchronously).
-func (c *Cache) Used() int64 { return c.rc.MaxCost() - c.rc.RemainingCost() }
 
 func namespace(db, coll string) string { return db + "." + coll }
 
-// nsState is what the cache knows of one collection.
-type nsState struct {
-	gen    atomic.Uint64 // invalidations so far, of every kind
-	wide   atomic.Uint64 // invalidations not confined to known ids (see point.go)
-	settle atomic.Int64  // unix nanoseconds until which an unsettled write may still run; 0 if none
-	ids    [idBuckets]atomic.Uint64
+// space returns the state of collection db.coll, made on first use.
+func (c *Cache) space(db, coll string) *space {
+	ns := namespace(db, coll)
+	if sp, ok := c.spaces.Load(ns); ok {
+		return sp.(*space)
+	}
+	sp, _ := c.spaces.LoadOrStore(ns, newSpace(db, coll))
+	return sp.(*space)
 }
 
-func (c *Cache) ns(ns string) *nsState {
-	if g, ok := c.gens.Load(ns); ok {
-		return g.(*nsState)
+// spaceNS is space for a namespace "db.coll".
+func (c *Cache) spaceNS(ns string) *space {
+	if sp, ok := c.spaces.Load(ns); ok {
+		return sp.(*space)
 	}
-	g, _ := c.gens.LoadOrStore(ns, new(nsState))
-	return g.(*nsState)
+	db, coll, _ := strings.Cut(ns, ".")
+	sp, _ := c.spaces.LoadOrStore(ns, newSpace(db, coll))
+	return sp.(*space)
 }
 
 // unsettledAll reports whether a write of unknown outcome may still be
@@ -35,187 +35,6 @@ func (c *Cache) ns(ns string) *nsState {
 func (c *Cache) unsettledAll() bool {
 	s := c.settleAll.Load()
 	return s != 0 && time.Now().UnixNano() < s
-}
-
-// unsettledNow reports whether a write of unknown outcome may still be
-// running in the collection.
-func (st *nsState) unsettledNow() bool {
-	s := st.settle.Load()
-	return s != 0 && time.Now().UnixNano() < s
-}
-
-// Generation returns the current generation of a collection: the number of
-// invalidations it has had plus the number of InvalidateAll calls (both only
-// grow, so any of them makes every earlier generation unreachable). Cached
-// results are stored under the generation read when their query started.
-func (c *Cache) Generation(db, coll string) uint64 {
-	return c.ns(namespace(db, coll)).gen.Load() + c.epoch.Load()
-}
-
-// Invalidate makes every cached result of the collection unreachable: it
-// bumps the collection's generation, which is part of every key. It is the
-// entry point every write calls after the server answers (also when the
-// write failed, or failed partway), and the one a cross-process source calls
-// for writes made elsewhere. It does not depend on ristretto applying
-// anything in time.
-//
-// An empty coll stands for every collection of db, and an empty db and
-// coll for every collection (dropDatabase, applyOps): Invalidate then acts
-// as InvalidateAll, and is published as such.
-//
-// With a Source, Invalidate also publishes the write to the other processes.
-func (c *Cache) Invalidate(db, coll string) {
-	c.invalidate(db, coll)
-	if c.source != nil {
-		c.source.Publish(db, coll)
-	}
-}
-
-func (c *Cache) invalidate(db, coll string) {
-	if coll == "" { // a whole database, or (db "" too) everything
-		c.epoch.Add(1)
-	} else {
-		st := c.ns(namespace(db, coll))
-		st.wide.Add(1)
-		st.gen.Add(1)
-	}
-	c.invalidations.Add(1)
-}
-
-// InvalidateIDs is Invalidate for a write confined to the documents with
-// the given _ids (a write by _id, or an insert of documents with these
-// ids): cached reads that select by _id only those of other ids stay valid;
-// every other cached read of the collection is invalidated, as by
-// Invalidate. Ids that take no part in point reads (strings, documents)
-// make it an Invalidate. It is published to other processes as Invalidate.
-func (c *Cache) InvalidateIDs(db, coll string, ids ...any) {
-	buckets := make([]uint32, 0, len(ids))
-	for _, id := range ids {
-		b, ok := bucketOf(id)
-		if !ok {
-			c.Invalidate(db, coll)
-			return
-		}
-		buckets = append(buckets, b)
-	}
-	c.invalidateBuckets(db, coll, buckets)
-	if c.source != nil {
-		c.source.Publish(db, coll)
-	}
-}
-
-// InvalidateMatching is Invalidate for a write with filter: when the filter
-// confines it to known _ids, as InvalidateIDs; otherwise as Invalidate.
-func (c *Cache) InvalidateMatching(db, coll string, filter any) {
-	buckets, ok := pointBuckets(filter, nil)
-	if !ok {
-		c.Invalidate(db, coll)
-		return
-	}
-	c.invalidateBuckets(db, coll, buckets)
-	if c.source != nil {
-		c.source.Publish(db, coll)
-	}
-}
-
-func (c *Cache) invalidateBuckets(db, coll string, buckets []uint32) {
-	st := c.ns(namespace(db, coll))
-	for _, b := range buckets {
-		st.ids[b].Add(1)
-	}
-	st.gen.Add(1) // after the ids: a read that sees the new gen sees them
-	c.invalidations.Add(1)
-}
-
-// Unsettled is Invalidate for a write whose outcome is unknown: it was sent
-// and its reply is missing (a timeout, a cancelled context, a network
-// error), so the server may have applied it, in part, and may still be
-// applying it. deadline is when the server stops it at the latest: the
-// write's context deadline, which the driver sends as maxTimeMS.
-//
-// Until deadline plus Config.SettleMargin, no read of the collection is
-// served from the cache or stored in it (each is counted in
-// Stats().Bypassed): a result loaded meanwhile could predate the write's
-// completion. Then the collection is invalidated again, and published again
-// to the other processes, whose caches may have been refilled in the window.
-// A zero deadline (a write with no time limit) waits DefaultTTL.
-func (c *Cache) Unsettled(db, coll string, deadline time.Time) {
-	if deadline.IsZero() {
-		deadline = time.Now().Add(c.defaultTTL)
-	}
-	until := deadline.Add(c.settleMargin)
-	ns := namespace(db, coll)
-	st := c.ns(ns)
-	if coll == "" { // every collection: one window for all
-		for {
-			old := c.settleAll.Load()
-			if old >= until.UnixNano() || c.settleAll.CompareAndSwap(old, until.UnixNano()) {
-				break
-			}
-		}
-	}
-	// The window is set before the generation moves: a read that sees the
-	// new generation sees the window too.
-	for {
-		old := st.settle.Load()
-		if old >= until.UnixNano() || st.settle.CompareAndSwap(old, until.UnixNano()) {
-			break
-		}
-	}
-	c.unsettled.Add(1)
-	c.Invalidate(db, coll)
-
-	c.timersMu.Lock()
-	defer c.timersMu.Unlock()
-	if c.closed {
-		return
-	}
-	wait := time.Until(time.Unix(0, st.settle.Load()))
-	if t, ok := c.timers[ns]; ok {
-		t.Reset(wait)
-		return
-	}
-	c.timers[ns] = time.AfterFunc(wait, func() {
-		c.timersMu.Lock()
-		if time.Now().UnixNano() < st.settle.Load() { // extended meanwhile: its own Reset follows
-			c.timersMu.Unlock()
-			return
-		}
-		delete(c.timers, ns)
-		closed := c.closed
-		c.timersMu.Unlock()
-		if !closed {
-			c.Invalidate(db, coll)
-		}
-	})
-}
-
-// InvalidateAll invalidates every collection the cache has seen, for code
-// that lost track of which ones changed. It is not published to other
-// processes.
-//
-// It is one atomic add to a counter that is part of every collection's
-// generation, so it also covers collections whose first read is racing
-// with it.
-func (c *Cache) InvalidateAll() {
-	c.epoch.Add(1)
-	c.invalidations.Add(1)
-}
-
-// Change is what one write may have changed in one collection, as odm and
-// the write observer report it.
-type Change struct {
-	DB, Coll string
-	// IDs confines the write to the documents with these _ids (a write by
-	// _id, an insert); nil when it is not confined to known ids.
-	IDs []any
-	// Filter confines the write to the documents it matches, when IDs is
-	// nil; nil with IDs nil means anything in the collection.
-	Filter any
-	// Unknown: the write was sent and its reply is missing; it may still
-	// be running until Deadline (zero: no deadline).
-	Unknown  bool
-	Deadline time.Time
 }
 
 // Apply applies a write's change to every live cache of the process (of
@@ -227,12 +46,41 @@ func Apply(writer *Cache, ch Change) {
 	if writer != nil {
 		domain = writer.domain
 	}
+	shared := false
 	live.Range(func(k, _ any) bool {
 		if c := k.(*Cache); c.domain == domain {
-			c.apply(ch)
+			c.Apply(ch.own(&shared))
 		}
 		return true
 	})
+}
+
+// own returns ch for one cache: as it is for the first, with a copy of
+// its statements for each other (shared is set after the first). Each
+// cache derives its own statements: what the rules read from them depends
+// on the collection's collation as that cache knows it, and its loads in
+// flight read them later.
+func (ch Change) own(shared *bool) Change {
+	if *shared {
+		ch.Stmts = slices.Clone(ch.Stmts)
+	}
+	*shared = true
+	return ch
+}
+
+// Watched reports whether a live cache of the process has entries of
+// db.coll, or is loading one: when none has, a write need not say what it
+// changed (a Change with Wide set is as good, and costs nothing to build).
+func Watched(db, coll string) bool {
+	ns := namespace(db, coll)
+	watched := false
+	live.Range(func(k, _ any) bool {
+		if sp, ok := k.(*Cache).spaces.Load(ns); ok && sp.(*space).watch.Load() > 0 {
+			watched = true
+		}
+		return !watched
+	})
+	return watched
 }
 
 // SetDomain puts c in domain d: writes through handles whose cache is in
@@ -243,15 +91,399 @@ func Apply(writer *Cache, ch Change) {
 // processes do.
 func (c *Cache) SetDomain(d uint64) { c.domain = d }
 
+// Apply applies one write's change to this cache and publishes it to the
+// other processes.
+func (c *Cache) Apply(ch Change) {
+	c.apply(ch)
+	if c.source != nil {
+		c.source.Publish(ch.DB, ch.Coll)
+	}
+}
+
 func (c *Cache) apply(ch Change) {
 	switch {
 	case ch.Unknown:
-		c.Unsettled(ch.DB, ch.Coll, ch.Deadline)
-	case ch.IDs != nil:
-		c.InvalidateIDs(ch.DB, ch.Coll, ch.IDs...)
-	case ch.Filter != nil:
-		c.InvalidateMatching(ch.DB, ch.Coll, ch.Filter)
+		c.unsettled(ch.DB, ch.Coll, ch.Deadline)
+	case ch.Coll == "":
+		c.invalidateAll()
+	case ch.Wide || ch.Drop || len(ch.Stmts) == 0 || c.wideOnly:
+		c.invalidateWide(c.space(ch.DB, ch.Coll), ch.Drop)
 	default:
-		c.Invalidate(ch.DB, ch.Coll)
+		c.applyStmts(c.space(ch.DB, ch.Coll), &ch)
 	}
+}
+
+// applyStmts invalidates the entries each statement may affect, and keeps
+// the change for the loads in flight.
+func (c *Cache) applyStmts(sp *space, ch *Change) {
+	simple := sp.simple.Load()
+	var stale []string
+	sp.mu.Lock()
+	sp.seq.Add(1)
+	if sp.inflight == 0 && len(sp.deps) == 0 {
+		sp.mu.Unlock() // nothing to invalidate, no load to tell
+		c.invalidations.Add(1)
+		return
+	}
+	if sp.inflight > 0 {
+		for i := range ch.Stmts {
+			ch.Stmts[i].doc() // the caller's value may change once it returns
+		}
+		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
+	}
+	for i := range ch.Stmts {
+		s := &ch.Stmts[i]
+		if s.NoChange {
+			continue
+		}
+		s.derive(simple)
+		sp.stamp++
+		sp.candidates(s, func(d *dep) {
+			if r := decide(s, d, simple); r != keep {
+				c.count(r)
+				d.invalid.Store(true)
+				sp.unregister(d)
+				stale = append(stale, d.key)
+			} else {
+				c.kept.Add(1)
+			}
+		})
+	}
+	sp.mu.Unlock()
+	c.invalidations.Add(1)
+	for _, k := range stale {
+		c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
+	}
+}
+
+// keep records a write applied while loads are in flight (under mu), within
+// the ring's bounds.
+func (sp *space) keep(a applied) {
+	sp.ring = append(sp.ring, a)
+	if a.ch != nil {
+		sp.stmts += len(a.ch.Stmts)
+	}
+	for len(sp.ring) > ringChanges || sp.stmts > ringStmts {
+		old := sp.ring[0]
+		sp.floor = old.seq
+		if old.ch != nil {
+			sp.stmts -= len(old.ch.Stmts)
+		}
+		sp.ring = sp.ring[1:]
+	}
+}
+
+// candidates calls visit once for each entry statement s may affect (under
+// mu): the rules decide for those; no other entry can be affected.
+func (sp *space) candidates(s *Stmt, visit func(*dep)) {
+	each := func(ds set) {
+		for d := range ds {
+			if sp.visited[d] != sp.stamp {
+				sp.visited[d] = sp.stamp
+				visit(d)
+			}
+		}
+	}
+	each(sp.wild)
+	if s.Op == OpInsert {
+		sp.entering(s.doc(), each)
+		return
+	}
+	each(sp.opaque)
+	if s.idsKnown {
+		for _, id := range s.ids {
+			each(sp.byID[id])
+		}
+	} else {
+		each(sp.finds)
+	}
+	if s.Op == OpDelete {
+		each(sp.countish)
+		return
+	}
+	if s.Op == OpReplace || s.u.All || (s.Upsert && !s.NotUpserted) {
+		each(sp.deps) // any document may enter any entry
+		return
+	}
+	for _, t := range s.u.Touched {
+		f := strings.SplitN(t, ".", 2)[0]
+		if t == "" {
+			each(sp.deps)
+			return
+		}
+		each(sp.readers[f])
+		vals, ok := sp.eqOnly[f]
+		if !ok {
+			continue
+		}
+		if v, set := s.u.Set[t]; set && t == f {
+			sp.eachValue(v, vals, each) // only the entries that equal the new value
+			continue
+		}
+		if s.u.Unset[f] {
+			continue // a missing field equals no value
+		}
+		for _, ds := range vals {
+			each(ds)
+		}
+	}
+}
+
+// eachValue visits the entries of vals keyed by v, or by an element of v
+// when it is an array.
+func (sp *space) eachValue(v bson.RawValue, vals map[string]set, each func(set)) {
+	if arr, ok := v.ArrayOK(); ok {
+		els, err := arr.Values()
+		if err != nil {
+			for _, ds := range vals {
+				each(ds)
+			}
+			return
+		}
+		for _, el := range els {
+			sp.eachValue(el, vals, each)
+		}
+		return
+	}
+	if k, ok := valueKey(v, sp.simple.Load()); ok {
+		each(vals[k])
+		return
+	}
+	if _, isDoc := v.DocumentOK(); !isDoc && v.Type != bson.TypeNull {
+		for _, ds := range vals { // a value the index does not key: all of them
+			each(ds)
+		}
+	}
+}
+
+// entering visits the entries whose equality fields a document entering
+// the collection holds (all of them when the document is not known).
+func (sp *space) entering(doc bson.Raw, each func(set)) {
+	if doc == nil {
+		each(sp.deps)
+		return
+	}
+	simple := sp.simple.Load()
+	var buf [64]byte
+	for _, g := range sp.groups {
+		switch k, st := scalarTuple(buf[:0], doc, g.fields, simple); st {
+		case tupleKey:
+			each(g.byTuple[string(k)]) // the common case: no array, no allocation
+			continue
+		case tupleNone:
+			continue
+		}
+		keys, ok := tuples(doc, g.fields, simple)
+		if !ok {
+			for _, ds := range g.byTuple {
+				each(ds)
+			}
+			continue
+		}
+		for _, k := range keys {
+			each(g.byTuple[k])
+		}
+	}
+}
+
+const maxTuples = 64
+
+// scalarTuple appends the index key of doc in a group of fields when doc
+// holds a keyable, non-array value in each (tupleKey); tupleNone when doc
+// lacks one of the fields (it can match no entry of the group);
+// tupleOther otherwise (tuples decides then).
+func scalarTuple(b []byte, doc bson.Raw, fields []string, simple bool) ([]byte, int) {
+	for i, f := range fields {
+		v, err := doc.LookupErr(f)
+		if err != nil {
+			return b, tupleNone
+		}
+		if v.Type == bson.TypeArray {
+			return b, tupleOther
+		}
+		if i > 0 {
+			b = append(b, 0)
+		}
+		var ok bool
+		if b, ok = appendValueKey(b, v, simple); !ok {
+			return b, tupleOther
+		}
+	}
+	return b, tupleKey
+}
+
+const (
+	tupleKey = iota
+	tupleNone
+	tupleOther
+)
+
+// tuples returns the index keys doc can match in a group of fields: for
+// each field its value, or each element of an array there. ok is false
+// when there are too many combinations to list.
+func tuples(doc bson.Raw, fields []string, simple bool) ([]string, bool) {
+	keys := []string{""}
+	for i, f := range fields {
+		v, err := doc.LookupErr(f)
+		if err != nil {
+			return nil, true // a required field is missing: none match
+		}
+		var ks []string
+		if arr, isArr := v.ArrayOK(); isArr {
+			els, err := arr.Values()
+			if err != nil {
+				return nil, false
+			}
+			for _, el := range els {
+				k, ok := valueKey(el, simple)
+				if !ok {
+					return nil, false // a value the index does not key: all of the group
+				}
+				ks = append(ks, k)
+			}
+		} else {
+			k, ok := valueKey(v, simple)
+			if !ok {
+				return nil, false
+			}
+			ks = append(ks, k)
+		}
+		next := make([]string, 0, len(keys)*len(ks))
+		for _, prefix := range keys {
+			for _, k := range ks {
+				if i > 0 {
+					next = append(next, prefix+"\x00"+k)
+				} else {
+					next = append(next, k)
+				}
+			}
+		}
+		if len(next) > maxTuples {
+			return nil, false
+		}
+		keys = next
+	}
+	return keys, true
+}
+
+// count counts an invalidation by its rule.
+func (c *Cache) count(r rule) {
+	switch r {
+	case ruleID:
+		c.byID.Add(1)
+	case ruleMatch:
+		c.byMatch.Add(1)
+	case rulePath:
+		c.byPath.Add(1)
+	default:
+		c.byWide.Add(1)
+	}
+}
+
+// Invalidate invalidates every cached result of the collection, and
+// publishes that to the other processes. An empty coll stands for every
+// collection of db, and an empty db and coll for every collection.
+func (c *Cache) Invalidate(db, coll string) { c.Apply(Change{DB: db, Coll: coll, Drop: true}) }
+
+// invalidateWide invalidates every entry of a collection: one atomic add
+// that every hit compares, and fresh indexes. drop: the collection itself
+// may have changed, and its shape is asked again.
+func (c *Cache) invalidateWide(sp *space, drop bool) {
+	sp.mu.Lock()
+	sp.seq.Add(1)
+	if drop {
+		sp.drops.Add(1)
+		sp.simple.Store(false) // until its shape is asked again
+	}
+	sp.wide.Add(1)
+	c.byWide.Add(uint64(len(sp.deps)))
+	sp.reset()
+	if sp.inflight > 0 {
+		sp.keep(applied{seq: sp.seq.Load()})
+	}
+	sp.mu.Unlock()
+	c.invalidations.Add(1)
+}
+
+// InvalidateAll invalidates every collection the cache has seen, for code
+// that lost track of which ones changed. It is not published to other
+// processes. It is one atomic add to a counter every hit compares, so it
+// also covers collections whose first read is racing with it.
+func (c *Cache) InvalidateAll() { c.invalidateAll() }
+
+func (c *Cache) invalidateAll() {
+	c.epoch.Add(1)
+	c.invalidations.Add(1)
+}
+
+// unsettled is the change of a write whose outcome is unknown: it was sent
+// and its reply is missing, so the server may have applied it, in part, and
+// may still be applying it until deadline (its maxTimeMS). Until deadline
+// plus the settle margin, no read of the collection is served from the
+// cache or stored in it (each counted in Bypassed); then the collection is
+// invalidated again, and published again to the other processes, whose
+// caches may have been refilled in the window. A zero deadline (a write
+// with no time limit) waits DefaultTTL.
+func (c *Cache) unsettled(db, coll string, deadline time.Time) {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(c.defaultTTL)
+	}
+	until := deadline.Add(c.settleMargin).UnixNano()
+	raise := func(p interface {
+		Load() int64
+		CompareAndSwap(old, new int64) bool
+	}) {
+		for {
+			old := p.Load()
+			if old >= until || p.CompareAndSwap(old, until) {
+				return
+			}
+		}
+	}
+	if coll == "" {
+		raise(&c.settleAll) // every collection: one window for all
+		c.invalidateAll()
+	}
+	sp := c.space(db, coll)
+	// The window is set before the invalidation: a read that sees the
+	// invalidation sees the window too.
+	raise(&sp.settle)
+	c.unsettledWrites.Add(1)
+	c.invalidateWide(sp, false)
+	c.settleLater(sp)
+}
+
+// settleLater invalidates sp again when its unsettled window ends.
+func (c *Cache) settleLater(sp *space) {
+	ns := namespace(sp.db, sp.coll)
+	c.timersMu.Lock()
+	defer c.timersMu.Unlock()
+	if c.closed {
+		return
+	}
+	wait := time.Until(time.Unix(0, sp.settle.Load()))
+	if t, ok := c.timers[ns]; ok {
+		t.Reset(wait)
+		return
+	}
+	c.timers[ns] = time.AfterFunc(wait, func() {
+		c.timersMu.Lock()
+		if time.Now().UnixNano() < sp.settle.Load() { // extended meanwhile: its own Reset follows
+			c.timersMu.Unlock()
+			return
+		}
+		delete(c.timers, ns)
+		closed := c.closed
+		c.timersMu.Unlock()
+		if !closed {
+			c.Apply(Change{DB: sp.db, Coll: sp.coll, Wide: true})
+		}
+	})
+}
+
+// Generation returns the number of changes applied to db.coll plus the
+// number of InvalidateAll calls: it grows with every invalidation that can
+// reach the collection's entries (for tests).
+func (c *Cache) Generation(db, coll string) uint64 {
+	return c.space(db, coll).seq.Load() + c.epoch.Load()
 }

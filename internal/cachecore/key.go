@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,17 +39,46 @@ type Key struct {
 	Collation   any
 	Hint        any // an index hint can change results (a sparse or partial index)
 	Skip, Limit int64
+
+	// Not part of the key: what the invalidation rules need to read the
+	// query.
+
+	// Encode encodes a query part as the driver sends it (with the
+	// collection's registry); nil encodes with bson.Marshal.
+	Encode func(v any) (bson.Raw, error)
+	// Simple: the query has no collation of its own, or "simple" (the
+	// collection's default collation is Shape's). Otherwise the rules
+	// treat every string comparison of the entry as undecided.
+	Simple bool
+	// Shape asks the server what the collection is (its default
+	// collation; whether it is a view, and of what). Fetch calls it on a
+	// miss, once per collection until a collection-wide invalidation
+	// (a drop, a rename, a create). Nil: a collection of unknown collation.
+	Shape func(ctx context.Context) (Shape, error)
+}
+
+// Shape is what the rules need to know of a collection.
+type Shape struct {
+	// Simple: the collection compares strings by the simple collation
+	// unless a query or write says otherwise (it has no default
+	// collation, or does not exist).
+	Simple bool
+	// View: it is a view, whose pipeline reads the collections of Reads
+	// ("db.coll"). Writes are made to those, never to the view: a read of
+	// the view is invalidated by any write to them.
+	View  bool
+	Reads []string
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// canonical returns q's key at generation g: a msgpack encoding of its parts
+// canonical returns q's key: a msgpack encoding of its parts
 // in which maps have sorted keys and every other value is the exact BSON the
 // driver would send. Two queries share a key exactly when the server would
 // receive the same query (up to the order of map keys, which the driver does
 // not fix either); int32(1) and int64(1) are different BSON and so different
 // keys: a miss, never a wrong hit.
-func (q Key) canonical(gens ...uint64) (string, error) {
+func (q Key) canonical() (string, error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
@@ -56,7 +86,7 @@ func (q Key) canonical(gens ...uint64) (string, error) {
 	defer msgpack.PutEncoder(enc)
 	enc.Reset(buf)
 
-	if err := enc.EncodeArrayLen(13); err != nil {
+	if err := enc.EncodeArrayLen(12); err != nil {
 		return "", err
 	}
 	_ = enc.EncodeUint(q.Scope)
@@ -66,12 +96,6 @@ func (q Key) canonical(gens ...uint64) (string, error) {
 	_ = enc.EncodeArrayLen(len(q.Also))
 	for _, ns := range q.Also {
 		_ = enc.EncodeString(ns)
-	}
-	if err := enc.EncodeArrayLen(len(gens)); err != nil { // one: collection-wide; more: a point read
-		return "", err
-	}
-	for _, g := range gens {
-		_ = enc.EncodeUint(g)
 	}
 	_ = enc.EncodeInt(q.Skip)
 	_ = enc.EncodeInt(q.Limit)
@@ -155,4 +179,18 @@ func encodeSlice(enc *msgpack.Encoder, a []any) error {
 		}
 	}
 	return nil
+}
+
+// encode encodes a query part (a document) for the rules.
+func (q Key) encode(v any) (bson.Raw, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case bson.Raw:
+		return x, nil
+	}
+	if q.Encode != nil {
+		return q.Encode(v)
+	}
+	return bson.Marshal(v)
 }

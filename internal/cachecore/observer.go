@@ -8,7 +8,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/databridge-go/databridge/internal/outcome"
 	"github.com/databridge-go/databridge/internal/pipeline"
@@ -31,13 +30,13 @@ func Observer(next *event.CommandMonitor) *event.CommandMonitor {
 			}
 		},
 		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
-			o.finished(&e.CommandFinishedEvent, nil)
+			o.finished(&e.CommandFinishedEvent, e.Reply, nil)
 			if next != nil && next.Succeeded != nil {
 				next.Succeeded(ctx, e)
 			}
 		},
 		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
-			o.finished(&e.CommandFinishedEvent, e.Failure)
+			o.finished(&e.CommandFinishedEvent, nil, e.Failure)
 			if next != nil && next.Failed != nil {
 				next.Failed(ctx, e)
 			}
@@ -68,6 +67,12 @@ var writeCommands = map[string]func(e *event.CommandStartedEvent) []string{
 	"abortTransaction": func(*event.CommandStartedEvent) []string { return nil },
 }
 
+// dataOnly are the write commands that change documents only, never a
+// collection itself (its existence, name or options).
+var dataOnly = map[string]bool{
+	"insert": true, "update": true, "delete": true, "findAndModify": true, "findandmodify": true, "bulkWrite": true,
+}
+
 // everything stands for every namespace (an empty database and
 // collection, which Invalidate takes for everything).
 var everything = []string{"."}
@@ -79,8 +84,7 @@ type pendingKey struct {
 
 type pendingWrite struct {
 	ns       []string
-	ids      []uint32 // with confined: the id buckets the write is limited to (ns has one namespace)
-	confined bool
+	stmts    []Stmt // the statements, when the rules can read them (ns has one namespace)
 	txn      string // "lsid/txnNumber" of a transaction's write or commit
 	command  string
 	deadline time.Time // from maxTimeMS; zero if none
@@ -98,8 +102,15 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 		return
 	}
 	w := pendingWrite{ns: names(e), command: e.CommandName}
-	if len(w.ns) == 1 {
-		w.ids, w.confined = confinedIDs(e)
+	if len(w.ns) == 1 && dataOnly[e.CommandName] {
+		// The statements are read only while a cache has entries of the
+		// collection (or loads one): otherwise the write is reported
+		// collection-wide, as good then and free.
+		if db, coll, _ := strings.Cut(w.ns[0], "."); Watched(db, coll) {
+			if stmts, ok := commandStmts(e.CommandName, e.Command); ok {
+				w.stmts = stmts
+			}
+		}
 	}
 	if ms, ok := e.Command.Lookup("maxTimeMS").AsInt64OK(); ok && ms > 0 {
 		w.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
@@ -136,7 +147,7 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 	o.mu.Unlock()
 }
 
-func (o *observer) finished(e *event.CommandFinishedEvent, failure error) {
+func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failure error) {
 	if _, ok := writeCommands[e.CommandName]; !ok {
 		return
 	}
@@ -172,27 +183,28 @@ func (o *observer) finished(e *event.CommandFinishedEvent, failure error) {
 	if !ok || len(w.ns) == 0 {
 		return
 	}
+	if failure == nil && w.stmts != nil {
+		refineByReply(w.command, w.stmts, reply)
+	}
 	o.apply(w, failure != nil && outcome.Of(failure) != outcome.Done)
 }
 
-// apply invalidates w's namespaces in every live cache: unsettled until
-// its deadline when its outcome is unknown.
+// apply reports w's change to every live cache: unsettled until its
+// deadline when its outcome is unknown, by statement when the rules can
+// read them, collection-wide otherwise.
 func (o *observer) apply(w pendingWrite, unknown bool) {
+	shared := false
 	live.Range(func(k, _ any) bool {
 		c := k.(*Cache)
 		for _, ns := range w.ns {
 			db, coll, _ := strings.Cut(ns, ".")
-			switch {
-			case unknown:
-				c.Unsettled(db, coll, w.deadline)
-			case w.confined:
-				c.invalidateBuckets(db, coll, w.ids)
-				if c.source != nil {
-					c.source.Publish(db, coll)
-				}
-			default:
-				c.Invalidate(db, coll)
+			ch := Change{DB: db, Coll: coll, Unknown: unknown, Deadline: w.deadline}
+			if len(w.ns) == 1 {
+				ch.Stmts = w.stmts
 			}
+			ch.Wide = ch.Stmts == nil
+			ch.Drop = !dataOnly[w.command]
+			c.Apply(ch.own(&shared))
 		}
 		return true
 	})
@@ -262,78 +274,6 @@ func nsInfo(e *event.CommandStartedEvent) []string {
 		out = append(out, ns)
 	}
 	return out
-}
-
-// confinedIDs returns the id buckets an insert, update, delete or
-// findAndModify is limited to: the _ids of the inserted documents, or the
-// ids every statement's filter names (see point.go). ok is false when any
-// part is not limited to known ids.
-func confinedIDs(e *event.CommandStartedEvent) (buckets []uint32, ok bool) {
-	var list, field string
-	switch e.CommandName {
-	case "insert":
-		list = "documents"
-	case "update":
-		list, field = "updates", "q"
-	case "delete":
-		list, field = "deletes", "q"
-	case "findAndModify", "findandmodify":
-		q, err := e.Command.LookupErr("query")
-		if err != nil {
-			return nil, false
-		}
-		d, isDoc := q.DocumentOK()
-		if !isDoc {
-			return nil, false
-		}
-		return pointBuckets(d, nil)
-	default:
-		return nil, false
-	}
-	arr, isArr := e.Command.Lookup(list).ArrayOK()
-	if !isArr {
-		return nil, false
-	}
-	// Walked in place: an insert of 1,000 documents allocates no slice of
-	// them.
-	body := []byte(arr)
-	if len(body) < 5 {
-		return nil, false
-	}
-	body = body[4 : len(body)-1]
-	n := 0
-	for len(body) > 0 {
-		el, next, ok := bsoncore.ReadElement(body)
-		if !ok {
-			return nil, false
-		}
-		body = next
-		n++
-		d, isDoc := bson.RawValue{Type: bson.Type(el.Value().Type), Value: el.Value().Data}.DocumentOK()
-		if !isDoc {
-			return nil, false
-		}
-		if field == "" { // an inserted document: its _id
-			id, err := d.LookupErr("_id")
-			if err != nil {
-				return nil, false
-			}
-			b, ok := bucketOf(id)
-			if !ok {
-				return nil, false
-			}
-			buckets = append(buckets, b)
-			continue
-		}
-		q, isDoc := d.Lookup(field).DocumentOK()
-		if !isDoc {
-			return nil, false
-		}
-		if buckets, ok = pointBuckets(q, buckets); !ok {
-			return nil, false
-		}
-	}
-	return buckets, n > 0
 }
 
 type handledKey struct{}

@@ -9,6 +9,16 @@ type Stats struct {
 	UsedBytes     int64
 	MaxBytes      int64
 
+	// The invalidation rules: entries invalidated because a write named
+	// one of their documents' _ids, because a document the write inserts,
+	// replaces or selects matches them, because it changes a path they
+	// read, and collection-wide (the entry or the write outside the
+	// rules, a drop, Invalidate); Kept counts entries a write was checked
+	// against and left valid. Discarded counts loads whose result a write
+	// applied while they ran may have changed: returned, not stored.
+	InvalidatedByID, InvalidatedByMatch, InvalidatedByPath, InvalidatedWide uint64
+	Kept, Discarded                                                         uint64
+
 	// With a Source: invalidations received from other processes; times the
 	// source lost its place and the cache was flushed; reads served from
 	// the server while it was not following (each counted as a miss too);
@@ -16,8 +26,8 @@ type Stats struct {
 	Remote, Resyncs, Bypassed uint64
 	Synced                    bool
 
-	// Writes of unknown outcome reported with Unsettled (reads of their
-	// collection bypass the cache until each settles, counted in Bypassed).
+	// Writes of unknown outcome (reads of their collection bypass the
+	// cache until each settles, counted in Bypassed).
 	Unsettled uint64
 
 	// Rejected counts results ristretto refused to store (its admission
@@ -40,8 +50,18 @@ func (c *Cache) Stats() Stats {
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Loads: c.loads.Load(),
 		Invalidations: c.invalidations.Load(), Evictions: c.evictions.Load(),
 		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
+		InvalidatedByID: c.byID.Load(), InvalidatedByMatch: c.byMatch.Load(),
+		InvalidatedByPath: c.byPath.Load(), InvalidatedWide: c.byWide.Load(),
+		Kept: c.kept.Load(), Discarded: c.discarded.Load(),
 		Remote: c.remote.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
-		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettled.Load(),
+		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(),
 		Rejected: c.rejected.Load(),
 	}
 }
+
+// MaxCost returns the byte budget of the cache.
+func (c *Cache) MaxCost() int64 { return c.rc.MaxCost() }
+
+// Used returns the bytes of results the cache holds now (admitted entries;
+// ristretto applies sets asynchronously).
+func (c *Cache) Used() int64 { return c.rc.MaxCost() - c.rc.RemainingCost() }

@@ -135,3 +135,88 @@ func TestEqualityFields(t *testing.T) {
 	assert.Contains(t, got, "x")
 	assert.ElementsMatch(t, []string{"tenant", "status", "n", "a.b", "x", "z"}, f.Paths())
 }
+
+func TestAnalyzeUpdate(t *testing.T) {
+	u := AnalyzeUpdate(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw(t,
+		`{"$set": {"status": "shipped", "a.b": 1, "items.0.qty": 2, "tags.$": "x"}, "$inc": {"n": 1}, "$unset": {"old": "", "d.e": ""}, "$rename": {"x": "y"}, "$setOnInsert": {"created": 1}}`)})
+	assert.False(t, u.All)
+	assert.ElementsMatch(t, []string{"status", "a.b", "items", "tags", "n", "old", "d.e", "x", "y"}, u.Touched)
+	assert.Len(t, u.Set, 2)
+	assert.Contains(t, u.Set, "status")
+	assert.Contains(t, u.Set, "a.b")
+	assert.Equal(t, map[string]bool{"old": true}, u.Unset)
+	assert.True(t, AnalyzeUpdate(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw(t, `{"status": "x"}`)}).All, "a replacement")
+	assert.True(t, AnalyzeUpdate(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw(t, `{"$unknown": {"a": 1}}`)}).All)
+	_, arr, _ := bson.MarshalValue(bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}})
+	assert.True(t, AnalyzeUpdate(bson.RawValue{Type: bson.TypeArray, Value: arr}).All, "a pipeline")
+}
+
+func TestCanMatchAfter(t *testing.T) {
+	upd := func(ext string) Update {
+		return AnalyzeUpdate(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw(t, ext)})
+	}
+	f, err := Compile(raw(t, `{"tenant": 3, "status": "paid", "n": {"$gt": 1}}`), Options{SimpleStrings: true})
+	require.NoError(t, err)
+	assert.Equal(t, No, f.CanMatchAfter(upd(`{"$set": {"status": "shipped"}}`), nil), "status is then shipped")
+	assert.Equal(t, Maybe, f.CanMatchAfter(upd(`{"$set": {"status": "paid"}}`), nil), "tenant and n unknown")
+	assert.Equal(t, No, f.CanMatchAfter(upd(`{"$unset": {"status": ""}}`), nil))
+	assert.Equal(t, Maybe, f.CanMatchAfter(upd(`{"$inc": {"n": 1}}`), nil))
+	assert.Equal(t, Maybe, f.CanMatchAfter(upd(`{"$set": {"status.x": 1}}`), nil), "status is a document then: not determined")
+	assert.Equal(t, Yes, f.CanMatchAfter(upd(`{"$set": {"status": "paid", "tenant": 3, "n": 5}}`), nil))
+	g, err := Compile(raw(t, `{"a.b": 1}`), Options{SimpleStrings: true})
+	require.NoError(t, err)
+	assert.Equal(t, No, g.CanMatchAfter(upd(`{"$set": {"a": {"b": 2}}}`), nil), "a set whole determines a.b")
+	assert.Equal(t, No, g.CanMatchAfter(upd(`{"$unset": {"a": ""}}`), nil))
+	assert.Equal(t, Maybe, g.CanMatchAfter(upd(`{"$unset": {"a.b": ""}}`), nil), "a dotted $unset through an array changes nothing")
+	h, err := Compile(raw(t, `{"_id": 5}`), Options{SimpleStrings: true})
+	require.NoError(t, err)
+	assert.Equal(t, No, h.CanMatchAfter(upd(`{"$set": {"x": 1}}`), map[string]bson.RawValue{"_id": raw(t, `{"v": 6}`).Lookup("v")}))
+}
+
+func TestOverlaps(t *testing.T) {
+	assert.True(t, Overlaps("a", "a.b"))
+	assert.True(t, Overlaps("a.b", "a"))
+	assert.True(t, Overlaps("a.b", "a.b"))
+	assert.False(t, Overlaps("a.b", "a.c"))
+	assert.False(t, Overlaps("ab", "a"))
+	assert.True(t, Overlaps("", "x"))
+}
+
+func TestSortBefore(t *testing.T) {
+	s, ok := CompileSort(raw(t, `{"createdAt": -1, "_id": -1}`))
+	require.True(t, ok)
+	assert.True(t, s.Total())
+	o := Options{SimpleStrings: true}
+	newer, older := raw(t, `{"_id": 1, "createdAt": 20}`), raw(t, `{"_id": 2, "createdAt": 10}`)
+	assert.Equal(t, Yes, s.Before(newer, older, o))
+	assert.Equal(t, No, s.Before(older, newer, o))
+	assert.Equal(t, Yes, s.Before(raw(t, `{"_id": 3, "createdAt": 10}`), older, o), "ties broken by _id, descending")
+	assert.Equal(t, Yes, s.Before(raw(t, `{"_id": 3, "createdAt": "x"}`), older, o), "strings sort after numbers: first when descending")
+	assert.Equal(t, Maybe, s.Before(raw(t, `{"_id": 3, "createdAt": [1, 30]}`), older, o))
+	assert.Equal(t, Yes, s.Before(older, raw(t, `{"_id": 0}`), o), "a missing field sorts as null, last when descending")
+	_, ok = CompileSort(raw(t, `{"score": {"$meta": "textScore"}}`))
+	assert.False(t, ok)
+	u, ok := CompileSort(raw(t, `{"a": 1}`))
+	require.True(t, ok)
+	assert.False(t, u.Total())
+}
+
+func TestProjectionKeeps(t *testing.T) {
+	inc := CompileProjection(raw(t, `{"a": 1, "b.c": 1}`))
+	assert.True(t, inc.Keeps("a"))
+	assert.True(t, inc.Keeps("a.x"))
+	assert.True(t, inc.Keeps("b.c.d"))
+	assert.False(t, inc.Keeps("b"))
+	assert.False(t, inc.Keeps("z"))
+	assert.True(t, inc.Keeps("_id"))
+	exc := CompileProjection(raw(t, `{"a.b": 0, "_id": 0}`))
+	assert.False(t, exc.Keeps("a"))
+	assert.False(t, exc.Keeps("a.b.c"))
+	assert.True(t, exc.Keeps("a.c"))
+	assert.True(t, exc.Keeps("z"))
+	assert.False(t, exc.Keeps("_id"))
+	weird := CompileProjection(raw(t, `{"a": {"$slice": 1}}`))
+	assert.False(t, weird.Keeps("a"))
+	assert.False(t, weird.Keeps("_id"))
+	assert.True(t, CompileProjection(nil).KeepsAll())
+}

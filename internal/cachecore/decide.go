@@ -1,0 +1,214 @@
+package cachecore
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/internal/match"
+)
+
+// rule is why a write invalidated an entry (Stats counts each).
+type rule uint8
+
+const (
+	keep      rule = iota
+	ruleID         // the write's _ids are among the result's documents
+	ruleMatch      // a document the write inserts, replaces or selects matches the entry
+	rulePath       // the write changes a path the entry reads, and can make a document enter it
+	ruleWide       // the entry or the write is outside the rules: collection-wide
+)
+
+// decide is the one decision of the rules, for local writes, log events
+// and change events alike: can statement s change the result of entry d?
+// Sound before precise: whatever it cannot decide, it invalidates.
+func decide(s *Stmt, d *dep, simple bool) rule {
+	if d.filter == nil {
+		return ruleWide
+	}
+	if s.NoChange {
+		return keep
+	}
+	s.derive(simple)
+	switch s.Op {
+	case OpInsert:
+		return d.inserted(s.doc(), nil)
+	case OpDelete:
+		if d.kind != kindFind || d.ids == nil {
+			return ruleWide // a count's or an aggregation's document: which one, the rules cannot tell
+		}
+		return d.selected(s)
+	case OpReplace, OpUpdate:
+		return d.updated(s)
+	}
+	return ruleWide
+}
+
+// inserted decides for a document that enters the collection (an insert,
+// a replacement's new content, an upsert's document); extra are values the
+// document is known to hold besides doc (nil doc: only those).
+func (d *dep) inserted(doc bson.Raw, extra map[string]bson.RawValue) rule {
+	if doc == nil {
+		return ruleMatch // not known: as if it matched
+	}
+	if d.filter.Match(doc) == match.No {
+		return keep
+	}
+	if d.kind == kindFind && d.full {
+		// It enters a full, limited result only if it sorts before the
+		// last document there.
+		for _, p := range d.spaths {
+			if !d.proj.Keeps(p) {
+				return ruleMatch
+			}
+		}
+		if d.sort.Before(doc, d.last, d.opts) == match.No {
+			return keep
+		}
+	}
+	return ruleMatch
+}
+
+// selected decides whether a statement's documents (by _id or by filter)
+// are among a find's result.
+func (d *dep) selected(s *Stmt) rule {
+	if s.idsKnown {
+		res := keep
+		for _, id := range s.ids {
+			switch d.hasID(id) {
+			case match.Yes:
+				return ruleID
+			case match.Maybe:
+				res = ruleWide
+			}
+		}
+		return res
+	}
+	if len(d.docs) == 0 {
+		return keep
+	}
+	w := s.w
+	if w == nil {
+		return ruleWide // a filter the rules cannot read: it may select any document
+	}
+	// Fast refusal: the write requires a field to equal a value, and every
+	// document here holds another, non-array value there.
+	for f, v := range w.EqualityFields() {
+		dv, ok := d.eq[f]
+		if !ok || !d.scalars[f] {
+			continue
+		}
+		a, ok1 := valueKey(v, d.opts.SimpleStrings)
+		b, ok2 := valueKey(dv, d.opts.SimpleStrings)
+		if ok1 && ok2 && a != b {
+			return keep
+		}
+	}
+	for _, p := range w.Paths() {
+		if !d.proj.Keeps(p) {
+			return ruleMatch // the result lacks what the filter reads: assume it matches
+		}
+	}
+	for _, doc := range d.docs {
+		if w.Match(doc) != match.No {
+			return ruleMatch
+		}
+	}
+	return keep
+}
+
+// updated decides for an update or a replacement.
+func (d *dep) updated(s *Stmt) rule {
+	if d.kind != kindFind || d.ids == nil {
+		// No ids: a document may enter, leave or change in the output
+		// whenever the write changes a path the entry reads.
+		if s.Op == OpReplace || s.u.All || d.outAll || d.kind == kindFind {
+			return ruleWide
+		}
+		if touches(s.u.Touched, d.fpaths) || touches(s.u.Touched, d.outPaths) {
+			return rulePath
+		}
+		return d.upserted(s)
+	}
+	if r := d.selected(s); r != keep {
+		return r
+	}
+	// The documents it changes are not in the result: can one enter?
+	switch {
+	case s.Op == OpReplace:
+		if r := d.inserted(s.replacement(), nil); r != keep {
+			return r
+		}
+	case s.u.All:
+		return rulePath // a pipeline: any path may change
+	case touches(s.u.Touched, d.fpaths) || (d.full && touches(s.u.Touched, d.spaths)):
+		if d.filter.CanMatchAfter(s.u, nil) != match.No {
+			return rulePath
+		}
+	}
+	return d.upserted(s)
+}
+
+// upserted decides for the document an upsert may insert.
+func (d *dep) upserted(s *Stmt) rule {
+	if !s.Upsert || s.NotUpserted {
+		return keep
+	}
+	if s.Op == OpReplace {
+		return d.inserted(s.replacement(), nil)
+	}
+	if d.kind != kindFind {
+		return ruleMatch
+	}
+	extra := map[string]bson.RawValue{}
+	if s.UpsertedID.Type != 0 {
+		extra["_id"] = s.UpsertedID
+	}
+	if s.w != nil {
+		for f, v := range s.w.EqualityFields() {
+			extra[f] = v // the upsert copies the filter's equalities
+		}
+	}
+	if d.filter.CanMatchAfter(s.u, extra) == match.No {
+		return keep
+	}
+	return ruleMatch
+}
+
+// replacement is a replacement's document with the _id it keeps, when the
+// statement selects one document by _id.
+func (s *Stmt) replacement() bson.Raw {
+	doc := s.doc()
+	if doc == nil {
+		return nil
+	}
+	if _, err := doc.LookupErr("_id"); err == nil {
+		return doc
+	}
+	id := s.UpsertedID
+	if id.Type == 0 && s.Filter != nil {
+		id, _ = s.Filter.LookupErr("_id")
+		if _, isOp := id.DocumentOK(); isOp {
+			return nil // {_id: {$in: …}}: which one, not known
+		}
+	}
+	if id.Type == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(doc)+len(id.Value)+8)
+	out = append(out, 0, 0, 0, 0, byte(id.Type), '_', 'i', 'd', 0)
+	out = append(out, id.Value...)
+	out = append(out, doc[4:]...)
+	out[0], out[1], out[2], out[3] = byte(len(out)), byte(len(out)>>8), byte(len(out)>>16), byte(len(out)>>24)
+	return out
+}
+
+// touches reports whether a path the write touches overlaps one of paths.
+func touches(touched, paths []string) bool {
+	for _, t := range touched {
+		for _, p := range paths {
+			if match.Overlaps(t, p) {
+				return true
+			}
+		}
+	}
+	return false
+}

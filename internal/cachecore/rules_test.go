@@ -1,0 +1,217 @@
+package cachecore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// These tests drive the cache with hand-made loads and changes: they test
+// the bookkeeping of the rules (shapes, views, collations, the commit of
+// loads that straddle a write, the observer's reading of commands), which
+// needs no server. The decisions against a real server are in package
+// cache's TestInvalidationRules and TestNoStaleReads.
+
+func mustRaw(t *testing.T, v any) bson.Raw {
+	t.Helper()
+	raw, err := bson.Marshal(v)
+	require.NoError(t, err)
+	return raw
+}
+
+func newTestCache(t *testing.T, cfg Config) *Cache {
+	t.Helper()
+	c, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// fetchDocs fetches q with a load returning docs, and reports whether it
+// was a hit.
+func fetchDocs(t *testing.T, c *Cache, q Key, docs ...bson.Raw) bool {
+	t.Helper()
+	loaded := false
+	_, err := c.Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+		loaded = true
+		return docs, nil
+	}, nil)
+	require.NoError(t, err)
+	return !loaded
+}
+
+func simpleShape(context.Context) (Shape, error) { return Shape{Simple: true}, nil }
+
+func insertOf(t *testing.T, db, coll string, doc any) Change {
+	return Change{DB: db, Coll: coll, Stmts: []Stmt{{Op: OpInsert, Doc: mustRaw(t, doc)}}}
+}
+
+func TestStringsDecidedOnlyUnderTheSimpleCollation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		shape  func(context.Context) (Shape, error)
+		simple bool
+		keep   bool
+	}{
+		{"simple collection, simple query", simpleShape, true, true},
+		{"collection of unknown collation", nil, true, false},
+		{"collection with a default collation", func(context.Context) (Shape, error) { return Shape{}, nil }, true, false},
+		{"query with a collation", simpleShape, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "status", Value: "paid"}}, Simple: tc.simple, Shape: tc.shape}
+			fetchDocs(t, c, q, mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "status", Value: "paid"}}))
+			Apply(c, insertOf(t, "db", "c", bson.D{{Key: "_id", Value: 2}, {Key: "status", Value: "PAID"}}))
+			assert.Equal(t, tc.keep, fetchDocs(t, c, q), "kept")
+		})
+	}
+}
+
+func TestViewReadsDependOnTheirCollections(t *testing.T) {
+	c := newTestCache(t, Config{})
+	view := Key{Database: "db", Collection: "v", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true,
+		Shape: func(context.Context) (Shape, error) {
+			return Shape{View: true, Reads: []string{"db.base", "db.other"}}, nil
+		}}
+	fetchDocs(t, c, view)
+	require.True(t, fetchDocs(t, c, view))
+	Apply(c, insertOf(t, "db", "unrelated", bson.D{{Key: "a", Value: 1}}))
+	assert.True(t, fetchDocs(t, c, view), "a write elsewhere")
+	Apply(c, insertOf(t, "db", "base", bson.D{{Key: "a", Value: 2}}))
+	assert.False(t, fetchDocs(t, c, view), "any write to the collection under the view")
+	Apply(c, insertOf(t, "db", "other", bson.D{{Key: "a", Value: 2}}))
+	assert.False(t, fetchDocs(t, c, view), "or to one its pipeline reads")
+}
+
+func TestShapeAskedOncePerDrop(t *testing.T) {
+	c := newTestCache(t, Config{})
+	asked := 0
+	q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true,
+		Shape: func(context.Context) (Shape, error) { asked++; return Shape{Simple: true}, nil }}
+	fetchDocs(t, c, q)
+	Apply(c, insertOf(t, "db", "c", bson.D{{Key: "a", Value: 1}}))
+	fetchDocs(t, c, q)
+	assert.Equal(t, 1, asked, "data writes do not ask again")
+	Apply(c, Change{DB: "db", Coll: "c", Drop: true})
+	fetchDocs(t, c, q)
+	assert.Equal(t, 2, asked, "a drop (or create, rename) does")
+}
+
+func TestShapeErrorBypasses(t *testing.T) {
+	c := newTestCache(t, Config{})
+	q := Key{Database: "db", Collection: "c", Shape: func(context.Context) (Shape, error) { return Shape{}, errors.New("not authorized") }}
+	fetchDocs(t, c, q)
+	assert.False(t, fetchDocs(t, c, q), "not known whether it is a view: not cached")
+	assert.EqualValues(t, 2, c.Stats().Bypassed)
+}
+
+// TestLoadStraddlingAWrite: a write applied while a load is in flight is
+// decided against the loaded result before it is stored: kept when it
+// cannot have changed it, discarded (returned, not stored) when it can.
+func TestLoadStraddlingAWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write any
+		store bool
+	}{
+		{"a write the result cannot see", bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 9}}, true},
+		{"a write that changes it", bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 1}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true, Shape: simpleShape}
+			_, err := c.Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+				Apply(c, insertOf(t, "db", "c", tc.write)) // while the load runs
+				return []bson.Raw{mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}})}, nil
+			}, nil)
+			require.NoError(t, err)
+			assert.Equal(t, tc.store, fetchDocs(t, c, q))
+			assert.EqualValues(t, map[bool]uint64{true: 0, false: 1}[tc.store], c.Stats().Discarded)
+		})
+	}
+}
+
+// TestWatched: a write needs to say what it changed only while some cache
+// holds, or loads, an entry of its collection.
+func TestWatched(t *testing.T) {
+	c := newTestCache(t, Config{})
+	assert.False(t, Watched("db", "w"))
+	q := Key{Database: "db", Collection: "w", Shape: simpleShape}
+	_, err := c.Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+		assert.True(t, Watched("db", "w"), "while a load is in flight")
+		return nil, nil
+	}, nil)
+	require.NoError(t, err)
+	assert.True(t, Watched("db", "w"), "while an entry lives")
+	Apply(c, Change{DB: "db", Coll: "w", Wide: true})
+	assert.False(t, Watched("db", "w"), "not after it is invalidated")
+}
+
+// TestCommandStmts reads the statements of commands as the driver's
+// CommandStartedEvent carries them, built by hand here (the observer sees
+// driver values; the fields are those of the server's command reference).
+func TestCommandStmts(t *testing.T) {
+	upd := mustRaw(t, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}},
+		bson.D{{Key: "q", Value: bson.D{{Key: "b", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "b", Value: 3}}}, {Key: "upsert", Value: true}, {Key: "multi", Value: false}},
+		bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}}, {Key: "multi", Value: true},
+			{Key: "collation", Value: bson.D{{Key: "locale", Value: "fr"}}}, {Key: "arrayFilters", Value: bson.A{}}},
+	}}})
+	stmts, ok := commandStmts("update", upd)
+	require.True(t, ok)
+	require.Len(t, stmts, 3)
+	assert.Equal(t, OpUpdate, stmts[0].Op)
+	assert.Equal(t, OpReplace, stmts[1].Op, "a document without operators replaces")
+	assert.True(t, stmts[1].Upsert)
+	assert.Equal(t, OpUpdate, stmts[2].Op)
+	assert.Equal(t, bson.TypeArray, stmts[2].Update.Type, "a pipeline")
+	assert.True(t, stmts[2].Multi && stmts[2].Collation && stmts[2].ArrayFilters)
+
+	refineByReply("update", stmts, mustRaw(t, bson.D{{Key: "n", Value: 2}, {Key: "nModified", Value: 1},
+		{Key: "upserted", Value: bson.A{bson.D{{Key: "index", Value: 1}, {Key: "_id", Value: 7}}}}}))
+	assert.True(t, stmts[1].Upserted)
+	assert.EqualValues(t, 7, stmts[1].UpsertedID.Int32())
+	assert.True(t, stmts[0].NotUpserted && !stmts[0].NoChange)
+
+	stmts, _ = commandStmts("update", upd)
+	refineByReply("update", stmts, mustRaw(t, bson.D{{Key: "n", Value: 1}, {Key: "nModified", Value: 0}}))
+	assert.True(t, stmts[0].NoChange && stmts[2].NoChange, "nothing modified, nothing upserted")
+
+	stmts, _ = commandStmts("update", upd)
+	refineByReply("update", stmts, mustRaw(t, bson.D{{Key: "n", Value: 0}, {Key: "nModified", Value: 0},
+		{Key: "writeErrors", Value: bson.A{bson.D{{Key: "index", Value: 2}}}}}))
+	assert.False(t, stmts[2].NoChange, "with write errors the totals do not say which did what")
+
+	del := mustRaw(t, bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "a", Value: 1}}}, {Key: "limit", Value: 0}},
+		bson.D{{Key: "q", Value: bson.D{{Key: "a", Value: 2}}}, {Key: "limit", Value: 1}},
+	}}})
+	stmts, ok = commandStmts("delete", del)
+	require.True(t, ok)
+	assert.True(t, stmts[0].Multi)
+	assert.False(t, stmts[1].Multi)
+	refineByReply("delete", stmts, mustRaw(t, bson.D{{Key: "n", Value: 0}}))
+	assert.True(t, stmts[0].NoChange && stmts[1].NoChange)
+
+	fam := mustRaw(t, bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{{Key: "a", Value: 1}}},
+		{Key: "update", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}}})
+	stmts, ok = commandStmts("findAndModify", fam)
+	require.True(t, ok)
+	refineByReply("findAndModify", stmts, mustRaw(t, bson.D{{Key: "lastErrorObject", Value: bson.D{{Key: "n", Value: 1}}},
+		{Key: "value", Value: bson.D{{Key: "_id", Value: 5}, {Key: "a", Value: 1}}}}))
+	assert.Equal(t, mustRaw(t, bson.D{{Key: "_id", Value: 5}}), stmts[0].Filter, "confined to the document it changed")
+
+	ins := mustRaw(t, bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}}}})
+	stmts, ok = commandStmts("insert", ins)
+	require.True(t, ok)
+	assert.Len(t, stmts, 2)
+
+	_, ok = commandStmts("update", mustRaw(t, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{"not a document"}}}))
+	assert.False(t, ok, "a shape not known: collection-wide")
+}

@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// Analysis is what the cache's rules read from an aggregation on one
+// collection: the documents it starts from (its leading $match, or every
+// document), and the paths its output can depend on.
+type Analysis struct {
+	Match bson.Raw // the leading $match's filter; nil for every document
+	Reads []string // paths of the source documents the later stages read
+	All   bool     // the output carries source documents whole (or reads $$ROOT)
+}
+
+// Analyse reads a pipeline made of stages whose reads are known: a leading
+// $match, then $match, $sort, $limit, $skip, $project, $addFields, $set,
+// $unset, $group, $count, $unwind, $replaceRoot and $replaceWith. ok is
+// false for any other stage (one that reads another collection, writes, or
+// is not known here).
+func Analyse(stages bson.RawArray) (Analysis, bool) {
+	vals, err := stages.Values()
+	if err != nil {
+		return Analysis{}, false
+	}
+	var a Analysis
+	passthrough := true // the documents flowing are the source's
+	for i, v := range vals {
+		stage, ok := v.DocumentOK()
+		if !ok {
+			return Analysis{}, false
+		}
+		elems, err := stage.Elements()
+		if err != nil || len(elems) != 1 {
+			return Analysis{}, false
+		}
+		name, arg := elems[0].Key(), elems[0].Value()
+		if i == 0 && name == "$match" {
+			if a.Match, ok = arg.DocumentOK(); !ok {
+				return Analysis{}, false
+			}
+			continue
+		}
+		switch name {
+		case "$match":
+			d, ok := arg.DocumentOK()
+			if !ok {
+				return Analysis{}, false
+			}
+			a.keys(d, true) // the fields it reads (operators are not fields)
+		case "$sort":
+			d, ok := arg.DocumentOK()
+			if !ok {
+				return Analysis{}, false
+			}
+			a.keys(d, false)
+		case "$limit", "$skip":
+		case "$unwind":
+			a.refs(arg)
+		case "$project":
+			d, ok := arg.DocumentOK()
+			if !ok {
+				return Analysis{}, false
+			}
+			if a.project(d) {
+				passthrough = false // only the projected fields flow on
+			} else {
+				a.All = true // an exclusion: every other field flows on
+			}
+		case "$addFields", "$set", "$unset":
+			a.refs(arg)
+			a.All = a.All || passthrough // the documents flow on, extended
+		case "$group", "$replaceRoot", "$replaceWith":
+			a.refs(arg)
+			passthrough = false
+		case "$count":
+			passthrough = false
+		default:
+			return Analysis{}, false
+		}
+	}
+	if passthrough {
+		a.All = true
+	}
+	return a, true
+}
+
+// keys records the fields of a document's keys (a $match's, recursively
+// through $and/$or/$nor; a $sort's), and the references of its values.
+func (a *Analysis) keys(d bson.Raw, filter bool) {
+	elems, err := d.Elements()
+	if err != nil {
+		a.All = true
+		return
+	}
+	for _, el := range elems {
+		k := el.Key()
+		if strings.HasPrefix(k, "$") {
+			if filter && (k == "$and" || k == "$or" || k == "$nor") {
+				if arr, ok := el.Value().ArrayOK(); ok {
+					subs, _ := arr.Values()
+					for _, s := range subs {
+						if sd, ok := s.DocumentOK(); ok {
+							a.keys(sd, true)
+						}
+					}
+					continue
+				}
+			}
+			a.All = true // $expr and other operators: not read here
+			continue
+		}
+		a.Reads = append(a.Reads, k)
+		a.refs(el.Value())
+	}
+}
+
+// project reads an inclusion projection's fields and references; it
+// reports false for an exclusion (every other field flows on).
+func (a *Analysis) project(d bson.Raw) bool {
+	elems, err := d.Elements()
+	if err != nil {
+		return false
+	}
+	inclusion := false
+	for _, el := range elems {
+		v := el.Value()
+		if n, ok := v.AsInt64OK(); ok && n == 0 && el.Key() != "_id" {
+			return false
+		}
+		if b, ok := v.BooleanOK(); ok && !b && el.Key() != "_id" {
+			return false
+		}
+		a.Reads = append(a.Reads, el.Key())
+		a.refs(v)
+		if el.Key() != "_id" {
+			inclusion = true // {_id: 0} alone excludes
+		}
+	}
+	return inclusion
+}
+
+// refs records every field reference ("$path") in an expression; $$ROOT
+// and $$CURRENT read everything.
+func (a *Analysis) refs(v bson.RawValue) {
+	switch v.Type {
+	case bson.TypeString:
+		s := v.StringValue()
+		switch {
+		case strings.HasPrefix(s, "$$ROOT") || strings.HasPrefix(s, "$$CURRENT"):
+			a.All = true
+		case strings.HasPrefix(s, "$$"):
+		case strings.HasPrefix(s, "$"):
+			a.Reads = append(a.Reads, s[1:])
+		}
+	case bson.TypeEmbeddedDocument, bson.TypeArray:
+		elems, err := bson.Raw(v.Value).Elements()
+		if err != nil {
+			a.All = true
+			return
+		}
+		for _, el := range elems {
+			a.refs(el.Value())
+		}
+	}
+}
