@@ -1,4 +1,4 @@
-.PHONY: test soak devserver bench bench-quick bench-readme fuzz
+.PHONY: test soak devserver bench bench-quick bench-readme bench-precision fuzz
 
 # Everything CI runs: modules, dev server, gofmt, go mod tidy, vet, test -race.
 test:
@@ -26,6 +26,11 @@ bench-quick:
 # Regenerate the README's results table from a real run.
 bench-readme:
 	./scripts/bench-readme.sh
+
+# The cache's invalidation precision against a perfect invalidator (about 7
+# minutes), written into the README's "Cache precision" section.
+bench-precision:
+	cd bench && go run ./cmd/precision -readme ../README.md
 
 # Fuzz the decoder against the driver, its delegation paths, and the
 # encoder, each for FUZZTIME (FUZZTIME=15m for the long run).

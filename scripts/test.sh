@@ -7,8 +7,9 @@
 # is stopped on exit, also on failure.
 #
 # `scripts/test.sh soak` (make soak) runs the long load tests instead: the
-# cache under 64 goroutines for $SOAK (default 10m) and a 1,000,000-document
-# stream whose heap must stay flat.
+# cache under 64 goroutines for $SOAK (default 10m), the stale-read checker
+# for 20,000 checked reads, and a 1,000,000-document stream whose heap must
+# stay flat.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -59,9 +60,9 @@ fi
 step "testing against $MONGODB_URI"
 
 if [ "$mode" = soak ]; then
-	step "soak: cache load for ${SOAK:-10m}, then a 1,000,000-document stream"
-	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 \
-		go test -count=1 -timeout 2h -v -run 'TestCacheUnderLoad|TestStreamHeapIsFlat' ./cache ./cursor
+	step "soak: cache load for ${SOAK:-10m}, the stale-read checker for 20,000 reads, then a 1,000,000-document stream"
+	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 DATABRIDGE_STALE_READS=20000 \
+		go test -count=1 -timeout 2h -v -run 'TestCacheUnderLoad|TestNoStaleReads|TestStreamHeapIsFlat' ./cache ./cursor
 	exit 0
 fi
 

@@ -414,6 +414,15 @@ func (c *Cache) InvalidateAll() { c.invalidateAll() }
 func (c *Cache) invalidateAll() {
 	c.epoch.Add(1)
 	c.invalidations.Add(1)
+	// The entries are invalid by the epoch already; their indexes go too,
+	// so that no write looks at them again.
+	c.spaces.Range(func(_, v any) bool {
+		sp := v.(*space)
+		sp.mu.Lock()
+		sp.reset()
+		sp.mu.Unlock()
+		return true
+	})
 }
 
 // unsettled is the change of a write whose outcome is unknown: it was sent
