@@ -114,6 +114,9 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 	if err != nil {
 		return nil, err
 	}
+	if len(res.Docs) == 0 {
+		return nil, nil // as an uncached read returns no documents
+	}
 	if r.memo != nil {
 		if m, ok := res.Memo(r.memo.Key); ok {
 			return slices.Clone(m.([]R)), nil

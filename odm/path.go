@@ -15,7 +15,9 @@ import (
 // commit), and, after the call, successful or not, what the write may have
 // changed is reported to every cache of the process: as it is, or, when
 // the outcome is unknown (sent, no reply), as a write that may still be
-// running until its deadline.
+// running until its deadline. It is reported before the call too
+// (cachecore.Begin): until the reply, what it may change is neither
+// served nor stored.
 //
 // ch says what the write may change; call may refine it from the reply
 // before it is reported.
@@ -25,13 +27,21 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 	if !inTransaction(ctx) {
 		wctx = cachecore.Handled(wctx)
 	}
-	err := call(wctx)
 	ch.DB, ch.Coll = c.db, c.name
+	f := cachecore.Begin(c.cache, *ch) // the statements as sent
+	ended := false
+	defer func() {
+		if !ended { // call panicked: what the write did is not known
+			f.End(c.cache, cachecore.Change{DB: c.db, Coll: c.name, Wide: true})
+		}
+	}()
+	err := call(wctx)
 	if outcome.Of(err) == outcome.Unknown {
 		ch.Unknown = true
 		ch.Deadline, _ = wctx.Deadline()
 	}
-	cachecore.Apply(c.cache, *ch)
+	ended = true
+	f.End(c.cache, *ch) // refined by the reply
 	return err
 }
 

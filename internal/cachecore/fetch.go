@@ -22,7 +22,7 @@ type LoadFunc func(ctx context.Context) ([]bson.Raw, error)
 // its load began could change it (the rules of decide.go), and no
 // collection-wide invalidation, InvalidateAll or unsettled write came
 // between. A write applied while the load is in flight is decided against
-// the loaded result before it is stored (see begin and commit).
+// the loaded result before it is stored (see beginLoad and commit).
 func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
 	if ttl <= 0 {
 		ttl = c.defaultTTL
@@ -152,10 +152,10 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// loadStore runs load between begin and commit, and stores the result when
+// loadStore runs load between beginLoad and commit, and stores the result when
 // commit accepts it; ok reports whether it was stored, valid.
 func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, ok bool, err error) {
-	d := c.begin(q, sp, key)
+	d := c.beginLoad(q, sp, key)
 	res, err = c.build(ctx, key, load, memo)
 	if err != nil {
 		c.abandon(d)
@@ -185,9 +185,9 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 	return res, d.valid(c), nil
 }
 
-// begin starts a load of the entry key: from here until commit, every write
+// beginLoad starts a load of the entry key: from here until commit, every write
 // applied to its collection is kept for commit to decide on.
-func (c *Cache) begin(q Key, sp *space, key string) *dep {
+func (c *Cache) beginLoad(q Key, sp *space, key string) *dep {
 	d := &dep{sp: sp, key: key, epoch: c.epoch.Load()}
 	for _, ns := range q.Also {
 		a := c.spaceNS(ns)
@@ -233,8 +233,26 @@ func (c *Cache) commit(d *dep) bool {
 			}
 		}
 	}
+	// A write in flight (sent, its reply not yet applied) may have run
+	// before or after the load's read: the result is stored only if the
+	// write cannot change it.
+	for _, w := range sp.flying {
+		if !ok {
+			break
+		}
+		if w.wide {
+			ok = false
+			break
+		}
+		for j := range w.stmts {
+			if decide(&w.stmts[j], d, sp.simple.Load()) != keep {
+				ok = false
+				break
+			}
+		}
+	}
 	for _, a := range d.also {
-		ok = ok && a.seq == a.sp.seq.Load()
+		ok = ok && a.seq == a.sp.seq.Load() && !a.sp.writing()
 	}
 	sp.done()
 	if ok {

@@ -116,7 +116,6 @@ func (c *Cache) apply(ch Change) {
 // applyStmts invalidates the entries each statement may affect, and keeps
 // the change for the loads in flight.
 func (c *Cache) applyStmts(sp *space, ch *Change) {
-	simple := sp.simple.Load()
 	var stale []string
 	sp.mu.Lock()
 	sp.seq.Add(1)
@@ -131,8 +130,21 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 		}
 		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
 	}
-	for i := range ch.Stmts {
-		s := &ch.Stmts[i]
+	stale = c.decideAll(sp, ch.Stmts)
+	sp.mu.Unlock()
+	c.invalidations.Add(1)
+	for _, k := range stale {
+		c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
+	}
+}
+
+// decideAll invalidates the entries each statement may change (under mu),
+// and returns their keys, for the caller to delete from ristretto once it
+// has let mu go.
+func (c *Cache) decideAll(sp *space, stmts []Stmt) (stale []string) {
+	simple := sp.simple.Load()
+	for i := range stmts {
+		s := &stmts[i]
 		if s.NoChange {
 			continue
 		}
@@ -149,11 +161,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 			}
 		})
 	}
-	sp.mu.Unlock()
-	c.invalidations.Add(1)
-	for _, k := range stale {
-		c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
-	}
+	return stale
 }
 
 // keep records a write applied while loads are in flight (under mu), within

@@ -88,6 +88,7 @@ type pendingWrite struct {
 	txn      string // "lsid/txnNumber" of a transaction's write or commit
 	command  string
 	deadline time.Time // from maxTimeMS; zero if none
+	flight   *Flight   // from Started to the reply
 }
 
 type observer struct {
@@ -143,6 +144,27 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 		return
 	}
 	o.mu.Lock()
+	flying := w.ns
+	if w.command == "commitTransaction" {
+		flying = nil
+		for ns := range o.txns[w.txn] {
+			flying = append(flying, ns)
+		}
+	}
+	o.mu.Unlock()
+	// Until its reply, the write may run at any moment: what it may change
+	// is neither served nor stored (see Begin).
+	w.flight = &Flight{}
+	for _, ns := range flying {
+		db, coll, _ := strings.Cut(ns, ".")
+		ch := Change{DB: db, Coll: coll, Drop: !dataOnly[w.command]}
+		if len(flying) == 1 && w.command != "commitTransaction" {
+			ch.Stmts = w.stmts
+		}
+		ch.Wide = ch.Stmts == nil
+		w.flight.beginObserved(ch)
+	}
+	o.mu.Lock()
 	o.pending[pendingKey{e.ConnectionID, e.RequestID}] = w
 	o.mu.Unlock()
 }
@@ -155,6 +177,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 	o.mu.Lock()
 	w, ok := o.pending[k]
 	delete(o.pending, k)
+	defer w.flight.land() // after the change is applied
 	if ok && w.txn != "" {
 		switch w.command {
 		case "commitTransaction":

@@ -215,3 +215,31 @@ func TestCommandStmts(t *testing.T) {
 	_, ok = commandStmts("update", mustRaw(t, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{"not a document"}}}))
 	assert.False(t, ok, "a shape not known: collection-wide")
 }
+
+// TestWritesInFlight: between Begin and End a write may run at any moment:
+// the entries it may change are invalidated at Begin, and a load that ends
+// meanwhile is stored only if the write cannot change it.
+func TestWritesInFlight(t *testing.T) {
+	c := newTestCache(t, Config{})
+	a := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true, Shape: simpleShape}
+	b := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "b", Value: 1}}, Simple: true, Shape: simpleShape}
+	doc := mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}})
+	fetchDocs(t, c, a, doc)
+	fetchDocs(t, c, b)
+	upd := Change{DB: "db", Coll: "c", Stmts: []Stmt{{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: 1}}),
+		Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 2}}}})}}}}
+	f := Begin(c, upd)
+	assert.False(t, fetchDocs(t, c, a, doc), "invalidated when the write began")
+	assert.False(t, fetchDocs(t, c, a, doc), "and not stored while it is in flight")
+	assert.True(t, fetchDocs(t, c, b), "an entry it cannot change stays")
+	f.End(c, upd)
+	assert.False(t, fetchDocs(t, c, a, doc))
+	assert.True(t, fetchDocs(t, c, a, doc), "stored again once it has ended")
+
+	wide := Begin(c, Change{DB: "db", Coll: "c", Wide: true})
+	assert.False(t, fetchDocs(t, c, b), "a write that may change anything")
+	assert.False(t, fetchDocs(t, c, b))
+	wide.End(c, Change{DB: "db", Coll: "c", Wide: true})
+	fetchDocs(t, c, b)
+	assert.True(t, fetchDocs(t, c, b))
+}

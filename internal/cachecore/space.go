@@ -28,12 +28,15 @@ type space struct {
 	seq atomic.Uint64 // writes applied (written under mu)
 
 	mu       sync.Mutex
-	inflight int       // loads between begin and commit
+	inflight int       // loads between beginLoad and commit
 	ring     []applied // writes applied while loads were in flight, oldest first
 	stmts    int       // statements in ring
 	floor    uint64    // the newest write dropped from the ring while loads were in flight
 	gen      uint64    // index generation: a collection-wide invalidation starts afresh
 	stamp    uint64    // visit stamp of the write being applied
+
+	flying  []*flying    // writes between Begin and End
+	nflying atomic.Int32 // len(flying), read without mu
 
 	deps     set
 	byID     map[idKey]set             // _id → finds whose result holds it
