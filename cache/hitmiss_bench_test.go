@@ -66,3 +66,41 @@ func BenchmarkFetchPath(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHitParallel is path=hit of BenchmarkFetchPath from every P at
+// once: how hits scale with cores (one key, so every goroutine reads the
+// same entry and the same collection state).
+//
+//	go test ./cache -run '^$' -bench BenchmarkHitParallel -cpu 1,2 -count 8
+func BenchmarkHitParallel(b *testing.B) {
+	docs := make([]bson.Raw, 100)
+	for i := range docs {
+		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
+	}
+	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	ctx := context.Background()
+	plan := decode.MustCompile[benchdata.Small](decode.ZeroCopy())
+	c, _ := cache.New(cache.Config{})
+	defer c.Close()
+	q := cachecore.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
+	_, _ = cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
+	cache.Core(c).Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			out := make([]benchdata.Small, len(res.Docs))
+			for i, d := range res.Docs {
+				_ = plan.Decode(d, &out[i])
+			}
+		}
+	})
+	if n := c.Stats().Loads; n != 1 {
+		b.Fatalf("expected hits only, got %d loads", n)
+	}
+}

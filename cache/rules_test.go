@@ -92,9 +92,7 @@ var (
 	inCityX = ruleRead{"the orders of city x", func(ctx context.Context, h *odm.Collection[Order], cached bool) (any, error) {
 		return h.FindMany(ctx, query.Eq("addr.city", "x"), opts(cached)...)
 	}}
-	byID3 = ruleRead{"order 3", func(ctx context.Context, h *odm.Collection[Order], cached bool) (any, error) {
-		return h.FindOne(ctx, query.Eq("_id", 3), opts(cached)...)
-	}}
+	byID3       = byIDRead(3)
 	statusesOfA = ruleRead{"tenant a's orders per status (aggregation)", func(ctx context.Context, h *odm.Collection[Order], cached bool) (any, error) {
 		type row struct {
 			Status string `bson:"_id"`
@@ -117,6 +115,12 @@ var (
 	}}
 )
 
+func byIDRead(id int) ruleRead {
+	return ruleRead{fmt.Sprint("order ", id), func(ctx context.Context, h *odm.Collection[Order], cached bool) (any, error) {
+		return h.FindOne(ctx, query.Eq("_id", id), opts(cached)...)
+	}}
+}
+
 // A write of the rule tests, and what the rules must do with the read's
 // entry: keep it (the next read is a hit) or drop it by the named rule.
 type ruleCase struct {
@@ -125,6 +129,10 @@ type ruleCase struct {
 	do    func(ctx context.Context, e ruleEnv) error
 	keep  bool
 	rule  string // with !keep: "id", "match", "path" or "wide"
+	// prime, when set, is the _id of an order read (cached, by _id) before
+	// the write, so that a cached read holds it whole: the rules then read
+	// the fields the write does not touch.
+	prime int
 }
 
 func odmInsert(o Order) func(context.Context, ruleEnv) error {
@@ -160,55 +168,63 @@ func rawDelete(filter bson.D) func(context.Context, ruleEnv) error {
 var ruleCases = []ruleCase{
 	// Inserts: the document against the filter, and a full sorted limited
 	// result against its last document.
-	{newestPaid, "insert of a paid order of a that sorts after the last", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 5}), true, ""},
-	{newestPaid, "insert of a paid order of a that sorts first", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 70}), false, "match"},
-	{allPaid, "insert of an order of b (raw)", rawInsert(Order{ID: 7, Tenant: "b", Status: "paid"}), true, ""},
-	{allPaid, "insert of a paid order of a (raw)", rawInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 5}), false, "match"},
+	{newestPaid, "insert of a paid order of a that sorts after the last", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 5}), true, "", 0},
+	{newestPaid, "insert of a paid order of a that sorts first", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 70}), false, "match", 0},
+	{allPaid, "insert of an order of b (raw)", rawInsert(Order{ID: 7, Tenant: "b", Status: "paid"}), true, "", 0},
+	{allPaid, "insert of a paid order of a (raw)", rawInsert(Order{ID: 7, Tenant: "a", Status: "paid", CreatedAt: 5}), false, "match", 0},
 	// Writes by _id.
-	{newestPaid, "update by _id of an order not in it, of a path it does not read", odmUpdate(id(3), set("total", 9)), true, ""},
-	{newestPaid, "update by _id of an order in it", odmUpdate(id(2), set("total", 9)), false, "id"},
-	{newestPaid, "update by _id (raw) of an order in it", rawUpdate(id(6), set("total", 9)), false, "id"},
-	{newestPaid, "update by _id that makes an order enter", odmUpdate(id(3), set("status", "paid")), false, "path"},
-	{newestPaid, "update by _id of a path it reads, to a value it excludes", odmUpdate(id(3), set("status", "void")), true, ""},
-	{newestPaid, "delete by _id of an order not in it", odmDelete(id(5)), true, ""},
-	{newestPaid, "delete by _id (raw) of an order in it", rawDelete(id(6)), false, "id"},
-	{byID3, "update by _id of another order", odmUpdate(id(4), set("total", 1)), true, ""},
-	{byID3, "update by _id of the order", rawUpdate(id(3), set("total", 1)), false, "id"},
-	{byID3, "insert of another order", odmInsert(Order{ID: 7, Tenant: "a"}), true, ""},
+	{newestPaid, "update by _id of an order not in it, of a path it does not read", odmUpdate(id(3), set("total", 9)), true, "", 0},
+	{newestPaid, "update by _id of an order in it", odmUpdate(id(2), set("total", 9)), false, "id", 0},
+	{newestPaid, "update by _id (raw) of an order in it", rawUpdate(id(6), set("total", 9)), false, "id", 0},
+	{newestPaid, "update by _id that makes an order enter", odmUpdate(id(3), set("status", "paid")), false, "path", 0},
+	{newestPaid, "update by _id of a path it reads, to a value it excludes", odmUpdate(id(3), set("status", "void")), true, "", 0},
+	{newestPaid, "delete by _id of an order not in it", odmDelete(id(5)), true, "", 0},
+	{newestPaid, "delete by _id (raw) of an order in it", rawDelete(id(6)), false, "id", 0},
+	{byID3, "update by _id of another order", odmUpdate(id(4), set("total", 1)), true, "", 0},
+	{byID3, "update by _id of the order", rawUpdate(id(3), set("total", 1)), false, "id", 0},
+	{byID3, "insert of another order", odmInsert(Order{ID: 7, Tenant: "a"}), true, "", 0},
 	// Writes by another filter: the stored documents against it.
-	{newestPaid, "update by a filter no stored order matches, of a path it does not read", odmUpdate(bson.D{{Key: "tenant", Value: "b"}}, set("total", 1)), true, ""},
-	{newestPaid, "update by a filter no stored order matches (raw)", rawUpdate(bson.D{{Key: "tenant", Value: "b"}}, set("total", 1)), true, ""},
-	{newestPaid, "update by a filter stored orders match", odmUpdate(bson.D{{Key: "status", Value: "paid"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "total", Value: 1}}}}), false, "match"},
-	{allPaid, "delete by a filter a stored order matches (raw)", rawDelete(bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: 15}}}}), false, "match"},
-	{allPaid, "delete by a filter no stored order matches", odmDelete(bson.D{{Key: "createdAt", Value: bson.D{{Key: "$gt", Value: 100}}}}), true, ""},
-	{tenantsOfB, "update by a filter on a path the projection dropped", odmUpdate(bson.D{{Key: "status", Value: "open"}}, set("total", 3)), false, "match"},
-	{tenantsOfB, "update by a filter on a kept path no stored order matches", odmUpdate(bson.D{{Key: "tenant", Value: "a"}}, set("total", 3)), true, ""},
+	{newestPaid, "update by a filter no stored order matches, of a path it does not read", odmUpdate(bson.D{{Key: "tenant", Value: "b"}}, set("total", 1)), true, "", 0},
+	{newestPaid, "update by a filter no stored order matches (raw)", rawUpdate(bson.D{{Key: "tenant", Value: "b"}}, set("total", 1)), true, "", 0},
+	{newestPaid, "update by a filter stored orders match", odmUpdate(bson.D{{Key: "status", Value: "paid"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "total", Value: 1}}}}), false, "match", 0},
+	{allPaid, "delete by a filter a stored order matches (raw)", rawDelete(bson.D{{Key: "createdAt", Value: bson.D{{Key: "$lt", Value: 15}}}}), false, "match", 0},
+	{allPaid, "delete by a filter no stored order matches", odmDelete(bson.D{{Key: "createdAt", Value: bson.D{{Key: "$gt", Value: 100}}}}), true, "", 0},
+	{tenantsOfB, "update by a filter on a path the projection dropped", odmUpdate(bson.D{{Key: "status", Value: "open"}}, set("total", 3)), false, "match", 0},
+	{tenantsOfB, "update by a filter on a kept path no stored order matches", odmUpdate(bson.D{{Key: "tenant", Value: "a"}}, set("total", 3)), true, "", 0},
 	// Nested paths.
-	{inCityX, "update of a sibling path of the one it reads", odmUpdate(id(2), set("addr.zip", "9")), true, ""},
-	{inCityX, "update of the path it reads", odmUpdate(id(2), set("addr.city", "x")), false, "path"},
-	{inCityX, "update of the parent to a document that does not match", odmUpdate(id(2), set("addr", bson.D{{Key: "city", Value: "z"}})), true, ""},
-	{inCityX, "update of the parent to a document that matches", odmUpdate(id(2), set("addr", bson.D{{Key: "city", Value: "x"}})), false, "path"},
+	{inCityX, "update of a sibling path of the one it reads", odmUpdate(id(2), set("addr.zip", "9")), true, "", 0},
+	{inCityX, "update of the path it reads", odmUpdate(id(2), set("addr.city", "x")), false, "path", 0},
+	{inCityX, "update of the parent to a document that does not match", odmUpdate(id(2), set("addr", bson.D{{Key: "city", Value: "z"}})), true, "", 0},
+	{inCityX, "update of the parent to a document that matches", odmUpdate(id(2), set("addr", bson.D{{Key: "city", Value: "x"}})), false, "path", 0},
 	// Upserts: an update plus a possible insert.
-	{newestPaid, "upsert that inserts a matching order", odmUpdate(id(9), set("tenant", "a", "status", "paid", "createdAt", 90), odm.Upsert()), false, "path"},
-	{allPaid, "upsert that inserts an order of b", odmUpdate(bson.D{{Key: "_id", Value: 9}, {Key: "tenant", Value: "b"}}, set("total", 1), odm.Upsert()), true, ""},
+	{newestPaid, "upsert that inserts a matching order", odmUpdate(id(9), set("tenant", "a", "status", "paid", "createdAt", 90), odm.Upsert()), false, "path", 0},
+	{allPaid, "upsert that inserts an order of b", odmUpdate(bson.D{{Key: "_id", Value: 9}, {Key: "tenant", Value: "b"}}, set("total", 1), odm.Upsert()), true, "", 0},
 	// Counts.
-	{countA, "insert of an order of b", odmInsert(Order{ID: 7, Tenant: "b"}), true, ""},
-	{countA, "insert of an order of a (raw)", rawInsert(Order{ID: 7, Tenant: "a"}), false, "match"},
-	{countA, "delete of an order", odmDelete(id(5)), false, "wide"},
+	{countA, "insert of an order of b", odmInsert(Order{ID: 7, Tenant: "b"}), true, "", 0},
+	{countA, "insert of an order of a (raw)", rawInsert(Order{ID: 7, Tenant: "a"}), false, "match", 0},
+	{countA, "delete of an order", odmDelete(id(5)), false, "wide", 0},
 	// Decided before the reply (the write may run at any moment once sent):
 	// a delete that turns out to delete nothing has invalidated counts.
-	{countA, "delete that deletes nothing", odmDelete(id(99)), false, "wide"},
-	{countA, "update of a path it does not read", odmUpdate(id(1), set("total", 1)), true, ""},
-	{countA, "update of the path it reads (raw)", rawUpdate(id(4), set("tenant", "a")), false, "path"},
+	{countA, "delete that deletes nothing", odmDelete(id(99)), false, "wide", 0},
+	{countA, "update of a path it does not read", odmUpdate(id(1), set("total", 1)), true, "", 0},
+	{countA, "update of the path it reads (raw)", rawUpdate(id(4), set("tenant", "a")), false, "path", 0},
 	// Aggregations whose first stage is $match.
-	{statusesOfA, "insert of an order of b", odmInsert(Order{ID: 7, Tenant: "b", Status: "paid"}), true, ""},
-	{statusesOfA, "insert of an order of a", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid"}), false, "match"},
-	{statusesOfA, "update of a path no stage reads", odmUpdate(id(4), set("total", 1)), true, ""},
-	{statusesOfA, "update of a path a later stage reads", odmUpdate(id(1), set("status", "open")), false, "path"},
-	{statusesOfA, "delete of an order", rawDelete(id(5)), false, "wide"},
+	{statusesOfA, "insert of an order of b", odmInsert(Order{ID: 7, Tenant: "b", Status: "paid"}), true, "", 0},
+	{statusesOfA, "insert of an order of a", odmInsert(Order{ID: 7, Tenant: "a", Status: "paid"}), false, "match", 0},
+	{statusesOfA, "update of a path no stage reads", odmUpdate(id(4), set("total", 1)), true, "", 0},
+	{statusesOfA, "update of a path a later stage reads", odmUpdate(id(1), set("status", "open")), false, "path", 0},
+	{statusesOfA, "delete of an order", rawDelete(id(5)), false, "wide", 0},
+	// With the document held whole by a cached read, the fields a write by
+	// _id does not touch are known.
+	{read: newestPaid, write: "update by _id making an order of b paid, the order cached", do: odmUpdate(id(5), set("status", "paid")), keep: true, rule: "", prime: 5},
+	{read: newestPaid, write: "update by _id making an order of a paid, the order cached", do: odmUpdate(id(3), set("status", "paid")), keep: false, rule: "path", prime: 3},
+	{read: countA, write: "delete by _id of an order of b, the order cached", do: odmDelete(id(5)), keep: true, rule: "", prime: 5},
+	{read: countA, write: "delete by _id of an order of a, the order cached", do: rawDelete(id(3)), keep: false, rule: "match", prime: 3},
+	{read: statusesOfA, write: "update by _id of the status of an order of b, the order cached", do: rawUpdate(id(4), set("status", "open")), keep: true, rule: "", prime: 4},
+	{read: statusesOfA, write: "update by _id of the status of an order of a, the order cached", do: odmUpdate(id(3), set("status", "paid")), keep: false, rule: "path", prime: 3},
 	// Reads outside the rules: any write.
-	{paidByRegex, "insert of an unrelated order", odmInsert(Order{ID: 7, Tenant: "z", Status: "none"}), false, "wide"},
-	{oneOfB, "insert of an unrelated order", odmInsert(Order{ID: 7, Tenant: "z", Status: "none"}), false, "wide"},
+	{paidByRegex, "insert of an unrelated order", odmInsert(Order{ID: 7, Tenant: "z", Status: "none"}), false, "wide", 0},
+	{oneOfB, "insert of an unrelated order", odmInsert(Order{ID: 7, Tenant: "z", Status: "none"}), false, "wide", 0},
 }
 
 // TestInvalidationRules: for every rule of the invalidation (docs/caching.md),
@@ -233,12 +249,17 @@ func TestInvalidationRules(t *testing.T) {
 			c := newCache(t, cache.Config{})
 			e := ruleEnv{c: c, h: handle[Order](t, coll, odm.WithCache(c)), raw: coll}
 
+			if tc.prime != 0 {
+				_, err := byIDRead(tc.prime).run(ctx, e.h, true)
+				require.NoError(t, err)
+			}
+			hits := c.Stats().Hits
 			first, err := tc.read.run(ctx, e.h, true)
 			require.NoError(t, err)
 			again, err := tc.read.run(ctx, e.h, true)
 			require.NoError(t, err)
 			require.Equal(t, first, again)
-			require.EqualValues(t, 1, c.Stats().Hits, "the read is cached")
+			require.EqualValues(t, hits+1, c.Stats().Hits, "the read is cached")
 
 			before := c.Stats()
 			require.NoError(t, tc.do(ctx, e))
@@ -252,8 +273,13 @@ func TestInvalidationRules(t *testing.T) {
 			hit := c.Stats().Hits > after.Hits
 			if tc.keep {
 				assert.True(t, hit, "the write cannot change the result: the entry must survive")
-				assert.Equal(t, before.InvalidatedByID+before.InvalidatedByMatch+before.InvalidatedByPath+before.InvalidatedWide,
-					after.InvalidatedByID+after.InvalidatedByMatch+after.InvalidatedByPath+after.InvalidatedWide, "no invalidation counted")
+				primed := uint64(0)
+				if tc.prime != 0 {
+					primed = 1 // the read by _id of the document written
+				}
+				assert.Equal(t, before.InvalidatedByID+primed, after.InvalidatedByID, "no invalidation counted but the primed read's")
+				assert.Equal(t, before.InvalidatedByMatch+before.InvalidatedByPath+before.InvalidatedWide,
+					after.InvalidatedByMatch+after.InvalidatedByPath+after.InvalidatedWide, "no invalidation counted")
 				return
 			}
 			assert.False(t, hit, "the write may change the result: the entry must go")

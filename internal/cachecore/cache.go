@@ -88,7 +88,7 @@ type Cache struct {
 	rc         *ristretto.Cache[string, *entry]
 	defaultTTL time.Duration
 
-	spaces sync.Map      // namespace "db.coll" → *space
+	spaces sync.Map      // database → *sync.Map of collection → *space
 	epoch  atomic.Uint64 // InvalidateAll calls: every entry loaded before one is invalid
 	// settleAll is the unsettled window of a write that may have changed
 	// every collection (unix nanoseconds; 0 if none).

@@ -71,6 +71,14 @@ type Stmt struct {
 	Upserted, NotUpserted bool
 	UpsertedID            bson.RawValue
 
+	// image is the one document the statement changes, as it was when the
+	// write began: set by Begin when the statement names one _id and a
+	// valid entry holds that document whole, and kept only while no other
+	// write begins or is applied in the collection (so it is the document
+	// as the server has it right before this write runs). The rules read
+	// in it the fields the write does not touch.
+	image bson.Raw
+
 	// Derived by the rules, once (not for inserts, which the rules read
 	// whole).
 	derived bool

@@ -33,6 +33,12 @@ func decide(s *Stmt, d *dep, simple bool) rule {
 		return d.inserted(s.doc(), nil)
 	case OpDelete:
 		if d.kind != kindFind || d.ids == nil {
+			if s.image != nil { // the document deleted, as it was
+				if d.filter.Match(s.image) == match.No {
+					return keep
+				}
+				return ruleMatch
+			}
 			return ruleWide // a count's or an aggregation's document: which one, the rules cannot tell
 		}
 		return d.selected(s)
@@ -119,7 +125,11 @@ func (d *dep) selected(s *Stmt) rule {
 func (d *dep) updated(s *Stmt) rule {
 	if d.kind != kindFind || d.ids == nil {
 		// No ids: a document may enter, leave or change in the output
-		// whenever the write changes a path the entry reads.
+		// whenever the write changes a path the entry reads; unless the
+		// document, as it was and as it is after, is outside the filter.
+		if s.image != nil && d.filter.Match(s.image) == match.No && d.afterwards(s) == match.No {
+			return keep
+		}
 		if s.Op == OpReplace || s.u.All || d.outAll || d.kind == kindFind {
 			return ruleWide
 		}
@@ -140,16 +150,67 @@ func (d *dep) updated(s *Stmt) rule {
 	case s.u.All:
 		return rulePath // a pipeline: any path may change
 	case touches(s.u.Touched, d.fpaths) || (d.full && touches(s.u.Touched, d.spaths)):
-		if d.filter.CanMatchAfter(s.u, nil) != match.No {
+		if d.afterwards(s) != match.No && !d.sortsAfterLast(s) {
 			return rulePath
 		}
 	}
 	return d.upserted(s)
 }
 
+// afterwards says whether the document an update changes can match the
+// entry's filter afterwards: from what the update sets, and, with an
+// image, from the fields of the document it does not touch.
+func (d *dep) afterwards(s *Stmt) match.Tri {
+	if s.Op == OpReplace {
+		doc := s.replacement()
+		if doc == nil {
+			return match.Maybe
+		}
+		return d.filter.Match(doc)
+	}
+	return d.filter.CanMatchAfter(s.u, untouched(s))
+}
+
+// untouched returns the top-level fields of the statement's image that its
+// update leaves as they are (nil without an image).
+func untouched(s *Stmt) map[string]bson.RawValue {
+	if s.image == nil || s.u.All {
+		return nil
+	}
+	elems, err := s.image.Elements()
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]bson.RawValue, len(elems))
+	for _, el := range elems {
+		f := el.Key()
+		if s.u.Unset[f] || touches(s.u.Touched, []string{f}) {
+			continue
+		}
+		out[f] = el.Value()
+	}
+	return out
+}
+
+// sortsAfterLast reports whether the document an update changes, which
+// may match a full limited result afterwards, still cannot enter it: the
+// update leaves its sort fields as they are, and, by its image, it sorts
+// after the result's last document.
+func (d *dep) sortsAfterLast(s *Stmt) bool {
+	if !d.full || s.image == nil || s.Op != OpUpdate || touches(s.u.Touched, d.spaths) {
+		return false
+	}
+	for _, p := range d.spaths {
+		if !d.proj.Keeps(p) {
+			return false
+		}
+	}
+	return d.sort.Before(s.image, d.last, d.opts) == match.No
+}
+
 // upserted decides for the document an upsert may insert.
 func (d *dep) upserted(s *Stmt) rule {
-	if !s.Upsert || s.NotUpserted {
+	if !s.Upsert || s.NotUpserted || s.image != nil { // with an image, the document exists: no insert
 		return keep
 	}
 	if s.Op == OpReplace {

@@ -1,6 +1,10 @@
 package cachecore
 
-import "slices"
+import (
+	"slices"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
 
 // A write is reported twice: Begin before it is sent, End after its reply
 // (or its failure). Between the two the server may run it at any moment,
@@ -73,6 +77,9 @@ func (f *Flight) beginObserved(ch Change) {
 // the caches Begin reached, publishes it, and ends the flight. Caches made
 // since Begin get the change too.
 func (f *Flight) End(writer *Cache, ch Change) {
+	if !ch.Unknown {
+		f.attach(ch.Stmts)
+	}
 	Apply(writer, ch)
 	f.land()
 }
@@ -101,6 +108,10 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp := c.space(ch.DB, ch.Coll)
 	w := &flying{stmts: ch.Stmts, wide: ch.Wide || ch.Drop || ch.Unknown || len(ch.Stmts) == 0 || c.wideOnly}
 	sp.mu.Lock()
+	sp.forgetImages() // what another write in flight read may change now
+	if !w.wide {
+		sp.images(w.stmts)
+	}
 	sp.flying = append(sp.flying, w)
 	sp.nflying.Add(1)
 	if len(sp.deps) == 0 {
@@ -123,4 +134,68 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 		c.rc.Del(k)
 	}
 	return flightPart{c: c, sp: sp, w: w}, true
+}
+
+// images sets the image of each statement that names one _id, from a
+// valid entry that holds the document whole (under mu).
+func (sp *space) images(stmts []Stmt) {
+	for i := range stmts {
+		s := &stmts[i]
+		if s.Op == OpInsert || s.Filter == nil {
+			continue
+		}
+		s.derive(sp.simple.Load())
+		if !s.idsKnown || len(s.ids) != 1 {
+			continue
+		}
+		for d := range sp.byID[s.ids[0]] {
+			if d.invalid.Load() || !d.proj.KeepsAll() {
+				continue
+			}
+			if doc := d.docWithID(s.ids[0]); doc != nil {
+				s.image = doc // immutable: the entry's buffer is never written
+				break
+			}
+		}
+	}
+}
+
+// forgetImages drops the images of the writes in flight (under mu): a
+// write begins or is applied, which may change their documents.
+func (sp *space) forgetImages() {
+	for _, w := range sp.flying {
+		for i := range w.stmts {
+			w.stmts[i].image = nil
+		}
+	}
+}
+
+// attach copies to stmts (the writer's, refined by the reply) the images
+// the flight still holds, so that the rules read them when the write is
+// applied at its end.
+func (f *Flight) attach(stmts []Stmt) {
+	if f == nil {
+		return
+	}
+	for _, p := range f.parts {
+		p.sp.mu.Lock()
+		for i := range p.w.stmts {
+			if img := p.w.stmts[i].image; img != nil && i < len(stmts) && stmts[i].image == nil {
+				stmts[i].image = img
+			}
+		}
+		p.sp.mu.Unlock()
+	}
+}
+
+// docWithID returns the stored document with _id k, or nil.
+func (d *dep) docWithID(k idKey) bson.Raw {
+	for _, doc := range d.docs {
+		if id, err := doc.LookupErr("_id"); err == nil {
+			if dk, ok := keyOfID(id, d.opts.SimpleStrings); ok && dk == k {
+				return doc
+			}
+		}
+	}
+	return nil
 }

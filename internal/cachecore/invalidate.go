@@ -3,6 +3,7 @@ package cachecore
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -10,24 +11,37 @@ import (
 
 func namespace(db, coll string) string { return db + "." + coll }
 
-// space returns the state of collection db.coll, made on first use.
+// space returns the state of collection db.coll, made on first use. It is
+// on every hit: two map loads, no allocation (a "db.coll" key would be
+// concatenated on every call).
 func (c *Cache) space(db, coll string) *space {
-	ns := namespace(db, coll)
-	if sp, ok := c.spaces.Load(ns); ok {
+	colls, ok := c.spaces.Load(db)
+	if !ok {
+		colls, _ = c.spaces.LoadOrStore(db, new(sync.Map))
+	}
+	m := colls.(*sync.Map)
+	if sp, ok := m.Load(coll); ok {
 		return sp.(*space)
 	}
-	sp, _ := c.spaces.LoadOrStore(ns, newSpace(db, coll))
+	sp, _ := m.LoadOrStore(coll, newSpace(db, coll))
 	return sp.(*space)
 }
 
 // spaceNS is space for a namespace "db.coll".
 func (c *Cache) spaceNS(ns string) *space {
-	if sp, ok := c.spaces.Load(ns); ok {
-		return sp.(*space)
-	}
 	db, coll, _ := strings.Cut(ns, ".")
-	sp, _ := c.spaces.LoadOrStore(ns, newSpace(db, coll))
-	return sp.(*space)
+	return c.space(db, coll)
+}
+
+// eachSpace calls f for every collection the cache knows.
+func (c *Cache) eachSpace(f func(*space)) {
+	c.spaces.Range(func(_, colls any) bool {
+		colls.(*sync.Map).Range(func(_, sp any) bool {
+			f(sp.(*space))
+			return true
+		})
+		return true
+	})
 }
 
 // unsettledAll reports whether a write of unknown outcome may still be
@@ -72,11 +86,12 @@ func (ch Change) own(shared *bool) Change {
 // db.coll, or is loading one: when none has, a write need not say what it
 // changed (a Change with Wide set is as good, and costs nothing to build).
 func Watched(db, coll string) bool {
-	ns := namespace(db, coll)
 	watched := false
 	live.Range(func(k, _ any) bool {
-		if sp, ok := k.(*Cache).spaces.Load(ns); ok && sp.(*space).watch.Load() > 0 {
-			watched = true
+		if colls, ok := k.(*Cache).spaces.Load(db); ok {
+			if sp, ok := colls.(*sync.Map).Load(coll); ok && sp.(*space).watch.Load() > 0 {
+				watched = true
+			}
 		}
 		return !watched
 	})
@@ -119,6 +134,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 	var stale []string
 	sp.mu.Lock()
 	sp.seq.Add(1)
+	sp.forgetImages()
 	if sp.inflight == 0 && len(sp.deps) == 0 {
 		sp.mu.Unlock() // nothing to invalidate, no load to tell
 		c.invalidations.Add(1)
@@ -399,6 +415,7 @@ func (c *Cache) Invalidate(db, coll string) { c.Apply(Change{DB: db, Coll: coll,
 func (c *Cache) invalidateWide(sp *space, drop bool) {
 	sp.mu.Lock()
 	sp.seq.Add(1)
+	sp.forgetImages()
 	if drop {
 		sp.drops.Add(1)
 		sp.simple.Store(false) // until its shape is asked again
@@ -424,12 +441,10 @@ func (c *Cache) invalidateAll() {
 	c.invalidations.Add(1)
 	// The entries are invalid by the epoch already; their indexes go too,
 	// so that no write looks at them again.
-	c.spaces.Range(func(_, v any) bool {
-		sp := v.(*space)
+	c.eachSpace(func(sp *space) {
 		sp.mu.Lock()
 		sp.reset()
 		sp.mu.Unlock()
-		return true
 	})
 }
 

@@ -3,7 +3,9 @@ package cachecore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -140,6 +142,9 @@ func encodeCanon(enc *msgpack.Encoder, v any) error {
 		_ = enc.EncodeString("R")
 		return enc.EncodeBytes(x)
 	}
+	if w, ok := enc.Writer().(*bytes.Buffer); ok && appendLeaf(w, v) {
+		return nil
+	}
 	t, data, err := bson.MarshalValue(v)
 	if err != nil {
 		return fmt.Errorf("cache: key part %T: %w", v, err)
@@ -193,4 +198,63 @@ func (q Key) encode(v any) (bson.Raw, error) {
 		return q.Encode(v)
 	}
 	return bson.Marshal(v)
+}
+
+// appendLeaf writes the common leaf values (strings, integers, doubles,
+// booleans, ObjectIDs) to the key exactly as encodeCanon's general case
+// does, ["V", BSON type, BSON bytes] in msgpack, without bson.MarshalValue's
+// allocations: a hit computes a key. It reports false for other values.
+func appendLeaf(w *bytes.Buffer, v any) bool {
+	var num [8]byte
+	var t bson.Type
+	var data []byte
+	switch x := v.(type) {
+	case string:
+		n := len(x) + 5
+		leafHead(w, bson.TypeString, n)
+		binary.LittleEndian.PutUint32(num[:4], uint32(len(x)+1))
+		w.Write(num[:4])
+		w.WriteString(x)
+		w.WriteByte(0)
+		return true
+	case int:
+		if x >= math.MinInt32 && x <= math.MaxInt32 {
+			t, data = bson.TypeInt32, binary.LittleEndian.AppendUint32(num[:0], uint32(int32(x)))
+		} else {
+			t, data = bson.TypeInt64, binary.LittleEndian.AppendUint64(num[:0], uint64(x))
+		}
+	case int32:
+		t, data = bson.TypeInt32, binary.LittleEndian.AppendUint32(num[:0], uint32(x))
+	case int64:
+		t, data = bson.TypeInt64, binary.LittleEndian.AppendUint64(num[:0], uint64(x))
+	case float64:
+		t, data = bson.TypeDouble, binary.LittleEndian.AppendUint64(num[:0], math.Float64bits(x))
+	case bool:
+		t, data = bson.TypeBoolean, num[:1]
+		if x {
+			num[0] = 1
+		}
+	case bson.ObjectID:
+		leafHead(w, bson.TypeObjectID, len(x))
+		w.Write(x[:])
+		return true
+	default:
+		return false
+	}
+	leafHead(w, t, len(data))
+	w.Write(data)
+	return true
+}
+
+// leafHead writes the msgpack of ["V", t, and the header of n bytes.
+func leafHead(w *bytes.Buffer, t bson.Type, n int) {
+	w.Write([]byte{0x93, 0xa1, 'V', byte(t)}) // fixarray 3, fixstr "V", positive fixint
+	switch {
+	case n < 1<<8:
+		w.Write([]byte{0xc4, byte(n)})
+	case n < 1<<16:
+		w.Write([]byte{0xc5, byte(n >> 8), byte(n)})
+	default:
+		w.Write([]byte{0xc6, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	}
 }

@@ -1,11 +1,15 @@
 package cachecore
 
 import (
+	"bytes"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vmihailenco/msgpack/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -73,4 +77,29 @@ func TestKeyCanonicalisation(t *testing.T) {
 func TestKeyUnencodable(t *testing.T) {
 	_, err := Key{Filter: bson.M{"f": func() {}}}.canonical()
 	assert.Error(t, err)
+}
+
+// TestLeafFastPath: the leaves a key writes without bson.MarshalValue are
+// byte for byte what the general case writes.
+func TestLeafFastPath(t *testing.T) {
+	general := func(v any) []byte {
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		tp, data, err := bson.MarshalValue(v)
+		require.NoError(t, err)
+		_ = enc.EncodeArrayLen(3)
+		_ = enc.EncodeString("V")
+		_ = enc.EncodeUint(uint64(tp))
+		require.NoError(t, enc.EncodeBytes(data))
+		return buf.Bytes()
+	}
+	long := strings.Repeat("x", 300)
+	huge := strings.Repeat("y", 70_000)
+	for _, v := range []any{"", "paid", "with\x00nul", "é", long, huge, 0, 1, -1, math.MaxInt32, math.MaxInt32 + 1, math.MinInt32 - 1,
+		int32(7), int64(7), int64(math.MinInt64), 0.0, -0.0, 1.5, math.Inf(1), true, false, bson.NewObjectID()} {
+		var buf bytes.Buffer
+		require.True(t, appendLeaf(&buf, v), "%T", v)
+		assert.Equal(t, general(v), buf.Bytes(), "%T %v", v, v)
+	}
+	assert.False(t, appendLeaf(&bytes.Buffer{}, uint8(1)))
 }

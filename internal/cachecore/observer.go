@@ -209,7 +209,11 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 	if failure == nil && w.stmts != nil {
 		refineByReply(w.command, w.stmts, reply)
 	}
-	o.apply(w, failure != nil && outcome.Of(failure) != outcome.Done)
+	unknown := failure != nil && outcome.Of(failure) != outcome.Done
+	if !unknown {
+		w.flight.attach(w.stmts)
+	}
+	o.apply(w, unknown)
 }
 
 // apply reports w's change to every live cache: unsettled until its

@@ -243,3 +243,79 @@ func TestWritesInFlight(t *testing.T) {
 	fetchDocs(t, c, b)
 	assert.True(t, fetchDocs(t, c, b))
 }
+
+// TestImages: a write by _id of a document that a valid entry holds whole
+// is judged with the fields it does not touch, as that entry holds them:
+// an order that becomes paid but belongs to another tenant, or sorts after
+// the last of a full sorted list, cannot enter it.
+func TestImages(t *testing.T) {
+	order := func(id, at int, tenant, status string) bson.Raw {
+		return mustRaw(t, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}, {Key: "status", Value: status}, {Key: "at", Value: at}})
+	}
+	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "tenant", Value: "a"}, {Key: "status", Value: "paid"}},
+		Sort: bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}, Limit: 2, Simple: true, Shape: simpleShape}
+	point := func(id int) Key {
+		return Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "_id", Value: id}}, Simple: true, Shape: simpleShape}
+	}
+	paid := func(id int) Change {
+		return Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: id}}),
+			Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "paid"}}}})}}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		doc    bson.Raw
+		cached bool
+		keep   bool
+	}{
+		{"another tenant's order, cached", order(7, 99, "b", "open"), true, true},
+		{"an older order of the tenant, cached", order(7, 1, "a", "open"), true, true},
+		{"a newer order of the tenant, cached", order(7, 99, "a", "open"), true, false},
+		{"another tenant's order, not cached", order(7, 99, "b", "open"), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+			if tc.cached {
+				fetchDocs(t, c, point(7), tc.doc)
+			}
+			f := Begin(c, paid(7))
+			f.End(c, paid(7))
+			assert.Equal(t, tc.keep, fetchDocs(t, c, list))
+		})
+	}
+
+	// Another write to the collection that begins, or is applied, while
+	// the first flies may have changed the document: the image is
+	// forgotten, and the first write is judged without it.
+	other := Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: 8}}),
+		Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "note", Value: "x"}}}})}}}}
+	for _, name := range []string{"begins", "is applied"} {
+		t.Run("another write "+name+" in flight", func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+			fetchDocs(t, c, point(7), order(7, 99, "b", "open"))
+			f := Begin(c, paid(7))
+			if name == "begins" {
+				g := Begin(c, other) // still flying when f ends
+				f.End(c, paid(7))
+				g.End(c, other)
+			} else {
+				Apply(c, other) // an observed write, reported once
+				f.End(c, paid(7))
+			}
+			assert.False(t, fetchDocs(t, c, list), "judged with an image another write may have changed")
+		})
+	}
+
+	// A projected entry does not hold the document whole: no image.
+	t.Run("projected entry", func(t *testing.T) {
+		c := newTestCache(t, Config{})
+		fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+		pq := point(7)
+		pq.Projection = bson.D{{Key: "at", Value: 0}}
+		fetchDocs(t, c, pq, mustRaw(t, bson.D{{Key: "_id", Value: 7}, {Key: "tenant", Value: "b"}, {Key: "status", Value: "open"}}))
+		f := Begin(c, paid(7))
+		f.End(c, paid(7))
+		assert.False(t, fetchDocs(t, c, list))
+	})
+}
