@@ -14,7 +14,10 @@
 // [ErrInvalidField]. [And], [Or], [Not] and [ElemMatch] of no filters (an
 // empty list from user input) fail with [ErrNoFilters], never "match
 // everything". Building a bson.M from user input by hand ({"name": input})
-// is not safe when input can be a map: use [Eq].
+// is not safe when input can be a map: use [Eq]. A whole filter from
+// untrusted input (JSON decoded into a bson.M) goes through [Sanitize],
+// which compares every value with $eq and refuses operators other than
+// $and, $or and $nor with an [*OperatorError].
 //
 // # Options
 //

@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -58,4 +59,27 @@ func ExampleIter() {
 		}
 		fmt.Println(u.Name)
 	}
+}
+
+// Sanitize makes a filter from untrusted JSON match literally: an operator
+// under a field is compared with $eq, and operators such as $where are
+// refused before anything is sent.
+func ExampleSanitize() {
+	var untrusted bson.M
+	_ = bson.UnmarshalExtJSON([]byte(`{"name": {"$ne": ""}}`), false, &untrusted)
+	raw, _ := bson.Marshal(query.Sanitize(untrusted))
+	fmt.Println(bson.Raw(raw))
+
+	var hostile bson.M
+	_ = bson.UnmarshalExtJSON([]byte(`{"$where": "sleep(1000)"}`), false, &hostile)
+	f := query.Sanitize(hostile)
+	fmt.Println(errors.Is(f.Err(), query.ErrOperatorRefused))
+	var oe *query.OperatorError
+	if errors.As(f.Err(), &oe) {
+		fmt.Println(oe.Operator)
+	}
+	// Output:
+	// {"name": {"$eq": {"$ne": ""}}}
+	// true
+	// $where
 }
