@@ -1,6 +1,10 @@
 package cache
 
-import "context"
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
 
 // Source connects a Cache to the other processes that cache the same data:
 // it tells them about this process's writes and reports theirs. New runs
@@ -20,6 +24,13 @@ type Source interface {
 type Sink interface {
 	// Invalidate applies a write made by another process to db.coll.
 	Invalidate(db, coll string)
+	// ChangeEvent applies a change-stream event of a write to documents
+	// (insert, update, replace, delete: the server's event document as
+	// the driver returns it) with the rules this process's own writes
+	// go through: entries the write cannot have changed are kept. An
+	// event the rules cannot read invalidates its collection, or, without
+	// a namespace, everything.
+	ChangeEvent(event bson.Raw)
 	// Lost reports that the source may have missed writes (its cursor
 	// died, its log wrapped, the server went away). The cache invalidates
 	// everything and serves every read from the server, storing nothing,

@@ -25,9 +25,12 @@ type Stats struct {
 	// With a Source: invalidations received from other processes; times the
 	// source lost its place and the cache was flushed; reads served from
 	// the server while it was not following (each counted as a miss too);
-	// and whether it is following now.
-	Remote, Resyncs, Bypassed uint64
-	Synced                    bool
+	// and whether it is following now. RemotePrecise counts the remote
+	// invalidations that said what the write changed (change-stream
+	// events of writes to documents), decided by the rules; the others
+	// invalidated their collection.
+	Remote, RemotePrecise, Resyncs, Bypassed uint64
+	Synced                                   bool
 
 	// Writes whose reply was lost (reads of their collection bypass the
 	// cache until each has surely ended, counted in Bypassed).

@@ -59,7 +59,12 @@ var changeEvents = mongo.Pipeline{
 	{{Key: "$match", Value: bson.D{{Key: "operationType", Value: bson.D{{Key: "$in", Value: bson.A{
 		"insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate",
 	}}}}}}},
-	{{Key: "$project", Value: bson.D{{Key: "operationType", Value: 1}, {Key: "ns", Value: 1}, {Key: "to", Value: 1}}}},
+	// The fields the rules read (cachecore.ChangeOfEvent): fullDocument of
+	// inserts and replaces (in the event without updateLookup, which the
+	// stream does not ask for), documentKey, and an update's
+	// updateDescription.
+	{{Key: "$project", Value: bson.D{{Key: "operationType", Value: 1}, {Key: "ns", Value: 1}, {Key: "to", Value: 1},
+		{Key: "documentKey", Value: 1}, {Key: "fullDocument", Value: 1}, {Key: "updateDescription", Value: 1}}}},
 }
 
 type namespace struct {
@@ -106,28 +111,39 @@ func (c *ChangeStream) follow(ctx context.Context, sink cache.Sink, token *bson.
 	defer closeAfter(ctx, cs.Close)
 	opened()
 	sink.Synced()
-	var ev change
 	for cs.Next(ctx) {
 		*token = cs.ResumeToken()
-		ev = change{}
-		if err := cs.Decode(&ev); err != nil {
-			return fmt.Errorf("malformed change event: %w", err)
-		}
-		switch ev.Op {
-		case "insert", "update", "replace", "delete", "drop":
-			sink.Invalidate(ev.NS.DB, ev.NS.Coll)
-		case "rename":
-			sink.Invalidate(ev.NS.DB, ev.NS.Coll)
-			sink.Invalidate(ev.To.DB, ev.To.Coll)
-		default: // dropDatabase, invalidate: more than one collection
-			sink.Lost(fmt.Errorf("%s of %s", ev.Op, ev.NS.DB))
-			sink.Synced()
+		if err := applyEvent(sink, cs.Current); err != nil {
+			return err
 		}
 	}
 	if err := cs.Err(); err != nil {
 		return err
 	}
 	return errStreamClosed
+}
+
+// applyEvent reports one change event to sink: a write to documents with
+// what it changed, a drop or rename as its namespaces, and an event of more
+// than one collection (dropDatabase, invalidate) as a lost place.
+func applyEvent(sink cache.Sink, raw bson.Raw) error {
+	var ev change
+	if err := bson.Unmarshal(raw, &ev); err != nil {
+		return fmt.Errorf("malformed change event: %w", err)
+	}
+	switch ev.Op {
+	case "insert", "update", "replace", "delete":
+		sink.ChangeEvent(raw)
+	case "drop":
+		sink.Invalidate(ev.NS.DB, ev.NS.Coll)
+	case "rename":
+		sink.Invalidate(ev.NS.DB, ev.NS.Coll)
+		sink.Invalidate(ev.To.DB, ev.To.Coll)
+	default: // dropDatabase, invalidate: more than one collection
+		sink.Lost(fmt.Errorf("%s of %s", ev.Op, ev.NS.DB))
+		sink.Synced()
+	}
+	return nil
 }
 
 var errStreamClosed = fmt.Errorf("coherence: the change stream was closed")

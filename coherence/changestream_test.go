@@ -63,6 +63,7 @@ func TestChangeStreamSeesAnyWriter(t *testing.T) {
 	}
 	t.Logf("change stream propagation, 49 writes: %v", delays)
 	assert.Zero(t, c.Stats().Resyncs)
+	assert.NotZero(t, c.Stats().RemotePrecise, "update events are decided by the rules, not collection-wide")
 }
 
 // TestChangeStreamOnStandalone checks the failure mode where change streams
@@ -104,4 +105,38 @@ func TestChangeStreamOnStandalone(t *testing.T) {
 	start := time.Now()
 	c.Close()
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+// TestApplyEvent feeds the change-stream follower's event handling with
+// events built by hand in the server's documented shape (FerretDB has no
+// change streams; the real path is TestChangeStreamSeesAnyWriter, NOT RUN
+// without a replica set): writes to documents go to the cache's rules
+// whole, drops and renames invalidate their namespaces, and events of
+// more than one collection flush everything.
+func TestApplyEvent(t *testing.T) {
+	ev := func(op string, fields ...bson.E) bson.Raw {
+		d := bson.D{{Key: "_id", Value: bson.D{{Key: "_data", Value: "82"}}}, {Key: "operationType", Value: op},
+			{Key: "ns", Value: bson.D{{Key: "db", Value: "app"}, {Key: "coll", Value: "orders"}}}}
+		raw, err := bson.Marshal(append(d, fields...))
+		require.NoError(t, err)
+		return raw
+	}
+	var s recordingSink
+	for _, op := range []string{"insert", "update", "replace", "delete"} {
+		require.NoError(t, applyEvent(&s, ev(op, bson.E{Key: "documentKey", Value: bson.D{{Key: "_id", Value: 1}}})))
+	}
+	require.Len(t, s.events, 4)
+	assert.Equal(t, "update", s.events[1].Lookup("operationType").StringValue(), "the event is passed on whole")
+	assert.Empty(t, s.invalidated)
+
+	require.NoError(t, applyEvent(&s, ev("drop")))
+	require.NoError(t, applyEvent(&s, ev("rename", bson.E{Key: "to", Value: bson.D{{Key: "db", Value: "app"}, {Key: "coll", Value: "old"}}})))
+	assert.Equal(t, []string{"app.orders", "app.orders", "app.old"}, s.invalidated)
+	assert.Empty(t, s.lost)
+
+	require.NoError(t, applyEvent(&s, ev("dropDatabase")))
+	require.Len(t, s.lost, 1)
+	assert.Contains(t, s.lost[0].Error(), "dropDatabase of app")
+
+	assert.Error(t, applyEvent(&s, bson.Raw{5, 0, 0, 0, 1}), "a malformed event ends the stream (it is resumed, the cache flushed)")
 }

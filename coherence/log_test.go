@@ -439,11 +439,15 @@ func TestServerRestart(t *testing.T) {
 // recordingSink is a cache.Sink that records what a reader reports.
 type recordingSink struct {
 	invalidated []string
+	events      []bson.Raw
 	lost        []error
 }
 
 func (s *recordingSink) Invalidate(db, coll string) {
 	s.invalidated = append(s.invalidated, db+"."+coll)
+}
+func (s *recordingSink) ChangeEvent(ev bson.Raw) {
+	s.events = append(s.events, ev)
 }
 func (s *recordingSink) Lost(err error) { s.lost = append(s.lost, err) }
 func (s *recordingSink) Synced()        {}

@@ -58,7 +58,52 @@ func BenchmarkInsertOne(b *testing.B) {
 			return users.Save(ctx, &u)
 		})
 	})
+	b.Run("lib=databridge-insert", func(b *testing.B) {
+		users, err := odm.New[benchdata.Small](benchColl(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		benchdata.Measure(b, func() error {
+			u := benchdata.NewSmall(i)
+			u.ID = bson.ObjectID{}
+			i++
+			return users.Insert(ctx, &u)
+		})
+	})
 	b.Run("lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverInsertOne(benchColl(b))) })
+}
+
+// BenchmarkUpdateOneByID increments a field of one of 1,000 documents by
+// _id: odm's UpdateOne against the driver's, same filter and update.
+func BenchmarkUpdateOneByID(b *testing.B) {
+	ctx := context.Background()
+	coll := benchColl(b)
+	docs := benchdata.NewSmalls(0, 1000)
+	if _, err := coll.InsertMany(ctx, docs); err != nil {
+		b.Fatal(err)
+	}
+	update := bson.D{{Key: "$inc", Value: bson.D{{Key: "age", Value: 1}}}}
+	b.Run("lib=databridge", func(b *testing.B) {
+		users, err := odm.New[benchdata.Small](coll)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		benchdata.Measure(b, func() error {
+			i++
+			_, err := users.UpdateOne(ctx, bson.D{{Key: "_id", Value: docs[i%len(docs)].ID}}, update)
+			return err
+		})
+	})
+	b.Run("lib=driver", func(b *testing.B) {
+		i := 0
+		benchdata.Measure(b, func() error {
+			i++
+			_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: docs[i%len(docs)].ID}}, update)
+			return err
+		})
+	})
 }
 
 // BenchmarkInsertMany inserts 1000 fresh small documents per op: with ids

@@ -71,6 +71,13 @@ type Source interface {
 type Sink interface {
 	// Invalidate applies a write made by another process to db.coll.
 	Invalidate(db, coll string)
+	// ChangeEvent applies a change-stream event of a write to documents
+	// (insert, update, replace, delete: the server's event document as
+	// the driver returns it) with the rules this process's own writes
+	// go through: entries the write cannot have changed are kept. An
+	// event the rules cannot read invalidates its collection, or, without
+	// a namespace, everything.
+	ChangeEvent(event bson.Raw)
 	// Lost reports that the source may have missed writes (its cursor
 	// died, its log wrapped, the server went away). The cache invalidates
 	// everything and serves every read from the server, storing nothing,
@@ -108,11 +115,11 @@ type Cache struct {
 	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
 	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
 
-	source                    Source
-	synced                    atomic.Bool
-	stop                      context.CancelFunc
-	stopped                   chan struct{}
-	remote, resyncs, bypassed atomic.Uint64
+	source                                   Source
+	synced                                   atomic.Bool
+	stop                                     context.CancelFunc
+	stopped                                  chan struct{}
+	remote, remotePrecise, resyncs, bypassed atomic.Uint64
 }
 
 // entry is one cached result: the documents as raw BSON in one buffer that
@@ -235,6 +242,23 @@ func (s sink) Invalidate(db, coll string) {
 	// dropped and made again, so its shape is asked again too.
 	s.c.apply(Change{DB: db, Coll: coll, Drop: true})
 }
+
+func (s sink) ChangeEvent(ev bson.Raw) {
+	ch, ok := ChangeOfEvent(ev)
+	switch {
+	case ok:
+		s.c.remote.Add(1)
+		s.c.remotePrecise.Add(1)
+		s.c.apply(ch)
+	case ch.DB != "" && ch.Coll != "":
+		s.Invalidate(ch.DB, ch.Coll)
+	default: // which collection, the event does not say
+		s.Lost(errUnreadableEvent)
+		s.Synced()
+	}
+}
+
+var errUnreadableEvent = errors.New("cache: a change event without a namespace")
 
 func (s sink) Lost(error) {
 	// Stop storing first, so nothing loaded before the flush is kept.

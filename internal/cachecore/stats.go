@@ -22,9 +22,12 @@ type Stats struct {
 	// With a Source: invalidations received from other processes; times the
 	// source lost its place and the cache was flushed; reads served from
 	// the server while it was not following (each counted as a miss too);
-	// and whether it is following now.
-	Remote, Resyncs, Bypassed uint64
-	Synced                    bool
+	// and whether it is following now. RemotePrecise counts the remote
+	// invalidations that said what the write changed (change-stream
+	// events of writes to documents), decided by the rules; the others
+	// invalidated their collection.
+	Remote, RemotePrecise, Resyncs, Bypassed uint64
+	Synced                                   bool
 
 	// Writes of unknown outcome (reads of their collection bypass the
 	// cache until each settles, counted in Bypassed).
@@ -53,7 +56,7 @@ func (c *Cache) Stats() Stats {
 		InvalidatedByID: c.byID.Load(), InvalidatedByMatch: c.byMatch.Load(),
 		InvalidatedByPath: c.byPath.Load(), InvalidatedWide: c.byWide.Load(),
 		Kept: c.kept.Load(), Discarded: c.discarded.Load(),
-		Remote: c.remote.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
+		Remote: c.remote.Load(), RemotePrecise: c.remotePrecise.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
 		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(),
 		Rejected: c.rejected.Load(),
 	}
