@@ -47,7 +47,8 @@ func (e *OperatorError) Unwrap() error { return ErrOperatorRefused }
 //     is empty, holds a NUL or has a path segment that starts with '$' or
 //     is empty with ErrInvalidField.
 //
-// A refused input yields a Filter whose Err is that error: running it, or
+// A Filter (built by the program with the typed helpers) is returned as it
+// is. A refused input yields a Filter whose Err is that error: running it, or
 // marshaling it, fails with the error, and nothing is sent. An empty input
 // ({}) yields the zero Filter: a read of it matches every document, and
 // odm's writes refuse it with odm.ErrNilFilter (a write to every document
@@ -66,7 +67,7 @@ func Sanitize(filter any) Filter {
 	case bson.Raw:
 		raw = f
 	case Filter:
-		return f // built by the typed helpers: literal already
+		return f // built by the program with the typed helpers, not from input: as it is
 	default:
 		b, err := bson.Marshal(filter)
 		if err != nil {

@@ -28,6 +28,11 @@ type Change struct {
 	// be running until Deadline (zero: no deadline).
 	Unknown  bool
 	Deadline time.Time
+
+	// images are the images (see Stmt) each cache's part of the write's
+	// flight still held at its end, by statement index: each cache's
+	// rules read its own only.
+	images map[*Cache][]bson.Raw
 }
 
 // Op is what a statement does.

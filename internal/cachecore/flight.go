@@ -78,7 +78,7 @@ func (f *Flight) beginObserved(ch Change) {
 // since Begin get the change too.
 func (f *Flight) End(writer *Cache, ch Change) {
 	if !ch.Unknown {
-		f.attach(ch.Stmts)
+		ch.images = f.images()
 	}
 	Apply(writer, ch)
 	f.land()
@@ -110,7 +110,7 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp.mu.Lock()
 	sp.forgetImages() // what another write in flight read may change now
 	if !w.wide {
-		sp.images(w.stmts)
+		sp.images(c, w.stmts)
 	}
 	sp.flying = append(sp.flying, w)
 	sp.nflying.Add(1)
@@ -138,7 +138,7 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 
 // images sets the image of each statement that names one _id, from a
 // valid entry that holds the document whole (under mu).
-func (sp *space) images(stmts []Stmt) {
+func (sp *space) images(c *Cache, stmts []Stmt) {
 	for i := range stmts {
 		s := &stmts[i]
 		if s.Op == OpInsert || s.Filter == nil {
@@ -149,7 +149,7 @@ func (sp *space) images(stmts []Stmt) {
 			continue
 		}
 		for d := range sp.byID[s.ids[0]] {
-			if d.invalid.Load() || !d.proj.KeepsAll() {
+			if !d.valid(c) || !d.proj.KeepsAll() { // valid: also not flushed since its load
 				continue
 			}
 			if doc := d.docWithID(s.ids[0]); doc != nil {
@@ -170,22 +170,32 @@ func (sp *space) forgetImages() {
 	}
 }
 
-// attach copies to stmts (the writer's, refined by the reply) the images
-// the flight still holds, so that the rules read them when the write is
-// applied at its end.
-func (f *Flight) attach(stmts []Stmt) {
+// images returns, for each cache the flight reached, the images its own
+// part still holds, by statement index (nil when it holds none). A cache
+// judges the write only with the images taken from its own entries and
+// not forgotten since: what one cache knows of a document (another
+// process's write it was told of, a flush) another may not.
+func (f *Flight) images() map[*Cache][]bson.Raw {
 	if f == nil {
-		return
+		return nil
 	}
+	var out map[*Cache][]bson.Raw
 	for _, p := range f.parts {
 		p.sp.mu.Lock()
 		for i := range p.w.stmts {
-			if img := p.w.stmts[i].image; img != nil && i < len(stmts) && stmts[i].image == nil {
-				stmts[i].image = img
+			if img := p.w.stmts[i].image; img != nil {
+				if out == nil {
+					out = map[*Cache][]bson.Raw{}
+				}
+				if out[p.c] == nil {
+					out[p.c] = make([]bson.Raw, len(p.w.stmts))
+				}
+				out[p.c][i] = img
 			}
 		}
 		p.sp.mu.Unlock()
 	}
+	return out
 }
 
 // docWithID returns the stored document with _id k, or nil.

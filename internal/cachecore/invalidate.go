@@ -132,6 +132,16 @@ func (c *Cache) apply(ch Change) {
 // the change for the loads in flight.
 func (c *Cache) applyStmts(sp *space, ch *Change) {
 	var stale []string
+	// This cache's own images, set on its own copy of the statements (the
+	// first cache's copy is the writer's; each other cache's is a clone,
+	// made before this runs).
+	imgs := ch.images[c]
+	for i := range ch.Stmts {
+		ch.Stmts[i].image = nil
+		if i < len(imgs) {
+			ch.Stmts[i].image = imgs[i]
+		}
+	}
 	sp.mu.Lock()
 	sp.seq.Add(1)
 	sp.forgetImages()
@@ -444,6 +454,7 @@ func (c *Cache) invalidateAll() {
 	c.eachSpace(func(sp *space) {
 		sp.mu.Lock()
 		sp.reset()
+		sp.forgetImages() // taken before the flush: any document may have changed
 		sp.mu.Unlock()
 	})
 }

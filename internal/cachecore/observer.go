@@ -194,7 +194,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 				// Even an answered commit error can hide a commit (the
 				// UnknownTransactionCommitResult label): unknown.
 				o.mu.Unlock()
-				o.apply(w, true)
+				o.apply(w, true, nil)
 				return
 			}
 		case "abortTransaction":
@@ -210,16 +210,17 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 		refineByReply(w.command, w.stmts, reply)
 	}
 	unknown := failure != nil && outcome.Of(failure) != outcome.Done
+	var images map[*Cache][]bson.Raw
 	if !unknown {
-		w.flight.attach(w.stmts)
+		images = w.flight.images()
 	}
-	o.apply(w, unknown)
+	o.apply(w, unknown, images)
 }
 
 // apply reports w's change to every live cache: unsettled until its
 // deadline when its outcome is unknown, by statement when the rules can
 // read them, collection-wide otherwise.
-func (o *observer) apply(w pendingWrite, unknown bool) {
+func (o *observer) apply(w pendingWrite, unknown bool, images map[*Cache][]bson.Raw) {
 	shared := false
 	live.Range(func(k, _ any) bool {
 		c := k.(*Cache)
@@ -227,7 +228,7 @@ func (o *observer) apply(w pendingWrite, unknown bool) {
 			db, coll, _ := strings.Cut(ns, ".")
 			ch := Change{DB: db, Coll: coll, Unknown: unknown, Deadline: w.deadline}
 			if len(w.ns) == 1 {
-				ch.Stmts = w.stmts
+				ch.Stmts, ch.images = w.stmts, images
 			}
 			ch.Wide = ch.Stmts == nil
 			ch.Drop = !dataOnly[w.command]

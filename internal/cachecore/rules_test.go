@@ -307,6 +307,34 @@ func TestImages(t *testing.T) {
 		})
 	}
 
+	// A flush (InvalidateAll, or a Source that lost its place: writes of
+	// other processes may have been missed) while the write flies: the
+	// image may be out of date.
+	t.Run("flushed in flight", func(t *testing.T) {
+		c := newTestCache(t, Config{})
+		fetchDocs(t, c, point(7), order(7, 99, "b", "open"))
+		f := Begin(c, paid(7))
+		c.InvalidateAll()
+		fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid")) // loaded after the flush
+		f.End(c, paid(7))
+		assert.False(t, fetchDocs(t, c, list), "judged with an image from before the flush")
+	})
+
+	// Each cache reads only the images of its own entries: what one cache
+	// knows of a document (another process's write its Source reported, a
+	// flush), another cache of the process may not.
+	t.Run("two caches", func(t *testing.T) {
+		a, b := newTestCache(t, Config{}), newTestCache(t, Config{})
+		for _, c := range []*Cache{a, b} {
+			fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+		}
+		fetchDocs(t, a, point(7), order(7, 99, "b", "open")) // only a holds the document
+		f := Begin(a, paid(7))
+		f.End(a, paid(7))
+		assert.True(t, fetchDocs(t, a, list), "a: judged with its own image")
+		assert.False(t, fetchDocs(t, b, list), "b: holds no image, judged without one")
+	})
+
 	// A projected entry does not hold the document whole: no image.
 	t.Run("projected entry", func(t *testing.T) {
 		c := newTestCache(t, Config{})
