@@ -102,7 +102,11 @@ func ops(e *env, quick bool) []*op {
 	}
 	o = append(o, &op{
 		name: "find_many(100)", iterations: scale(30), block: [2]int{10, 10},
-		target: Target{MetricCPU, 3, "#4: ~3x lower client CPU than cursor.All"},
+		// #4's 3x of cursor.All is below the raw floor here (cursor.All of
+		// small documents costs about 2x the floor, and no decoder on the
+		// driver's cursor goes below Find + Next): #29 restates it as 1.8x
+		// of cursor.All and, below, within 10% of the floor.
+		target: Target{MetricCPU, 1.8, "#29: restated from #4's 3x, which is below the raw floor"},
 		setup:  func(ctx context.Context, e *env) error { return benchdata.Seed(ctx, small, "small", 100) },
 		databridge: func(ctx context.Context, _ int) error {
 			out, err := smallH.FindMany(ctx, benchdata.Everything)
@@ -113,7 +117,7 @@ func ops(e *env, quick bool) []*op {
 		},
 		driver:   benchdata.DriverFindAll[benchdata.Small](small, 100),
 		floor:    benchdata.DriverRaw(small, 100),
-		floorMax: 0.8, // #20's moonshot
+		floorMax: 1.1, // #29: #20's 0.8x is below the floor the read is built on
 	})
 	// bulk_update(1000)
 	{
