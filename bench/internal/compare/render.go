@@ -123,8 +123,11 @@ func (r *Report) Markdown(w io.Writer) {
 		"client CPU is what databridge changes.")
 }
 
-// Chart draws client CPU and wall time per operation, both libraries side
-// by side, on log scales.
+// Chart draws client CPU and wall time per operation: databridge, the
+// driver and, for the reads that measure it, the driver's raw floor, side
+// by side on log scales (values span microseconds to seconds), each
+// databridge bar labelled with its ratio to the driver (and to the floor),
+// since a log scale flattens the 1.1-3x differences that matter.
 func (r *Report) Chart(path string) error {
 	mode := "default run"
 	if r.Quick {
@@ -135,11 +138,13 @@ func (r *Report) Chart(path string) error {
 		pairs = max(pairs, row.Pairs)
 	}
 	label := fmt.Sprintf(" — %s, %s, up to %d block pairs per row", r.Date, mode, pairs)
-	cpu, err := r.panel("Client CPU per operation"+label, func(l LibResult) float64 { return l.CPUPerOp })
+	cpu, err := r.panel("Client CPU per operation"+label, func(l LibResult) float64 { return l.CPUPerOp },
+		func(row Row) float64 { return row.CPUSpeedup }, true)
 	if err != nil {
 		return err
 	}
-	wall, err := r.panel("Wall time per operation (median)", func(l LibResult) float64 { return l.WallMedian })
+	wall, err := r.panel("Wall time per operation (median)", func(l LibResult) float64 { return l.WallMedian },
+		func(row Row) float64 { return row.WallSpeedup }, false)
 	if err != nil {
 		return err
 	}
@@ -154,31 +159,46 @@ func (r *Report) Chart(path string) error {
 	return writeFile(path, png.WriteTo)
 }
 
-// panel draws one grouped bar chart. Values span microseconds to seconds,
-// so bars are log10 of milliseconds, shifted to start above zero (bar
-// charts grow from zero), with ticks labelled in real units.
-func (r *Report) panel(title string, value func(LibResult) float64) (*plot.Plot, error) {
+// panel draws one grouped bar chart. Bars are log10 of milliseconds,
+// shifted to start above zero (bar charts grow from zero), with ticks
+// labelled in real units; a row without a floor has no floor bar. Each
+// databridge bar is labelled with ratio(row) ("2.37x": driver /
+// databridge), and, with floorRatio, with databridge / floor below it.
+func (r *Report) panel(title string, value func(LibResult) float64, ratio func(Row) float64, floorRatio bool) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
-	p.Y.Label.Text = "time per operation (log scale)"
+	p.Y.Label.Text = "time per operation (log scale); labels: driver / databridge"
 	names := make([]string, len(r.Rows))
-	var raw [2][]float64
+	var raw [3][]float64
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, row := range r.Rows {
 		names[i] = row.Name
-		for lib, res := range []LibResult{row.Databridge, row.Driver} {
-			v := math.Log10(max(value(res)/1e6, 1e-6))
+		libs := []*LibResult{&row.Databridge, &row.Driver, nil}
+		if row.Floor != nil {
+			libs[2] = &row.Floor.LibResult
+		}
+		for lib, res := range libs {
+			v := math.NaN()
+			if res != nil {
+				v = math.Log10(max(value(*res)/1e6, 1e-6))
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
 			raw[lib] = append(raw[lib], v)
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
 		}
 	}
 	base := math.Floor(lo) - 0.5
-	w := vg.Points(14)
-	colors := []color.Color{color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}}
-	for lib, label := range []string{"databridge", "driver"} {
+	w := vg.Points(11)
+	colors := []color.Color{
+		color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+		color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+		color.RGBA{R: 0x99, G: 0x99, B: 0x99, A: 0xff},
+	}
+	for lib, label := range []string{"databridge", "driver", "driver raw floor (Find + Next, no decode)"} {
 		vals := make(plotter.Values, len(raw[lib]))
 		for i, v := range raw[lib] {
-			vals[i] = v - base
+			if !math.IsNaN(v) {
+				vals[i] = v - base
+			}
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
@@ -186,11 +206,35 @@ func (r *Report) panel(title string, value func(LibResult) float64) (*plot.Plot,
 		}
 		bars.Color = colors[lib]
 		bars.LineStyle.Width = 0
-		bars.Offset = w * vg.Length(2*lib-1) / 2
+		bars.Offset = w * vg.Length(lib-1)
 		p.Add(bars)
 		p.Legend.Add(label, bars)
 	}
-	p.Y.Min, p.Y.Max = 0, math.Ceil(hi)-base+0.2
+	// The ratio labels, above the taller of each row's bars.
+	var xys plotter.XYs
+	var texts []string
+	for i, row := range r.Rows {
+		top := math.Max(raw[0][i], raw[1][i])
+		if !math.IsNaN(raw[2][i]) {
+			top = math.Max(top, raw[2][i])
+		}
+		t := fmt.Sprintf("%.2fx", ratio(row))
+		if floorRatio && row.Floor != nil {
+			t += fmt.Sprintf("\n%.2fx floor", row.Floor.Ratio)
+		}
+		xys = append(xys, plotter.XY{X: float64(i), Y: top - base + 0.05})
+		texts = append(texts, t)
+	}
+	labels, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: texts})
+	if err != nil {
+		return nil, err
+	}
+	for i := range labels.TextStyle {
+		labels.TextStyle[i].XAlign = draw.XCenter
+		labels.TextStyle[i].YAlign = draw.YBottom
+	}
+	p.Add(labels)
+	p.Y.Min, p.Y.Max = 0, math.Ceil(hi)-base+0.6
 	p.Y.Tick.Marker = logTicker{base: base}
 	p.Legend.Top = true
 	p.Legend.Left = true
