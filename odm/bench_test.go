@@ -3,6 +3,7 @@ package odm_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -72,6 +73,38 @@ func BenchmarkInsertOne(b *testing.B) {
 		})
 	})
 	b.Run("lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverInsertOne(benchColl(b))) })
+}
+
+// BenchmarkInsertOneWithDeadline is BenchmarkInsertOne's fast path and
+// driver rows under a caller's deadline, as in a service whose request
+// context has one: odm then adds no deadline of its own, and the driver
+// does its timeout work (maxTimeMS, its round-trip statistics) for both.
+func BenchmarkInsertOneWithDeadline(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	b.Run("lib=databridge-fast", func(b *testing.B) {
+		users, err := odm.New[benchdata.Small](benchColl(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		benchdata.Measure(b, func() error {
+			u := benchdata.NewSmall(i)
+			u.ID = bson.ObjectID{}
+			i++
+			return users.Save(ctx, &u, odm.WithoutValidation(), odm.WithoutHooks())
+		})
+	})
+	b.Run("lib=driver", func(b *testing.B) {
+		coll := benchColl(b)
+		i := 0
+		benchdata.Measure(b, func() error {
+			u := benchdata.NewSmall(i)
+			i++
+			_, err := coll.InsertOne(ctx, &u)
+			return err
+		})
+	})
 }
 
 // BenchmarkUpdateOneByID increments a field of one of 1,000 documents by
