@@ -29,7 +29,8 @@ type Sink interface {
 	// the driver returns it) with the rules this process's own writes
 	// go through: entries the write cannot have changed are kept. An
 	// event the rules cannot read invalidates its collection, or, without
-	// a namespace, everything.
+	// a namespace, everything. The cache keeps a copy: the caller may reuse
+	// event's bytes when it returns.
 	ChangeEvent(event bson.Raw)
 	// Lost reports that the source may have missed writes (its cursor
 	// died, its log wrapped, the server went away). The cache invalidates

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,8 @@ type Sink interface {
 	// the driver returns it) with the rules this process's own writes
 	// go through: entries the write cannot have changed are kept. An
 	// event the rules cannot read invalidates its collection, or, without
-	// a namespace, everything.
+	// a namespace, everything. The cache keeps a copy: the caller may reuse
+	// event's bytes when it returns.
 	ChangeEvent(event bson.Raw)
 	// Lost reports that the source may have missed writes (its cursor
 	// died, its log wrapped, the server went away). The cache invalidates
@@ -244,7 +246,9 @@ func (s sink) Invalidate(db, coll string) {
 }
 
 func (s sink) ChangeEvent(ev bson.Raw) {
-	ch, ok := ChangeOfEvent(ev)
+	// A copy: the statements point into it, and loads in flight keep them
+	// after this returns, while a cursor's Current is reused by its Next.
+	ch, ok := ChangeOfEvent(slices.Clone(ev))
 	switch {
 	case ok:
 		s.c.remote.Add(1)
