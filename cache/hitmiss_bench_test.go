@@ -19,13 +19,8 @@ import (
 // the same by _id), and a miss whose load returns at once (path=miss: the
 // key, the load's copy into one buffer, the set and its wait).
 func BenchmarkFetchPath(b *testing.B) {
-	docs := make([]bson.Raw, 100)
-	for i := range docs {
-		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
-	}
-	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	load, plan := hitFixture()
 	ctx := context.Background()
-	plan := decode.MustCompile[benchdata.Small](decode.ZeroCopy())
 	for _, tt := range []struct {
 		name   string
 		filter any
@@ -73,13 +68,8 @@ func BenchmarkFetchPath(b *testing.B) {
 //
 //	go test ./cache -run '^$' -bench BenchmarkHitParallel -cpu 1,2 -count 8
 func BenchmarkHitParallel(b *testing.B) {
-	docs := make([]bson.Raw, 100)
-	for i := range docs {
-		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
-	}
-	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	load, plan := hitFixture()
 	ctx := context.Background()
-	plan := decode.MustCompile[benchdata.Small](decode.ZeroCopy())
 	c, _ := cache.New(cache.Config{})
 	defer c.Close()
 	q := cachecore.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
@@ -103,4 +93,15 @@ func BenchmarkHitParallel(b *testing.B) {
 	if n := c.Stats().Loads; n != 1 {
 		b.Fatalf("expected hits only, got %d loads", n)
 	}
+}
+
+// hitFixture is the hit benchmarks' result: a load of 100 small documents,
+// and the zero-copy plan a hit decodes them with.
+func hitFixture() (cachecore.LoadFunc, *decode.Plan[benchdata.Small]) {
+	docs := make([]bson.Raw, 100)
+	for i := range docs {
+		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
+	}
+	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	return load, decode.MustCompile[benchdata.Small](decode.ZeroCopy())
 }

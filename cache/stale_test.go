@@ -321,12 +321,7 @@ func TestNoStaleReads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load test")
 	}
-	want := int64(1500)
-	if s := os.Getenv("DATABRIDGE_STALE_READS"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		require.NoError(t, err, "DATABRIDGE_STALE_READS")
-		want = n
-	}
+	want := readsToCheck(t, 1500, 1)
 	leakcheck.Check(t, 10*time.Second)
 	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
 	db := testdb.DBOn(t, cl)
@@ -446,12 +441,7 @@ func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 	}
 	// Slower than the serialized checker (two reads per check, and quiet
 	// spells only between bursts): a fifth of its reads.
-	want := int64(300)
-	if s := os.Getenv("DATABRIDGE_STALE_READS"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		require.NoError(t, err, "DATABRIDGE_STALE_READS")
-		want = n / 5
-	}
+	want := readsToCheck(t, 300, 5)
 	leakcheck.Check(t, 10*time.Second)
 	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
 	db := testdb.DBOn(t, cl)
@@ -626,4 +616,17 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		}
 	}
 	return err
+}
+
+// readsToCheck is how many reads a stale-read checker checks: def, or
+// $DATABRIDGE_STALE_READS divided by div (`make soak` sets it).
+func readsToCheck(t *testing.T, def, div int64) int64 {
+	t.Helper()
+	s := os.Getenv("DATABRIDGE_STALE_READS")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err, "DATABRIDGE_STALE_READS")
+	return n / div
 }

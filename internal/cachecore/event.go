@@ -79,6 +79,13 @@ func updateOfDescription(v bson.RawValue) (bson.RawValue, bool) {
 	if !ok {
 		return bson.RawValue{}, false
 	}
+	// Without showExpandedEvents (which the stream does not ask for: it
+	// needs MongoDB 6.0) the server does not say when a path is ambiguous.
+	// The rules read every path as a filter reads it: "a.1" as field "1"
+	// of a document or element 1 of an array alike, as the server does.
+	// When a field's own name holds a dot, the real change is one no filter
+	// path can see (a filter's "a.b" never addresses a field named "a.b"),
+	// so keeping an entry is right and dropping it only imprecise.
 	if d, ok := desc.Lookup("disambiguatedPaths").DocumentOK(); ok {
 		if elems, _ := d.Elements(); len(elems) > 0 {
 			// Field names with dots or numbers: which path is which, the
