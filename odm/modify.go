@@ -22,7 +22,10 @@ import (
 // (in the query.Sort order, if given) and returns it, as it was before the
 // update or, with ReturnAfter, after it; with Upsert it inserts one when
 // none matches. ErrNotFound when nothing matched and nothing was inserted.
-// The document is decoded as reads are (the handle's codecs). No hooks run.
+// When Upsert inserted a document and the document before is asked for
+// (no ReturnAfter), there was none before: the result is the zero T and a
+// nil error. The document is decoded as reads are (the handle's codecs).
+// No hooks run.
 func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...query.Option) (T, error) {
 	cfg := config(opts)
 	o := options.FindOneAndUpdate().SetUpsert(cfg.Upsert)
@@ -45,7 +48,9 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 
 // FindOneAndReplace replaces the first document matching filter with doc
 // and returns the document before (or, with ReturnAfter, after) the
-// replacement; with Upsert it inserts doc when none matches. doc's _id must
+// replacement; with Upsert it inserts doc when none matches (and, without
+// ReturnAfter, returns the zero T and a nil error: there was no document
+// before). ErrNotFound when nothing matched and nothing was inserted. doc's _id must
 // be the matched document's, or a zero ObjectID, which is left out of the
 // replacement (the stored _id stays; doc's is not filled in). BeforeSave
 // and Validate run on doc first (WithoutHooks, WithoutValidation skip
@@ -122,6 +127,12 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 		switch {
 		case errors.Is(err, mongo.ErrNoDocuments) && !s.Upsert:
 			s.NoChange = true // nothing matched
+		case errors.Is(err, mongo.ErrNoDocuments):
+			// An upsert that returns no document inserted one (the server
+			// returns the document after an upsert unless asked for the
+			// one before, which did not exist). The statement keeps its
+			// filter: the new document's _id is not in the reply.
+			raw, err = nil, nil
 		case err == nil:
 			// The document it changed, before or after: its _id confines
 			// the statement (unless a projection left it out).
@@ -136,6 +147,9 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 	}
 	if err != nil {
 		return v, fmt.Errorf("odm: find one and %s in %s: %w", what, c.name, err)
+	}
+	if raw == nil { // an upsert inserted: there was no document before
+		return v, nil
 	}
 	if err := decode.Unmarshal(raw, &v, c.codecs.decodeOptions()...); err != nil {
 		return v, err

@@ -99,3 +99,37 @@ func TestUpdateOptions(t *testing.T) {
 	require.NoError(t, e.coll.FindOne(ctx, bson.D{{Key: "name", Value: "a"}}).Decode(&doc))
 	assert.Equal(t, []int{0, 5, 9}, doc.Scores)
 }
+
+// TestFindAndModifyUpsertReturnsBefore: with Upsert and the document
+// before (the default), a find-and-modify that inserts returns the zero
+// document and no error: there was no document before, and one was
+// written, so ErrNotFound ("nothing matched and nothing was inserted")
+// would be false.
+func TestFindAndModifyUpsertReturnsBefore(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+
+	got, err := e.users.FindOneAndUpdate(ctx, query.Eq("name", "up"), bson.D{{Key: "$set", Value: bson.D{{Key: "age", Value: 7}}}}, odm.Upsert())
+	require.NoError(t, err, "the upsert inserted a document")
+	assert.Equal(t, User{}, got, "no document before: the zero T")
+	stored, err := e.users.FindOne(ctx, query.Eq("name", "up"))
+	require.NoError(t, err, "the document is inserted")
+	assert.Equal(t, 7, stored.Age)
+
+	repl := e.user("rep")
+	got, err = e.users.FindOneAndReplace(ctx, query.Eq("name", "rep"), &repl, odm.Upsert())
+	require.NoError(t, err, "the upsert inserted a document")
+	assert.Equal(t, User{}, got, "no document before: the zero T")
+	stored, err = e.users.FindOne(ctx, query.Eq("name", "rep"))
+	require.NoError(t, err, "the document is inserted")
+	assert.Equal(t, "rep@example.com", stored.Email)
+
+	// Without Upsert, nothing matched and nothing was inserted.
+	_, err = e.users.FindOneAndUpdate(ctx, query.Eq("name", "none"), bson.D{{Key: "$set", Value: bson.D{{Key: "age", Value: 1}}}})
+	require.ErrorIs(t, err, query.ErrNotFound)
+	_, err = e.users.FindOneAndReplace(ctx, query.Eq("name", "none"), &repl)
+	require.ErrorIs(t, err, query.ErrNotFound)
+	n, err := e.users.Count(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n)
+}
