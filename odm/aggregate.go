@@ -60,7 +60,7 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		return nil, fmt.Errorf("%w: it writes to %s", query.ErrUncacheable, deps.Target)
 	}
 	k := cachecore.Key{
-		Scope: c.scope, Op: "aggregate", Database: c.db, Collection: c.name, Also: deps.Reads,
+		Scope: c.scope, Client: c.coll.Database().Client(), Op: "aggregate", Database: c.db, Collection: c.name, Also: deps.Reads,
 		Filter: pipeline, Hint: cfg.Hint,
 	}
 	c.describe(&k, cfg)

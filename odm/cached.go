@@ -24,7 +24,7 @@ import (
 // key returns the cache key of a read of the collection.
 func (c *Collection[T]) key(op string, filter any, cfg *opt.Config) cachecore.Key {
 	k := cachecore.Key{
-		Scope: c.scope, Op: op, Database: c.db, Collection: c.name,
+		Scope: c.scope, Client: c.coll.Database().Client(), Op: op, Database: c.db, Collection: c.name,
 		Filter: filter, Sort: cfg.Sort, Projection: cfg.Projection, Hint: cfg.Hint, Skip: cfg.Skip, Limit: cfg.Limit,
 	}
 	c.describe(&k, cfg)

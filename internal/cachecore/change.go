@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/internal/match"
 )
@@ -28,6 +29,15 @@ type Change struct {
 	// be running until Deadline (zero: no deadline).
 	Unknown  bool
 	Deadline time.Time
+	// Writers are the clients whose reads may stand for the writer's: the
+	// writer's own client (odm), or the clients whose cached loads went to
+	// the server the write was sent to (the write observer learns them).
+	// The rules judge a write by the cached copy of a document (its image)
+	// only when a load through one of these clients stored it: a cache
+	// shared by clients of two deployments holds documents of both under
+	// one namespace, and only the writer's deployment's are facts about
+	// what it changes (TestImagesAreTheWritersDeployments). Nil: no image.
+	Writers []*mongo.Client
 
 	// images are the images (see Stmt) each cache's part of the write's
 	// flight still held at its end, by statement index: each cache's
@@ -97,6 +107,7 @@ type derivation struct {
 	idsKnown bool
 	w        *match.Filter // Filter compiled; nil when not analysable
 	u        match.Update
+	ui       match.Update // an upsert's update as it applies to the document it inserts
 }
 
 // derive reads what the rules need from the statement.
@@ -119,6 +130,9 @@ func (s *Stmt) derive(simple bool) {
 	switch s.Op {
 	case OpUpdate:
 		s.u = match.AnalyzeUpdate(s.Update)
+		if s.Upsert {
+			s.ui = match.AnalyzeUpsert(s.Update)
+		}
 	case OpReplace:
 		s.u = match.Update{All: true}
 	}

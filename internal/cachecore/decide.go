@@ -219,16 +219,22 @@ func (d *dep) upserted(s *Stmt) rule {
 	if d.kind != kindFind {
 		return ruleMatch
 	}
+	// The inserted document: the filter's equalities, then the update
+	// ($setOnInsert included) applied to them. A path the update touches is
+	// the update's, whatever the filter said of it
+	// (TestUpsertSetsFieldsOfItsFilter).
 	extra := map[string]bson.RawValue{}
+	if s.w != nil {
+		for f, v := range s.w.EqualityFields() {
+			if !s.ui.All && !touches(s.ui.Touched, []string{f}) {
+				extra[f] = v
+			}
+		}
+	}
 	if s.UpsertedID.Type != 0 {
 		extra["_id"] = s.UpsertedID
 	}
-	if s.w != nil {
-		for f, v := range s.w.EqualityFields() {
-			extra[f] = v // the upsert copies the filter's equalities
-		}
-	}
-	if d.filter.CanMatchAfter(s.u, extra) == match.No {
+	if d.filter.CanMatchAfter(s.ui, extra) == match.No {
 		return keep
 	}
 	return ruleMatch

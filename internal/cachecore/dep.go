@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/internal/match"
 	"github.com/databridge-go/databridge/internal/pipeline"
@@ -22,9 +23,10 @@ const (
 // indexes while the entry may be served, so that a write finds the entries
 // it may affect without looking at the others.
 type dep struct {
-	sp   *space
-	key  string
-	kind kind
+	sp    *space
+	key   string
+	kind  kind
+	client *mongo.Client // Key.Client: whose load stored it
 
 	// filter is the query's filter (an aggregation's leading $match, or
 	// every document): nil when the query is outside the analysable

@@ -156,7 +156,7 @@ func isContextErr(err error) bool {
 // commit accepts it; ok reports whether it was stored, valid.
 func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, ok bool, err error) {
 	d := c.beginLoad(q, sp, key)
-	res, err = c.build(ctx, key, load, memo)
+	res, err = c.build(loading(ctx, q.Client), key, load, memo)
 	if err != nil {
 		c.abandon(d)
 		return nil, false, err
@@ -188,7 +188,7 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 // beginLoad starts a load of the entry key: from here until commit, every write
 // applied to its collection is kept for commit to decide on.
 func (c *Cache) beginLoad(q Key, sp *space, key string) *dep {
-	d := &dep{sp: sp, key: key, epoch: c.epoch.Load()}
+	d := &dep{sp: sp, key: key, epoch: c.epoch.Load(), client: q.Client}
 	for _, ns := range q.Also {
 		a := c.spaceNS(ns)
 		d.also = append(d.also, alsoDep{sp: a, seq: a.seq.Load()})

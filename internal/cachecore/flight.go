@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // A write is reported twice: Begin before it is sent, End after its reply
@@ -110,7 +111,7 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp.mu.Lock()
 	sp.forgetImages() // what another write in flight read may change now
 	if !w.wide {
-		sp.images(c, w.stmts)
+		sp.images(c, w.stmts, ch.Writers)
 	}
 	sp.flying = append(sp.flying, w)
 	sp.nflying.Add(1)
@@ -137,19 +138,27 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 }
 
 // images sets the image of each statement that names one _id, from a
-// valid entry that holds the document whole (under mu).
-func (sp *space) images(c *Cache, stmts []Stmt) {
+// valid entry of the writer's scope that holds the document whole, when no
+// other statement of the write can change that document (under mu). An
+// image is the document as the server holds it right before the write: a
+// statement after another that changes the same document (an ordered bulk
+// runs them in order; an unordered one in any) would be judged by a
+// document that no longer exists (TestMultiStatementWriteOnOneID).
+func (sp *space) images(c *Cache, stmts []Stmt, writers []*mongo.Client) {
+	if len(writers) == 0 {
+		return // a write whose deployment is not known: no cached document is its
+	}
 	for i := range stmts {
 		s := &stmts[i]
 		if s.Op == OpInsert || s.Filter == nil {
 			continue
 		}
 		s.derive(sp.simple.Load())
-		if !s.idsKnown || len(s.ids) != 1 {
+		if !s.idsKnown || len(s.ids) != 1 || sp.sharedByAnother(stmts, i) {
 			continue
 		}
 		for d := range sp.byID[s.ids[0]] {
-			if !d.valid(c) || !d.proj.KeepsAll() { // valid: also not flushed since its load
+			if !slices.Contains(writers, d.client) || !d.valid(c) || !d.proj.KeepsAll() { // valid: also not flushed since its load
 				continue
 			}
 			if doc := d.docWithID(s.ids[0]); doc != nil {
@@ -158,6 +167,40 @@ func (sp *space) images(c *Cache, stmts []Stmt) {
 			}
 		}
 	}
+}
+
+// sharedByAnother reports whether a statement of stmts other than i may
+// change the one document statement i names: one naming the same _id, one
+// whose documents are not known by _id, an insert of that _id (or of a
+// document whose _id is not known).
+func (sp *space) sharedByAnother(stmts []Stmt, i int) bool {
+	simple := sp.simple.Load()
+	id := stmts[i].ids[0]
+	for j := range stmts {
+		if j == i {
+			continue
+		}
+		o := &stmts[j]
+		if o.Op == OpInsert {
+			doc := o.doc()
+			if doc == nil {
+				return true
+			}
+			v, err := doc.LookupErr("_id")
+			if err != nil {
+				return true // the server assigns one: not id, but be plain
+			}
+			if k, ok := keyOfID(v, simple && !o.Collation); !ok || k == id {
+				return true
+			}
+			continue
+		}
+		o.derive(simple)
+		if !o.idsKnown || slices.Contains(o.ids, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetImages drops the images of the writes in flight (under mu): a

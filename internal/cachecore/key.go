@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Key identifies a cached read: everything that decides which documents
@@ -45,6 +46,12 @@ type Key struct {
 	// Not part of the key: what the invalidation rules need to read the
 	// query.
 
+	// Client is the client the load reads through (nil: not known). The
+	// rules take a cached document as a fact about a write only when the
+	// writer's deployment is the one it was read from (Change.Writers);
+	// the write observer learns from the loads it sees which clients read
+	// from which servers.
+	Client *mongo.Client
 	// Encode encodes a query part as the driver sends it (with the
 	// collection's registry); nil encodes with bson.Marshal.
 	Encode func(v any) (bson.Raw, error)

@@ -2,12 +2,14 @@ package cachecore
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/databridge-go/databridge/internal/outcome"
 	"github.com/databridge-go/databridge/internal/pipeline"
@@ -19,11 +21,11 @@ var live sync.Map // *Cache → struct{}
 
 // Observer is cache.Observer (see there).
 func Observer(next *event.CommandMonitor) *event.CommandMonitor {
-	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}}
+	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}, readers: map[string][]*mongo.Client{}}
 	m := &event.CommandMonitor{
 		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
 			if !isHandled(ctx) {
-				o.started(e)
+				o.started(ctx, e)
 			}
 			if next != nil && next.Started != nil {
 				next.Started(ctx, e)
@@ -95,11 +97,34 @@ type observer struct {
 	mu      sync.Mutex
 	pending map[pendingKey]pendingWrite
 	txns    map[string]map[string]struct{} // transaction → namespaces written
+	// readers are, by server address, the clients whose cached loads this
+	// monitor saw sent there: a write sent to the same server is to their
+	// deployment, so the documents they stored are facts about it.
+	readers map[string][]*mongo.Client
 }
 
-func (o *observer) started(e *event.CommandStartedEvent) {
+// serverOf returns the server address of a connection ID ("host:port[-n]").
+func serverOf(connID string) string {
+	addr, _, _ := strings.Cut(connID, "[")
+	return addr
+}
+
+// learn records that cl's cached load was sent to the server of e.
+func (o *observer) learn(cl *mongo.Client, e *event.CommandStartedEvent) {
+	addr := serverOf(e.ConnectionID)
+	o.mu.Lock()
+	if !slices.Contains(o.readers[addr], cl) {
+		o.readers[addr] = append(slices.Clip(o.readers[addr]), cl)
+	}
+	o.mu.Unlock()
+}
+
+func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	names, ok := writeCommands[e.CommandName]
 	if !ok {
+		if cl := loadingClient(ctx); cl != nil {
+			o.learn(cl, e)
+		}
 		return
 	}
 	w := pendingWrite{ns: names(e), command: e.CommandName}
@@ -145,6 +170,7 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 	}
 	o.mu.Lock()
 	flying := w.ns
+	writers := o.readers[serverOf(e.ConnectionID)] // never appended in place: safe to share
 	if w.command == "commitTransaction" {
 		flying = nil
 		for ns := range o.txns[w.txn] {
@@ -157,7 +183,7 @@ func (o *observer) started(e *event.CommandStartedEvent) {
 	w.flight = &Flight{}
 	for _, ns := range flying {
 		db, coll, _ := strings.Cut(ns, ".")
-		ch := Change{DB: db, Coll: coll, Drop: !dataOnly[w.command]}
+		ch := Change{DB: db, Coll: coll, Drop: !dataOnly[w.command], Writers: writers}
 		if len(flying) == 1 && w.command != "commitTransaction" {
 			ch.Stmts = w.stmts
 		}
@@ -302,6 +328,22 @@ func nsInfo(e *event.CommandStartedEvent) []string {
 		out = append(out, ns)
 	}
 	return out
+}
+
+type loadingKey struct{}
+
+// loading marks ctx as the context of a cached load through cl, for the
+// write observer of cl's client to learn which servers cl reads from.
+func loading(ctx context.Context, cl *mongo.Client) context.Context {
+	if cl == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, loadingKey{}, cl)
+}
+
+func loadingClient(ctx context.Context) *mongo.Client {
+	cl, _ := ctx.Value(loadingKey{}).(*mongo.Client)
+	return cl
 }
 
 type handledKey struct{}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // These tests drive the cache with hand-made loads and changes: they test
@@ -254,12 +255,18 @@ func TestImages(t *testing.T) {
 	}
 	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "tenant", Value: "a"}, {Key: "status", Value: "paid"}},
 		Sort: bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}, Limit: 2, Simple: true, Shape: simpleShape}
+	// Two clients, as identities only: the rules compare them, nothing
+	// connects (pure code, no server), so they are built as zero values.
+	clientA, clientB := new(mongo.Client), new(mongo.Client)
 	point := func(id int) Key {
-		return Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "_id", Value: id}}, Simple: true, Shape: simpleShape}
+		return Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "_id", Value: id}}, Simple: true, Shape: simpleShape, Client: clientA}
+	}
+	setStatus := func(id int, status string) Stmt {
+		return Stmt{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: id}}),
+			Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: status}}}})}}
 	}
 	paid := func(id int) Change {
-		return Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: id}}),
-			Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "paid"}}}})}}}}
+		return Change{DB: "db", Coll: "o", Stmts: []Stmt{setStatus(id, "paid")}, Writers: []*mongo.Client{clientA}}
 	}
 	for _, tc := range []struct {
 		name   string
@@ -333,6 +340,38 @@ func TestImages(t *testing.T) {
 		f.End(a, paid(7))
 		assert.True(t, fetchDocs(t, a, list), "a: judged with its own image")
 		assert.False(t, fetchDocs(t, b, list), "b: holds no image, judged without one")
+	})
+
+	// A write through another client (maybe another deployment, whose
+	// document 7 is another) or through a client not known (an observed
+	// write before any load) is judged without the image.
+	for name, writers := range map[string][]*mongo.Client{"another client": {clientB}, "no client known": nil} {
+		t.Run(name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+			fetchDocs(t, c, point(7), order(7, 99, "b", "open"))
+			ch := paid(7)
+			ch.Writers = writers
+			f := Begin(c, ch)
+			f.End(c, ch)
+			assert.False(t, fetchDocs(t, c, list), "judged with another deployment's document")
+		})
+	}
+
+	// Two statements on one _id: the second is not judged by the document
+	// as it was before the first (TestMultiStatementWriteOnOneID). The
+	// first makes order 7 (of tenant b) paid, the second moves it to
+	// tenant a: the pair makes it enter.
+	t.Run("two statements on one _id", func(t *testing.T) {
+		c := newTestCache(t, Config{})
+		fetchDocs(t, c, list, order(2, 20, "a", "paid"), order(1, 10, "a", "paid"))
+		fetchDocs(t, c, point(7), order(7, 99, "b", "open"))
+		toA := Stmt{Op: OpUpdate, Filter: mustRaw(t, bson.D{{Key: "_id", Value: 7}}),
+			Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: mustRaw(t, bson.D{{Key: "$set", Value: bson.D{{Key: "tenant", Value: "a"}}}})}}
+		ch := Change{DB: "db", Coll: "o", Stmts: []Stmt{setStatus(7, "paid"), toA}, Writers: []*mongo.Client{clientA}}
+		f := Begin(c, ch)
+		f.End(c, ch)
+		assert.False(t, fetchDocs(t, c, list), "each statement judged with the image from before the other")
 	})
 
 	// A projected entry does not hold the document whole: no image.

@@ -77,11 +77,27 @@ func (p Projection) Keeps(path string) bool {
 	}
 	for _, q := range p.paths {
 		if p.include && (q == path || Overlaps(q, path) && len(q) < len(path)) {
-			return true // path is under an included one
+			// path is under an included one; unless that one names a
+			// numeric segment below the top: the server projects "m.0"
+			// as the field "0" of each document in m, never as element
+			// 0, so a filter's "m.0" reads what the result may lack.
+			return !numericBelowTop(q)
 		}
 		if !p.include && Overlaps(q, path) {
 			return false // path holds, or is under, an excluded one
 		}
 	}
 	return !p.include
+}
+
+// numericBelowTop reports whether a path has a numeric segment after its
+// first (a top-level field named "0" is a field: a document is no array).
+func numericBelowTop(path string) bool {
+	segs := split(path)
+	for _, s := range segs[1:] {
+		if isIndex(s) {
+			return true
+		}
+	}
+	return false
 }

@@ -34,7 +34,15 @@ var operators = map[string]bool{
 // array). A document without operators is a replacement: All.
 // $setOnInsert changes only a document an upsert inserts, so it is not
 // among the paths of the documents the update changes.
-func AnalyzeUpdate(update bson.RawValue) Update {
+func AnalyzeUpdate(update bson.RawValue) Update { return analyzeUpdate(update, false) }
+
+// AnalyzeUpsert reads an update as an upsert applies it to the document it
+// inserts: $setOnInsert sets its paths as $set does. (The inserted
+// document starts from the filter's equalities; every path the update
+// touches, $setOnInsert's included, is then the update's.)
+func AnalyzeUpsert(update bson.RawValue) Update { return analyzeUpdate(update, true) }
+
+func analyzeUpdate(update bson.RawValue, inserting bool) Update {
 	doc, ok := update.DocumentOK()
 	if !ok {
 		return Update{All: true} // a pipeline
@@ -47,7 +55,10 @@ func AnalyzeUpdate(update bson.RawValue) Update {
 	for _, el := range elems {
 		op := el.Key()
 		if op == "$setOnInsert" {
-			continue
+			if !inserting {
+				continue
+			}
+			op = "$set"
 		}
 		if !operators[op] {
 			return Update{All: true}
