@@ -23,9 +23,9 @@ const (
 // indexes while the entry may be served, so that a write finds the entries
 // it may affect without looking at the others.
 type dep struct {
-	sp    *space
-	key   string
-	kind  kind
+	sp     *space
+	key    string
+	kind   kind
 	client *mongo.Client // Key.Client: whose load stored it
 
 	// filter is the query's filter (an aggregation's leading $match, or
