@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -12,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
@@ -273,4 +275,66 @@ func TestImagesAreTheWritersDeployments(t *testing.T) {
 			checkRead(t, "B's list {a: 5}", list)
 		})
 	}
+}
+
+// TestUnsettledNoDeadline: a write of unknown outcome sent with no time
+// limit (a raw write with no maxTimeMS) may be applied by the server at
+// any later time. Its collection bypasses the cache for the longest TTL an
+// entry was stored with (not DefaultTTL plus the margin: on a785bb8 a
+// count cached after that pause, before the server applied the write ~86
+// s later, stayed stale), and it is counted. Bookkeeping only, in a
+// synctest bubble: the load is a function.
+func TestUnsettledNoDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := cache.New(cache.Config{DefaultTTL: time.Minute, SettleMargin: time.Second})
+		require.NoError(t, err)
+		defer c.Close()
+		q := cachecore.Key{Database: "db", Collection: "c"}
+		loads := 0
+		load := func(context.Context) ([]bson.Raw, error) {
+			loads++
+			d, _ := bson.Marshal(bson.D{{Key: "n", Value: loads}})
+			return []bson.Raw{d}, nil
+		}
+		fetch := func(ttl time.Duration) {
+			_, err := cache.Core(c).Fetch(context.Background(), q, ttl, load, nil)
+			require.NoError(t, err)
+			cache.Core(c).Wait()
+		}
+		fetch(10 * time.Minute) // an entry with a TTL longer than the default
+		cache.Core(c).Apply(cachecore.Change{DB: "db", Coll: "c", Unknown: true})
+		assert.EqualValues(t, 1, c.Stats().UnsettledNoDeadline)
+		time.Sleep(2 * time.Minute) // past DefaultTTL and the margin
+		fetch(10 * time.Minute)
+		fetch(10 * time.Minute)
+		assert.Equal(t, 3, loads, "still bypassed after DefaultTTL: an entry may live 10 minutes")
+		time.Sleep(9 * time.Minute) // past 10 minutes and the margin
+		synctest.Wait()
+		fetch(10 * time.Minute)
+		fetch(10 * time.Minute)
+		assert.Equal(t, 4, loads, "cached again once every entry valid at the loss has expired")
+	})
+}
+
+// TestRefusedRawWriteIsKnown: a raw write the server refuses with ok: 0
+// reaches the observer as a failed command whose error is the driver's
+// own, not the mongo package's. It is a known outcome (the server answered:
+// nothing runs any more), not a lost reply: its collection stays cached.
+// On a785bb8 each made the collection bypass the cache for a minute.
+func TestRefusedRawWriteIsKnown(t *testing.T) {
+	ctx := context.Background()
+	e := newSoundEnv(t, M{"_id": 1, "a": 1})
+	read := func() {
+		_, err := e.h.FindMany(ctx, bson.D{{Key: "a", Value: 1}}, query.Cached(time.Hour))
+		require.NoError(t, err)
+	}
+	read()
+	err := e.raw.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$foo", Value: bson.D{{Key: "a", Value: 2}}}}).Err()
+	require.Error(t, err, "an unknown update operator is refused")
+	assert.Zero(t, e.c.Stats().Unsettled, "the server answered: not a lost reply")
+	read() // a miss or a hit: the write was judged as if it ran
+	hits := e.c.Stats().Hits
+	read()
+	assert.Equal(t, hits+1, e.c.Stats().Hits, "the collection is cached again at once")
+	assert.Zero(t, e.c.Stats().Bypassed)
 }

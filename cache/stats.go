@@ -35,6 +35,11 @@ type Stats struct {
 	// Writes whose reply was lost (reads of their collection bypass the
 	// cache until each has surely ended, counted in Bypassed).
 	Unsettled uint64
+	// UnsettledNoDeadline counts those sent with no time limit (no
+	// maxTimeMS): their collection bypasses the cache for the longest TTL
+	// of its entries, and a result stored after that which such a write
+	// changes is served for at most its own TTL (docs/caching.md).
+	UnsettledNoDeadline uint64
 
 	// Rejected counts results ristretto refused to store (its admission
 	// policy, when the cache is full of more frequently used entries): a

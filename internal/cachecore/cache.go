@@ -114,7 +114,13 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 
+	// maxTTL is the longest TTL an entry was stored with (nanoseconds): a
+	// write of unknown outcome with no time limit keeps its collection
+	// uncached at least that long (see unsettled).
+	maxTTL atomic.Int64
+
 	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
+	unsettledNoDeadline                                                      atomic.Uint64
 	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
 
 	source                                   Source

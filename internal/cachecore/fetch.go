@@ -27,6 +27,9 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}
+	if int64(ttl) > c.maxTTL.Load() {
+		c.raiseMaxTTL(ttl)
+	}
 	key, err := q.canonical()
 	if err != nil {
 		return nil, err

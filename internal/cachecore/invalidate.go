@@ -465,11 +465,19 @@ func (c *Cache) invalidateAll() {
 // plus the settle margin, no read of the collection is served from the
 // cache or stored in it (each counted in Bypassed); then the collection is
 // invalidated again, and published again to the other processes, whose
-// caches may have been refilled in the window. A zero deadline (a write
-// with no time limit) waits DefaultTTL.
+// caches may have been refilled in the window.
+//
+// A zero deadline is a write sent with no time limit (a raw write with no
+// maxTimeMS): no clock bounds when the server may still apply it. The
+// window is then the longest TTL any entry of the cache was stored with
+// (DefaultTTL at least), counted in UnsettledNoDeadline: every entry that
+// was valid when the reply was lost has expired by its end; a result
+// stored after it that the write changes later still is served for at
+// most its own TTL, the bound docs/caching.md states for such a write.
 func (c *Cache) unsettled(db, coll string, deadline time.Time) {
 	if deadline.IsZero() {
-		deadline = time.Now().Add(c.defaultTTL)
+		c.unsettledNoDeadline.Add(1)
+		deadline = time.Now().Add(max(c.defaultTTL, time.Duration(c.maxTTL.Load())))
 	}
 	until := deadline.Add(c.settleMargin).UnixNano()
 	raise := func(p interface {
@@ -529,4 +537,14 @@ func (c *Cache) settleLater(sp *space) {
 // reach the collection's entries (for tests).
 func (c *Cache) Generation(db, coll string) uint64 {
 	return c.space(db, coll).seq.Load() + c.epoch.Load()
+}
+
+// raiseMaxTTL records that an entry may be stored with ttl.
+func (c *Cache) raiseMaxTTL(ttl time.Duration) {
+	for {
+		old := c.maxTTL.Load()
+		if int64(ttl) <= old || c.maxTTL.CompareAndSwap(old, int64(ttl)) {
+			return
+		}
+	}
 }

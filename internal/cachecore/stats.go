@@ -32,6 +32,11 @@ type Stats struct {
 	// Writes of unknown outcome (reads of their collection bypass the
 	// cache until each settles, counted in Bypassed).
 	Unsettled uint64
+	// UnsettledNoDeadline counts those sent with no time limit (no
+	// maxTimeMS): their collection bypasses the cache for the longest TTL
+	// of its entries, and a result stored after that which such a write
+	// changes is served for at most its own TTL (docs/caching.md).
+	UnsettledNoDeadline uint64
 
 	// Rejected counts results ristretto refused to store (its admission
 	// policy, when the cache is full of more frequently used entries): a
@@ -57,7 +62,7 @@ func (c *Cache) Stats() Stats {
 		InvalidatedByPath: c.byPath.Load(), InvalidatedWide: c.byWide.Load(),
 		Kept: c.kept.Load(), Discarded: c.discarded.Load(),
 		Remote: c.remote.Load(), RemotePrecise: c.remotePrecise.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
-		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(),
+		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(), UnsettledNoDeadline: c.unsettledNoDeadline.Load(),
 		Rejected: c.rejected.Load(),
 	}
 }

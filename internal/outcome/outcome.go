@@ -68,6 +68,20 @@ func Of(err error) Kind {
 	if mongo.IsNetworkError(err) {
 		return Unknown
 	}
+	// The error of a command monitor's failed event is the driver's own
+	// (the mongo package converts it for callers): a server's answer
+	// carries a code and no network label.
+	var de driver.Error
+	if errors.As(err, &de) {
+		switch {
+		case de.HasErrorLabel(driver.NoWritesPerformed):
+			return NotSent
+		case de.NetworkError():
+			return Unknown
+		case de.Code != 0:
+			return Done
+		}
+	}
 	var (
 		we  mongo.WriteException
 		bwe mongo.BulkWriteException

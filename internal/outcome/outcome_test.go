@@ -35,6 +35,13 @@ func TestOf(t *testing.T) {
 		{"context cancelled", context.Canceled, outcome.Unknown},
 		{"deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), outcome.Unknown},
 		{"duplicate key", mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}, outcome.Done},
+		// The failure of a CommandFailedEvent is the driver's own error,
+		// not the mongo package's (the write observer classifies those):
+		// Unknown for each on a785bb8.
+		{"monitor: server refusal", driver.Error{Code: 11000, Message: "E11000 duplicate key error"}, outcome.Done},
+		{"monitor: validation failure", driver.Error{Code: 121, Name: "DocumentValidationFailure"}, outcome.Done},
+		{"monitor: network error", driver.Error{Labels: []string{driver.NetworkError}, Wrapped: errors.New("connection reset")}, outcome.Unknown},
+		{"monitor: no writes performed", driver.Error{Code: 91, Labels: []string{driver.NoWritesPerformed}}, outcome.NotSent},
 		{"write concern", mongo.WriteException{WriteConcernError: &mongo.WriteConcernError{Code: 64}}, outcome.Done},
 		{"bulk rejection", mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: 11000}}}}, outcome.Done},
 		{"command error", mongo.CommandError{Code: 2, Message: "bad value"}, outcome.Done},
