@@ -41,6 +41,9 @@ import (
 // (query.ErrUncacheable), and when it ends its target collection is
 // invalidated, as the write observer does for any client that has one.
 func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.Option) ([]R, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	cfg := config(opts)
 	if !cfg.Cached || inTransaction(ctx) {
 		cur, err := aggregateCursor[R](ctx, c, pipeline, cfg)
@@ -79,6 +82,9 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 // or borrowed (Borrowed), and the caller must close the cursor (its
 // iterators and collectors do). query.Cached does not apply.
 func AggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.Option) (*cursor.Cursor[R], error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	return aggregateCursor[R](ctx, c, pipeline, config(opts))
 }
 
@@ -145,6 +151,9 @@ type valueOf[V any] struct {
 //
 //	teams, err := odm.Distinct[string](ctx, users, "team", query.Gte("age", 18))
 func Distinct[V, T any](ctx context.Context, c *Collection[T], field string, filter any, opts ...query.Option) ([]V, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	if err := opt.CheckField(field); err != nil {
 		return nil, fmt.Errorf("odm: distinct: %w", err)
 	}

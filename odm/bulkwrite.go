@@ -80,6 +80,9 @@ type BulkResult struct {
 // replace and update model. The cache is invalidated for what the models
 // may change.
 func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...query.Option) (BulkResult, error) {
+	if err := c.usable(); err != nil {
+		return BulkResult{}, err
+	}
 	cfg := config(opts)
 	if len(models) == 0 {
 		return BulkResult{}, nil

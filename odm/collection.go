@@ -35,8 +35,9 @@ type Collection[T any] struct {
 }
 
 // New returns the handle of coll for documents of type T. It fails when T
-// cannot be decoded as the driver would (a bson key used twice, say), or
-// when the cache given is not the one already attached to coll. Writes of
+// cannot be decoded as the driver would (a bson key used twice, say), when
+// coll is nil (ErrNilCollection), or when the cache given is not the one
+// already attached to coll. Writes of
 // whole documents (Save, Insert, Replace, Delete, InsertMany, BulkSave,
 // FindOneAndReplace, BulkWrite's insert and replace models) need T to be a
 // struct with an _id field (a field whose bson key is "_id"), and fail
@@ -46,6 +47,9 @@ type Collection[T any] struct {
 // on that *mongo.Collection, of any type, then reads through it. Writes
 // through any handle invalidate every cache of the process, attached or not.
 func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) {
+	if coll == nil {
+		return nil, ErrNilCollection
+	}
 	cfg := collConfig{writeTimeout: time.Minute}
 	for _, o := range opts {
 		if o != nil {
@@ -72,6 +76,16 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 		c.cache = cachecore.Attached(coll)
 	}
 	return c, nil
+}
+
+// usable returns ErrNilCollection for a handle New did not make: a nil
+// *Collection or a zero Collection. Every exported method and function
+// that takes a handle checks it first.
+func (c *Collection[T]) usable() error {
+	if c == nil || c.coll == nil {
+		return ErrNilCollection
+	}
+	return nil
 }
 
 // Option configures a Collection (New). Per-call options are query.Option.

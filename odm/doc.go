@@ -100,6 +100,9 @@
 // the context done first). Replace and Delete
 // return ErrNotFound
 // (which also matches mongo.ErrNoDocuments) when no document has the _id.
+// A handle that New did not make (a nil *Collection, a zero Collection{})
+// returns [ErrNilCollection] from every method, and New returns it for a
+// nil *mongo.Collection.
 //
 // # Cache invalidation
 //

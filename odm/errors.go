@@ -1,6 +1,7 @@
 package odm
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -92,3 +93,9 @@ func (e *BulkError) Error() string {
 // mongo.IsNetworkError and errors.Is(err,
 // context.DeadlineExceeded) work on it.
 func (e *BulkError) Unwrap() error { return e.Err }
+
+// ErrNilCollection is returned by New for a nil *mongo.Collection, and by
+// every method of a Collection that New did not make (a nil *Collection, a
+// zero Collection{}), and by the functions given one (Aggregate,
+// AggregateCursor, Distinct). Nothing is sent; iterators yield it once.
+var ErrNilCollection = errors.New("odm: nil collection handle (make one with odm.New from a non-nil *mongo.Collection)")

@@ -44,10 +44,15 @@ func idFieldOf(t reflect.Type) (idField, error) {
 	return idField{}, fmt.Errorf("odm: %s has no field tagged bson:\"_id\": writes of whole documents need one", t)
 }
 
-// documents reports why the collection cannot write whole documents (T is
-// not a struct with an _id field), or nil: reads, aggregations and the
-// writes by filter need no _id field.
-func (c *Collection[T]) documents() error { return c.idErr }
+// documents reports why the collection cannot write whole documents (the
+// handle is nil, or T is not a struct with an _id field), or nil: reads,
+// aggregations and the writes by filter need no _id field.
+func (c *Collection[T]) documents() error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	return c.idErr
+}
 
 // ErrNoID is returned by a write that would store a document under an _id
 // nobody chose: a nil pointer or interface, an empty string or an empty

@@ -48,6 +48,9 @@ func (e *IndexConflictError) Unwrap() error { return e.Err }
 // per conflict); the other declarations are still created. A type that
 // declares none makes it a no-op.
 func (c *Collection[T]) EnsureIndexes(ctx context.Context) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	var zero T
 	ix, ok := any(zero).(Indexer)
 	if !ok {

@@ -27,6 +27,10 @@ import (
 // nil error. The document is decoded as reads are (the handle's codecs).
 // No hooks run.
 func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...query.Option) (T, error) {
+	if err := c.usable(); err != nil {
+		var zero T
+		return zero, err
+	}
 	cfg := config(opts)
 	o := options.FindOneAndUpdate().SetUpsert(cfg.Upsert)
 	if cfg.ReturnAfter {
@@ -99,6 +103,10 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 // FindOneAndDelete deletes the first document matching filter (in the
 // query.Sort order, if given) and returns it, or ErrNotFound. No hooks run.
 func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+	if err := c.usable(); err != nil {
+		var zero T
+		return zero, err
+	}
 	cfg := config(opts)
 	o := options.FindOneAndDelete()
 	opt.SetShape(o, cfg)

@@ -44,6 +44,9 @@ func readFilter(filter any) (any, error) {
 // caller must close it (its iterators and collectors close it themselves).
 // Cached does not apply.
 func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.Option) (*cursor.Cursor[T], error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	return c.cursor(ctx, filter, config(opts))
 }
 
@@ -98,6 +101,11 @@ func findOptions(cfg *opt.Config) *options.FindOptionsBuilder {
 // whole result is loaded first.
 func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Option) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
+		if err := c.usable(); err != nil {
+			var zero T
+			yield(zero, err)
+			return
+		}
 		cfg := config(opts)
 		if cfg.Cached && !inTransaction(ctx) {
 			vals, err := c.cachedMany(ctx, filter, cfg)
@@ -131,6 +139,9 @@ func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Opti
 // or the first error (nothing partial). With query.Cached, repeats are
 // served from the cache until a write invalidates them.
 func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.Option) ([]T, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
 	cfg := config(opts)
 	if cfg.Cached && !inTransaction(ctx) {
 		return c.cachedMany(ctx, filter, cfg)
@@ -150,6 +161,9 @@ func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.
 // given), or query.ErrNotFound.
 func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.Option) (T, error) {
 	var v T
+	if err := c.usable(); err != nil {
+		return v, err
+	}
 	cfg := config(opts)
 	if cfg.Cached && !inTransaction(ctx) {
 		cfg.Limit = 1
@@ -187,6 +201,9 @@ func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.O
 // Count returns the number of matching documents (honouring query.Skip,
 // Limit, Hint, Collation and Cached).
 func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Option) (int64, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
 	cfg := config(opts)
 	f, err := readFilter(filter)
 	if err != nil {
@@ -214,6 +231,9 @@ func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Opt
 // (no filter, no scan): fast, and possibly off after an unclean shutdown or
 // in a sharded cluster with orphaned documents.
 func (c *Collection[T]) EstimatedCount(ctx context.Context) (int64, error) {
+	if err := c.usable(); err != nil {
+		return 0, err
+	}
 	n, err := c.coll.EstimatedDocumentCount(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("odm: estimated count of %s: %w", c.name, err)

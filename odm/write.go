@@ -185,6 +185,9 @@ func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts
 }
 
 func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.Option) (UpdateResult, error) {
+	if err := c.usable(); err != nil {
+		return UpdateResult{}, err
+	}
 	f, u, err := c.filterUpdate(filter, update)
 	if err != nil {
 		return UpdateResult{}, err
@@ -273,6 +276,9 @@ func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...quer
 }
 
 func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.Option) (DeleteResult, error) {
+	if err := c.usable(); err != nil {
+		return DeleteResult{}, err
+	}
 	f, err := c.filter(filter)
 	if err != nil {
 		return DeleteResult{}, err

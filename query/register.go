@@ -25,7 +25,10 @@ type Reader[T any] interface {
 	Count(ctx context.Context, filter any, opts ...Option) (int64, error)
 }
 
-var bindings sync.Map // reflect.Type → Reader[T]
+var bindings sync.Map // reflect.Type → Reader[T], or nilReader
+
+// nilReader is the binding of Register(nil).
+type nilReader struct{}
 
 // Register binds model type T to r, for Iter, FindMany, FindOne and Count
 // of this package:
@@ -36,10 +39,16 @@ var bindings sync.Map // reflect.Type → Reader[T]
 //
 // It returns a function that restores the previous binding (for tests).
 // Bindings are process-wide: tests that run in parallel with different
-// collections for one type should use their handles instead.
+// collections for one type should use their handles instead. A nil r binds
+// nothing that can read: the reads of T then fail with ErrNotRegistered,
+// saying so.
 func Register[T any](r Reader[T]) (restore func()) {
 	t := reflect.TypeFor[T]()
-	prev, had := bindings.Swap(t, r)
+	var b any = r
+	if r == nil {
+		b = nilReader{}
+	}
+	prev, had := bindings.Swap(t, b)
 	return func() {
 		if had {
 			bindings.Store(t, prev)
@@ -52,10 +61,14 @@ func Register[T any](r Reader[T]) (restore func()) {
 // registered returns the reader of T, or the error naming the call that
 // binds it.
 func registered[T any]() (Reader[T], error) {
-	if r, ok := bindings.Load(reflect.TypeFor[T]()); ok {
-		return r.(Reader[T]), nil
-	}
 	t := reflect.TypeFor[T]()
+	if b, ok := bindings.Load(t); ok {
+		if r, ok := b.(Reader[T]); ok {
+			return r, nil
+		}
+		return nil, fmt.Errorf("%w: %v is bound to a nil reader; bind it to a handle with query.Register[%v](users), users an *odm.Collection[%v] (odm.New)",
+			ErrNotRegistered, t, t, t)
+	}
 	return nil, fmt.Errorf("%w: %v; bind it once at start-up with query.Register[%v](users), users an *odm.Collection[%v] (odm.New)",
 		ErrNotRegistered, t, t, t)
 }
