@@ -40,8 +40,10 @@ type Collection[T any] struct {
 // already attached to coll. Writes of
 // whole documents (Save, Insert, Replace, Delete, InsertMany, BulkSave,
 // FindOneAndReplace, BulkWrite's insert and replace models) need T to be a
-// struct with an _id field (a field whose bson key is "_id"), and fail
-// without one; reads, aggregations and the writes by filter do not.
+// struct with an _id field (a field whose bson key is "_id", at the top
+// level or in a struct inlined with bson:",inline", found as the driver
+// finds it), and fail without one; reads, aggregations and the writes by
+// filter do not.
 //
 // A cache is attached to a collection value once (WithCache): every handle
 // on that *mongo.Collection, of any type, then reads through it. Writes

@@ -2,6 +2,7 @@ package odm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -78,12 +79,12 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 	// left out of the replacement (an _id that differs is refused by the
 	// server as a change of an immutable field).
 	var replacement any = doc
-	if plan := encode.For(reflect.TypeFor[T]()); c.id.isOID && c.idIsZero(doc) && plan.HasObjectID() && c.encodesNatively() {
-		raw, err := plan.Append(nil, unsafe.Pointer(doc), true)
+	if c.id.isOID && c.idIsZero(doc) {
+		raw, err := c.withoutID(doc)
 		if err != nil {
 			return zero, fmt.Errorf("odm: encode: %w", err)
 		}
-		replacement = bson.Raw(raw)
+		replacement = raw
 	}
 	stmt := cachecore.Stmt{Op: cachecore.OpReplace, Upsert: cfg.Upsert, Collation: nonSimple(cfg)}
 	if raw, ok := replacement.(bson.Raw); ok {
@@ -163,4 +164,33 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 		return v, err
 	}
 	return v, nil
+}
+
+// withoutID encodes doc without its _id: by the compiled encoder where it
+// stores what the driver would, otherwise by the driver with the handle's
+// codecs (an _id in an inlined struct, a registry of its own), the _id then
+// cut out.
+func (c *Collection[T]) withoutID(doc *T) (bson.Raw, error) {
+	if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() && c.encodesNatively() {
+		raw, err := plan.Append(nil, unsafe.Pointer(doc), true)
+		return bson.Raw(raw), err
+	}
+	reg, bo := c.codecs.bson()
+	raw, err := marshal(doc, reg, bo)
+	if err != nil {
+		return nil, err
+	}
+	elems, err := raw.Elements()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 4, len(raw))
+	for _, e := range elems {
+		if e.Key() != "_id" {
+			out = append(out, e...)
+		}
+	}
+	out = append(out, 0)
+	binary.LittleEndian.PutUint32(out, uint32(len(out)))
+	return out, nil
 }
