@@ -114,9 +114,9 @@ func TestFerretDBGaps(t *testing.T) {
 		bson.D{{Key: "_id", Value: 3}, {Key: "c", Value: bson.D{{Key: "x", Value: 1}}}},
 	})
 	require.NoError(t, err)
-	ids := func(t *testing.T, filter bson.D) []int {
+	idsOf := func(t *testing.T, coll *mongo.Collection, filter bson.D) []int {
 		t.Helper()
-		cur, err := sem.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		cur, err := coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 		require.NoError(t, err)
 		var out []struct {
 			ID int `bson:"_id"`
@@ -127,6 +127,10 @@ func TestFerretDBGaps(t *testing.T) {
 			got = append(got, d.ID)
 		}
 		return got
+	}
+	ids := func(t *testing.T, filter bson.D) []int {
+		t.Helper()
+		return idsOf(t, sem, filter)
 	}
 	t.Run("a document equal to an array's element", func(t *testing.T) {
 		got := ids(t, bson.D{{Key: "g", Value: bson.D{{Key: "x", Value: 1}}}})
@@ -142,6 +146,72 @@ func TestFerretDBGaps(t *testing.T) {
 			assert.Equal(t, []int{1, 2, 3}, got, "FerretDB negates element by element: h.y holds false, yet document 2 matches")
 		} else {
 			assert.Equal(t, []int{1, 3}, got)
+		}
+	})
+	t.Run("$nin and $not through an array of documents", func(t *testing.T) {
+		for _, filter := range []bson.D{
+			{{Key: "h.y", Value: bson.D{{Key: "$nin", Value: bson.A{false}}}}},
+			{{Key: "h.y", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$eq", Value: false}}}}}},
+		} {
+			got := ids(t, filter)
+			if ferret {
+				assert.Equal(t, []int{1, 2, 3}, got, "FerretDB negates element by element: h.y holds false, yet document 2 matches (%v)", filter)
+			} else {
+				assert.Equal(t, []int{1, 3}, got, "%v", filter)
+			}
+		}
+	})
+	// An array of documents only, against a literal document.
+	docs := db.Collection("docarrays")
+	_, err = docs.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: bson.A{bson.D{{Key: "x", Value: 1}}}}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: bson.D{{Key: "x", Value: 1}}}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "a", Value: bson.A{bson.D{{Key: "x", Value: 2}}}}},
+	})
+	require.NoError(t, err)
+	x1 := bson.D{{Key: "x", Value: 1}}
+	t.Run("a document equal to an element of an array of documents", func(t *testing.T) {
+		for _, filter := range []bson.D{
+			{{Key: "a", Value: x1}},
+			{{Key: "a", Value: bson.D{{Key: "$eq", Value: x1}}}},
+			{{Key: "a", Value: bson.D{{Key: "$in", Value: bson.A{x1}}}}},
+		} {
+			got := idsOf(t, docs, filter)
+			if ferret {
+				assert.Equal(t, []int{2}, got, "FerretDB matches only an a that is the document, not [{x: 1}] (%v)", filter)
+			} else {
+				assert.Equal(t, []int{1, 2}, got, "%v", filter)
+			}
+		}
+		for _, filter := range []bson.D{
+			{{Key: "a", Value: bson.D{{Key: "$ne", Value: x1}}}},
+			{{Key: "a", Value: bson.D{{Key: "$nin", Value: bson.A{x1}}}}},
+		} {
+			got := idsOf(t, docs, filter)
+			if ferret {
+				assert.Equal(t, []int{1, 3}, got, "FerretDB: [{x: 1}] is not equal to {x: 1}, so its negation matches it (%v)", filter)
+			} else {
+				assert.Equal(t, []int{3}, got, "%v", filter)
+			}
+		}
+	})
+	t.Run("$exists of a number", func(t *testing.T) {
+		ex := db.Collection("exists")
+		_, err := ex.InsertMany(ctx, []any{
+			bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}},
+			bson.D{{Key: "_id", Value: 2}, {Key: "b", Value: 1}},
+		})
+		require.NoError(t, err)
+		exists := func(v any) bson.D { return bson.D{{Key: "a", Value: bson.D{{Key: "$exists", Value: v}}}} }
+		assert.Equal(t, []int{2}, idsOf(t, ex, exists(false)), "a boolean is right")
+		assert.Equal(t, []int{1}, idsOf(t, ex, exists(true)), "a boolean is right")
+		got0, got1 := idsOf(t, ex, exists(0)), idsOf(t, ex, exists(1))
+		if ferret {
+			assert.Equal(t, []int{1, 2}, got0, "FerretDB: $exists of any value but a boolean matches every document")
+			assert.Equal(t, []int{1, 2}, got1, "FerretDB: $exists of any value but a boolean matches every document")
+		} else {
+			assert.Equal(t, []int{2}, got0, "0 is false: the documents without a")
+			assert.Equal(t, []int{1}, got1, "1 is true: the documents with a")
 		}
 	})
 	t.Run("$all of a document", func(t *testing.T) {
