@@ -15,6 +15,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/decode"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/closecur"
 )
 
@@ -207,6 +208,9 @@ var eventPlan = decode.MustCompile[event]()
 // Publish implements cache.Source: it marks db.coll for the next event and
 // returns at once.
 func (l *Log) Publish(db, coll string) {
+	if db == l.coll.Database().Name() && coll == l.coll.Name() {
+		return // the log itself: never a user's write
+	}
 	l.mu.Lock()
 	l.pending[db+"\x00"+coll] = struct{}{}
 	l.marked++
@@ -240,6 +244,11 @@ func (l *Log) Flush(ctx context.Context) error {
 // the others' until ctx is done, then makes a last attempt (of up to 2 s)
 // to append what is still pending.
 func (l *Log) Run(ctx context.Context, sink cache.Sink) {
+	// The Log's own commands (its appends, the capped collection's
+	// creation, its reads) are not user writes: a write observer on the
+	// same client leaves them alone. Without this, an observed append was
+	// applied and published again, forever (TestObserverAndLogOnOneClient).
+	ctx = cachecore.Handled(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
