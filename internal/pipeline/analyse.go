@@ -118,7 +118,10 @@ func (a *Analysis) keys(d bson.Raw, filter bool) {
 }
 
 // project reads an inclusion projection's fields and references; it
-// reports false for an exclusion (every other field flows on).
+// reports false for an exclusion (every other field flows on). A value
+// that is a document of fields, not of an operator, is a nested projection
+// ({n: {x: 0}} excludes n.x, so it is an exclusion: every other field,
+// and the rest of n, flow on).
 func (a *Analysis) project(d bson.Raw) bool {
 	elems, err := d.Elements()
 	if err != nil {
@@ -127,10 +130,7 @@ func (a *Analysis) project(d bson.Raw) bool {
 	inclusion := false
 	for _, el := range elems {
 		v := el.Value()
-		if n, ok := v.AsInt64OK(); ok && n == 0 && el.Key() != "_id" {
-			return false
-		}
-		if b, ok := v.BooleanOK(); ok && !b && el.Key() != "_id" {
+		if excludes(v) && el.Key() != "_id" {
 			return false
 		}
 		a.Reads = append(a.Reads, el.Key())
@@ -140,6 +140,35 @@ func (a *Analysis) project(d bson.Raw) bool {
 		}
 	}
 	return inclusion
+}
+
+// excludes reports whether a $project value excludes: 0 or false, or a
+// nested projection that excludes somewhere below. A document whose first
+// key is an operator is an expression, which computes a field.
+func excludes(v bson.RawValue) bool {
+	if n, ok := v.AsInt64OK(); ok {
+		return n == 0
+	}
+	if b, ok := v.BooleanOK(); ok {
+		return !b
+	}
+	doc, ok := v.DocumentOK()
+	if !ok {
+		return false
+	}
+	elems, err := doc.Elements()
+	if err != nil {
+		return true // not readable: as if it excluded (every field flows on)
+	}
+	if len(elems) > 0 && strings.HasPrefix(elems[0].Key(), "$") {
+		return false
+	}
+	for _, el := range elems {
+		if excludes(el.Value()) {
+			return true
+		}
+	}
+	return false
 }
 
 // refs records every field reference ("$path") in an expression; $$ROOT
