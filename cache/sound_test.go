@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/cachecore"
@@ -337,4 +338,32 @@ func TestRefusedRawWriteIsKnown(t *testing.T) {
 	read()
 	assert.Equal(t, hits+1, e.c.Stats().Hits, "the collection is cached again at once")
 	assert.Zero(t, e.c.Stats().Bypassed)
+}
+
+// TestLaggingReadsAreNotStored: a read at a majority (or snapshot) read
+// concern, or on a secondary, can return data older than a write this
+// process has just made (a w:1 write returns before it is
+// majority-committed); stored, no later write would invalidate it. With the
+// observer on the client, such loads are returned and never stored,
+// counted in Lagging. On a785bb8 they were stored. (The lag itself needs a
+// replica set: NOT RUN here; the dev server accepts the read concern.)
+func TestLaggingReadsAreNotStored(t *testing.T) {
+	ctx := context.Background()
+	e := newSoundEnv(t, M{"_id": 1, "a": 1})
+	majority := e.raw.Database().Collection(e.raw.Name(), options.Collection().SetReadConcern(readconcern.Majority()))
+	h := handle[M](t, majority, odm.WithCache(e.c))
+	for range 2 {
+		_, err := h.FindMany(ctx, bson.D{}, query.Cached(time.Hour))
+		require.NoError(t, err)
+		_, err = h.Count(ctx, bson.D{}, query.Cached(time.Hour))
+		require.NoError(t, err)
+	}
+	s := e.c.Stats()
+	assert.Zero(t, s.Hits, "a majority read is never served from the cache")
+	assert.EqualValues(t, 4, s.Lagging)
+	for range 2 { // the same read at the default read concern is cached
+		_, err := e.h.FindMany(ctx, bson.D{}, query.Cached(time.Hour))
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, e.c.Stats().Hits)
 }

@@ -41,6 +41,12 @@ type Stats struct {
 	// changes is served for at most its own TTL (docs/caching.md).
 	UnsettledNoDeadline uint64
 
+	// Lagging counts loads not stored because, as the write observer saw
+	// their commands, they read at a read concern (majority, snapshot) or
+	// a read preference (a secondary) that can return data older than
+	// this process's own last write.
+	Lagging uint64
+
 	// Rejected counts results ristretto refused to store (its admission
 	// policy, when the cache is full of more frequently used entries): a
 	// steady rise means MaxCost is too small for the working set.

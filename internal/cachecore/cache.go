@@ -120,7 +120,7 @@ type Cache struct {
 	maxTTL atomic.Int64
 
 	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
-	unsettledNoDeadline                                                      atomic.Uint64
+	unsettledNoDeadline, lagging                                             atomic.Uint64
 	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
 
 	source                                   Source

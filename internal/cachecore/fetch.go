@@ -159,10 +159,18 @@ func isContextErr(err error) bool {
 // commit accepts it; ok reports whether it was stored, valid.
 func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, ok bool, err error) {
 	d := c.beginLoad(q, sp, key)
-	res, err = c.build(loading(ctx, q.Client), key, load, memo)
+	lctx, ld := loading(ctx, q.Client)
+	res, err = c.build(lctx, key, load, memo)
 	if err != nil {
 		c.abandon(d)
 		return nil, false, err
+	}
+	if ld.lagging.Load() {
+		// Its read concern or preference may have read data older than
+		// this process's last write: returned, never stored.
+		c.abandon(d)
+		c.lagging.Add(1)
+		return res, false, nil
 	}
 	d.analyse(q, res.Docs, c.wideOnly)
 	if !c.commit(d) {

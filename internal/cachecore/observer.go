@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -120,11 +121,16 @@ func (o *observer) learn(cl *mongo.Client, e *event.CommandStartedEvent) {
 }
 
 func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
+	if l := loadOf(ctx); l != nil { // a command of a cached load (aggregate is one too)
+		if lags(e.Command) {
+			l.lagging.Store(true)
+		}
+		if l.client != nil {
+			o.learn(l.client, e)
+		}
+	}
 	names, ok := writeCommands[e.CommandName]
 	if !ok {
-		if cl := loadingClient(ctx); cl != nil {
-			o.learn(cl, e)
-		}
 		return
 	}
 	w := pendingWrite{ns: names(e), command: e.CommandName}
@@ -332,18 +338,41 @@ func nsInfo(e *event.CommandStartedEvent) []string {
 
 type loadingKey struct{}
 
-// loading marks ctx as the context of a cached load through cl, for the
-// write observer of cl's client to learn which servers cl reads from.
-func loading(ctx context.Context, cl *mongo.Client) context.Context {
-	if cl == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, loadingKey{}, cl)
+// load is a cached load as the write observer of its client sees its
+// commands.
+type load struct {
+	client *mongo.Client // the client it reads through (nil: not known)
+	// lagging: a command of the load asked for a read concern or a read
+	// preference whose result can lag this process's own writes (see
+	// lags): the result must not be stored.
+	lagging atomic.Bool
 }
 
-func loadingClient(ctx context.Context) *mongo.Client {
-	cl, _ := ctx.Value(loadingKey{}).(*mongo.Client)
-	return cl
+// loading marks ctx as the context of a cached load through cl, for the
+// write observer of cl's client to learn which servers cl reads from, and
+// to say whether the load may read data older than this process's writes.
+func loading(ctx context.Context, cl *mongo.Client) (context.Context, *load) {
+	l := &load{client: cl}
+	return context.WithValue(ctx, loadingKey{}, l), l
+}
+
+func loadOf(ctx context.Context) *load {
+	l, _ := ctx.Value(loadingKey{}).(*load)
+	return l
+}
+
+// lags reports whether a read command may return data older than a write
+// this process made before it: a majority or snapshot read concern (a w:1
+// write returns before it is majority-committed), or a read preference
+// that may pick a secondary.
+func lags(cmd bson.Raw) bool {
+	if lvl, ok := cmd.Lookup("readConcern", "level").StringValueOK(); ok && (lvl == "majority" || lvl == "snapshot") {
+		return true
+	}
+	if mode, ok := cmd.Lookup("$readPreference", "mode").StringValueOK(); ok && mode != "primary" {
+		return true
+	}
+	return false
 }
 
 type handledKey struct{}

@@ -38,6 +38,12 @@ type Stats struct {
 	// changes is served for at most its own TTL (docs/caching.md).
 	UnsettledNoDeadline uint64
 
+	// Lagging counts loads not stored because, as the write observer saw
+	// their commands, they read at a read concern (majority, snapshot) or
+	// a read preference (a secondary) that can return data older than
+	// this process's own last write.
+	Lagging uint64
+
 	// Rejected counts results ristretto refused to store (its admission
 	// policy, when the cache is full of more frequently used entries): a
 	// steady rise means MaxCost is too small for the working set.
@@ -62,7 +68,7 @@ func (c *Cache) Stats() Stats {
 		InvalidatedByPath: c.byPath.Load(), InvalidatedWide: c.byWide.Load(),
 		Kept: c.kept.Load(), Discarded: c.discarded.Load(),
 		Remote: c.remote.Load(), RemotePrecise: c.remotePrecise.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
-		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(), UnsettledNoDeadline: c.unsettledNoDeadline.Load(),
+		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(), UnsettledNoDeadline: c.unsettledNoDeadline.Load(), Lagging: c.lagging.Load(),
 		Rejected: c.rejected.Load(),
 	}
 }
