@@ -96,7 +96,7 @@ func TestLeafFastPath(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	huge := strings.Repeat("y", 70_000)
 	for _, v := range []any{"", "paid", "with\x00nul", "é", long, huge, 0, 1, -1, math.MaxInt32, math.MaxInt32 + 1, math.MinInt32 - 1,
-		int32(7), int64(7), int64(math.MinInt64), 0.0, -0.0, 1.5, math.Inf(1), true, false, bson.NewObjectID()} {
+		int32(7), int64(7), int64(math.MinInt64), 0.0, math.Copysign(0, -1), 1.5, math.Inf(1), true, false, bson.NewObjectID()} {
 		var buf bytes.Buffer
 		require.True(t, appendLeaf(&buf, v), "%T", v)
 		assert.Equal(t, general(v), buf.Bytes(), "%T %v", v, v)
