@@ -147,10 +147,11 @@ type (
 		B []byte
 	}
 	Tagged struct {
-		A          string `bson:"a,omitempty"`
-		B          int64  `bson:",minsize"`
-		C          string `bson:"-"`
-		CamelCase  string
+		A         string `bson:"a,omitempty"`
+		B         int64  `bson:",minsize"`
+		C         string `bson:"-"`
+		CamelCase string
+		//lint:ignore U1000 the parity table checks that an unexported field is skipped, as the driver skips it
 		unexported string
 		Dash       string `bson:"-,omitempty"`
 	}

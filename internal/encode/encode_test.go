@@ -16,13 +16,6 @@ import (
 	"github.com/databridge-go/databridge/internal/encode"
 )
 
-func encodeBytes[T any](t *testing.T, v *T) []byte {
-	t.Helper()
-	b, err := encode.For(reflect.TypeFor[T]()).Append(nil, unsafePtr(v), false)
-	require.NoError(t, err)
-	return b
-}
-
 func check[T any](name string, v T) func(*testing.T) {
 	return func(t *testing.T) {
 		want, werr := bson.Marshal(&v)
