@@ -32,10 +32,14 @@ bench-readme:
 bench-precision:
 	cd bench && go run ./cmd/precision -readme ../README.md
 
-# Fuzz the decoder against the driver, its delegation paths, and the
-# encoder, each for FUZZTIME (FUZZTIME=15m for the long run).
+# Fuzz the decoder against the driver, its delegation paths, the encoder,
+# the matcher and Sanitize, each for FUZZTIME (FUZZTIME=15m for the long
+# run).
 FUZZTIME ?= 5m
 fuzz:
 	go test ./decode -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	go test ./decode -run '^$$' -fuzz '^FuzzDelegation$$' -fuzztime $(FUZZTIME)
 	go test ./internal/encode -run '^$$' -fuzz . -fuzztime $(FUZZTIME)
+	go test ./internal/match -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME)
+	go test ./query -run '^$$' -fuzz '^FuzzSanitize$$' -fuzztime $(FUZZTIME)
+	go test ./query -run '^$$' -fuzz '^FuzzSanitizeDepth$$' -fuzztime $(FUZZTIME)

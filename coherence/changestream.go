@@ -21,7 +21,7 @@ import (
 // is resumed from its last resume token (or opened afresh when the token is
 // no longer in the oplog) and caching starts again once it is open. On a
 // standalone server the stream never opens, so the cache never caches (and
-// OnStreamError reports why): use a Log there.
+// OnError reports why): use a Log there.
 type ChangeStream struct {
 	watch   func(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
 	onError func(error)

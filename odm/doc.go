@@ -52,7 +52,7 @@
 // filter that says nothing, with ErrNilFilter: nil, typed or not (a nil
 // bson.M, bson.D, bson.Raw or pointer), an empty map or bson.Raw, a zero
 // query.Filter, a struct that encodes to an empty document. bson.D{} is the
-// one spelling of "every document". query.And, Or, Nor, Not and ElemMatch
+// one spelling of "every document". query.And, Or, Not and ElemMatch
 // of no filters, or of a zero Filter, are errors too (query.ErrNoFilters),
 // so an empty list from user input never becomes "every document". Updates
 // must be update operators or a pipeline (ErrInvalidUpdate); a malformed
