@@ -171,6 +171,10 @@ func excludes(v bson.RawValue) bool {
 	return false
 }
 
+// byName are the expression operators that read a field by its name (a
+// string, not a "$path"): the paths they read are not references.
+var byName = map[string]bool{"$getField": true, "$setField": true, "$unsetField": true}
+
 // refs records every field reference ("$path") in an expression; $$ROOT
 // and $$CURRENT read everything.
 func (a *Analysis) refs(v bson.RawValue) {
@@ -191,6 +195,10 @@ func (a *Analysis) refs(v bson.RawValue) {
 			return
 		}
 		for _, el := range elems {
+			if v.Type == bson.TypeEmbeddedDocument && byName[el.Key()] {
+				a.All = true // reads a field named by a value, of $$CURRENT by default
+				return
+			}
 			a.refs(el.Value())
 		}
 	}

@@ -30,6 +30,11 @@ func TestAnalyse(t *testing.T) {
 		{"a nested exclusion, deeper", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "n", Value: bson.D{{Key: "y", Value: bson.D{{Key: "z", Value: false}}}}}}}}}, true, nil, true},
 		{"a nested inclusion", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "n", Value: bson.D{{Key: "x", Value: 1}}}}}}}, true, []string{"n"}, false},
 		{"an expression is no nested projection", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "n", Value: bson.D{{Key: "$add", Value: bson.A{"$a", 0}}}}}}}}, true, []string{"n", "a"}, false},
+		// $getField reads a field of $$CURRENT by its name, no "$path"
+		// (read as reading nothing on a785bb8: found by reading the
+		// analysis next to the index oracle).
+		{"$getField reads a field by name", bson.A{match, bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "$getField", Value: "a"}}}}}}}, true, nil, true},
+		{"$getField's long form", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "x", Value: bson.D{{Key: "$getField", Value: bson.D{{Key: "field", Value: "a"}}}}}}}}}, true, []string{"x"}, true},
 		{"{_id: 0} alone excludes", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 0}}}}}, true, []string{"_id"}, true},
 		{"$$ROOT reads everything", bson.A{match, bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "docs", Value: bson.D{{Key: "$push", Value: "$$ROOT"}}}}}}}, true, nil, true},
 		{"$expr in a later $match", bson.A{match, bson.D{{Key: "$match", Value: bson.D{{Key: "$expr", Value: true}}}}, bson.D{{Key: "$count", Value: "n"}}}, true, nil, true},
