@@ -107,10 +107,13 @@ type diffGen struct {
 	paths   []string
 	ids     []int // of the round's documents
 	// pairs are the paths and values the round's reads compare with:
-	// half the $set of its writes set one, so that writes move documents
+	// many $set of its writes set one, so that writes move documents
 	// into and out of the results.
 	pairs []bson.E
 	reads []diffRead // the round's, for diffTogether
+	// held are the paths and values the round's documents hold: many
+	// writes select documents by one.
+	held []bson.E
 }
 
 func newDiffGen(seed int64) *diffGen {
@@ -761,12 +764,53 @@ func diffUpsertFilter(g *diffGen) (bson.D, []string) {
 	return f, paths
 }
 
-// diffWriteFilter is the filter of a write: by _id, or any filter.
+// diffWriteFilter is the filter of a write: by _id, by a value one of
+// the round's documents holds, or any filter.
 func diffWriteFilter(g *diffGen) bson.D {
-	if g.Intn(5) < 2 {
+	switch k := g.Intn(10); {
+	case k < 4:
 		return diffIDFilter(g)
+	case k < 6 && len(g.held) > 0:
+		e := diffPick(g, g.held)
+		if g.Intn(3) == 0 {
+			e.Value = bson.D{{Key: diffPick(g, []string{"$gte", "$lte", "$in"}), Value: e.Value}}
+			if d := e.Value.(bson.D); d[0].Key == "$in" {
+				d[0].Value = bson.A{d[0].Value, diffScalar(g)}
+			}
+		}
+		return bson.D{e}
 	}
 	return diffFilter(g, 0)
+}
+
+// diffHeld appends the paths and scalar values document d holds: its
+// top-level scalars, the elements of its arrays (by the array's path and
+// by ".0" for the first), and the scalars of its embedded documents.
+func diffHeld(d bson.D, out []bson.E) []bson.E {
+	for _, e := range d {
+		switch v := e.Value.(type) {
+		case bson.A:
+			for i, el := range v {
+				if _, doc := el.(bson.D); !doc {
+					out = append(out, bson.E{Key: e.Key, Value: el})
+					if i == 0 {
+						out = append(out, bson.E{Key: e.Key + ".0", Value: el})
+					}
+				}
+			}
+		case bson.D:
+			for _, sub := range v {
+				if _, doc := sub.Value.(bson.D); !doc {
+					out = append(out, bson.E{Key: e.Key + "." + sub.Key, Value: sub.Value})
+				}
+			}
+		default:
+			if e.Key != "_id" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 func diffWriteOf(g *diffGen) diffWrite {
@@ -1150,6 +1194,7 @@ func diffCaseOf(g *diffGen) diffCase {
 	for _, id := range g.Perm(14)[:5+g.Intn(8)] {
 		cs.docs = append(cs.docs, diffDocument(g, int32(1+id)))
 		g.ids = append(g.ids, 1+id)
+		g.held = diffHeld(cs.docs[len(cs.docs)-1], g.held)
 	}
 	for range 6 + g.Intn(5) {
 		rd := diffReadOf(g)
@@ -1608,6 +1653,7 @@ const (
 	// expect.
 	diffClassDevUpsert = "dev server: an upsert's new document lacks the equalities under $and"
 	diffClassDevFilter = "dev server: a wrong answer to a filter (docs/ferretdb.md)"
+	diffClassDevNull   = "dev server: an upsert's $setOnInsert of null is not applied"
 )
 
 // diffClass names the known cases that a stale read's read and the write
@@ -1654,6 +1700,13 @@ func diffClass(cs diffCase, s diffStale) string {
 		}
 		if diffUpsertAnd(w) {
 			cls = append(cls, diffClassDevUpsert)
+		}
+		nulls := w.upsert && diffSetsNullOnInsert(w.update)
+		for _, m := range w.models {
+			nulls = nulls || (m.upsert || w.upsert) && diffSetsNullOnInsert(m.update)
+		}
+		if nulls {
+			cls = append(cls, diffClassDevNull)
 		}
 	}
 	if len(cls) == 0 {
@@ -1830,6 +1883,15 @@ func diffUpsertAnd(w diffWrite) bool {
 	}
 	return slices.ContainsFunc(w.models, func(m diffModel) bool {
 		return (m.upsert || w.upsert) && m.op != "deleteOne" && m.op != "deleteMany" && and(m.filter)
+	})
+}
+
+// diffSetsNullOnInsert reports whether update u's $setOnInsert sets a path
+// to null, which the dev server leaves out of the new document.
+func diffSetsNullOnInsert(u bson.D) bool {
+	return slices.ContainsFunc(u, func(op bson.E) bool {
+		fields, _ := op.Value.(bson.D)
+		return op.Key == "$setOnInsert" && slices.ContainsFunc(fields, func(e bson.E) bool { return e.Value == nil })
 	})
 }
 
