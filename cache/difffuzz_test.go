@@ -771,7 +771,20 @@ func diffWriteFilter(g *diffGen) bson.D {
 	case k < 4:
 		return diffIDFilter(g)
 	case k < 6 && len(g.held) > 0:
-		e := diffPick(g, g.held)
+		var paths []string
+		for _, e := range g.held {
+			if !slices.Contains(paths, e.Key) {
+				paths = append(paths, e.Key)
+			}
+		}
+		p := g.path(paths)
+		var held []bson.E
+		for _, e := range g.held {
+			if e.Key == p {
+				held = append(held, e)
+			}
+		}
+		e := diffPick(g, held)
 		if g.Intn(3) == 0 {
 			e.Value = bson.D{{Key: diffPick(g, []string{"$gte", "$lte", "$in"}), Value: e.Value}}
 			if d := e.Value.(bson.D); d[0].Key == "$in" {
