@@ -367,3 +367,33 @@ func TestLaggingReadsAreNotStored(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, e.c.Stats().Hits)
 }
+
+// TestAggregationProjectsDottedPath: {$project: {"m.n": 1}} outputs m: {}
+// for a document whose m holds other fields only, so a write to the
+// sibling path m.t changes the output. Stale on a785bb8 (the rules read
+// only m.n); found by TestDifferentialRules (seed 302).
+func TestAggregationProjectsDottedPath(t *testing.T) {
+	type row = M
+	ctx := context.Background()
+	for _, path := range []string{"odm", "raw"} {
+		t.Run(path, func(t *testing.T) {
+			e := newSoundEnv(t, M{"_id": 1, "b": 1})
+			read := func(cached bool) (any, error) {
+				return odm.Aggregate[row](ctx, e.h, bson.A{
+					bson.D{{Key: "$match", Value: bson.D{{Key: "b", Value: 1}}}},
+					bson.D{{Key: "$project", Value: bson.D{{Key: "m.n", Value: 1}}}},
+				}, cachedOpts(cached)...)
+			}
+			_, err := read(true)
+			require.NoError(t, err)
+			update := bson.D{{Key: "$set", Value: bson.D{{Key: "m.t", Value: 1}}}}
+			if path == "odm" {
+				_, err = e.h.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, update)
+			} else {
+				_, err = e.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, update)
+			}
+			require.NoError(t, err)
+			checkRead(t, `aggregate [$match {b: 1}, $project {"m.n": 1}]`, read)
+		})
+	}
+}

@@ -133,13 +133,22 @@ func (a *Analysis) project(d bson.Raw) bool {
 		if excludes(v) && el.Key() != "_id" {
 			return false
 		}
-		a.Reads = append(a.Reads, el.Key())
+		// An included "m.n" is output as m: {} when m is a document
+		// without n: what the output holds depends on all of m, not only
+		// on m.n (TestAnalyse/a_dotted_inclusion).
+		a.Reads = append(a.Reads, top(el.Key()))
 		a.refs(v)
 		if el.Key() != "_id" {
 			inclusion = true // {_id: 0} alone excludes
 		}
 	}
 	return inclusion
+}
+
+// top returns the first segment of a path.
+func top(path string) string {
+	f, _, _ := strings.Cut(path, ".")
+	return f
 }
 
 // excludes reports whether a $project value excludes: 0 or false, or a

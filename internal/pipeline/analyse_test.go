@@ -35,6 +35,10 @@ func TestAnalyse(t *testing.T) {
 		// analysis next to the index oracle).
 		{"$getField reads a field by name", bson.A{match, bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "$getField", Value: "a"}}}}}}}, true, nil, true},
 		{"$getField's long form", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "x", Value: bson.D{{Key: "$getField", Value: bson.D{{Key: "field", Value: "a"}}}}}}}}}, true, []string{"x"}, true},
+		// {$project: {"m.n": 1}} outputs m: {} for a document whose m
+		// holds only other fields, so a write to m.t changes the output
+		// (kept on a785bb8: found by TestDifferentialRules, seed 302).
+		{"a dotted inclusion reads its top field", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "m.n", Value: 1}}}}}, true, []string{"m"}, false},
 		{"{_id: 0} alone excludes", bson.A{match, bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 0}}}}}, true, []string{"_id"}, true},
 		{"$$ROOT reads everything", bson.A{match, bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "docs", Value: bson.D{{Key: "$push", Value: "$$ROOT"}}}}}}}, true, nil, true},
 		{"$expr in a later $match", bson.A{match, bson.D{{Key: "$match", Value: bson.D{{Key: "$expr", Value: true}}}}, bson.D{{Key: "$count", Value: "n"}}}, true, nil, true},
