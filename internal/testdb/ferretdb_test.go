@@ -224,6 +224,56 @@ func TestFerretDBGaps(t *testing.T) {
 			assert.Equal(t, []int{3}, got)
 		}
 	})
+	// An upsert's new document, as MongoDB documents it: the filter's
+	// equality conditions, those under $and too (an _id among them is the
+	// document's _id), then the update applied to them, $setOnInsert
+	// included: a $setOnInsert of null sets the field to null.
+	upserts := db.Collection("upserts")
+	upsert := func(t *testing.T, filter, update bson.D) bson.M {
+		t.Helper()
+		res, err := upserts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(true))
+		require.NoError(t, err)
+		require.EqualValues(t, 1, res.UpsertedCount, "a new document")
+		var got bson.M
+		require.NoError(t, upserts.FindOne(ctx, bson.D{{Key: "_id", Value: res.UpsertedID}}).Decode(&got))
+		return got
+	}
+	t.Run("upsert with equalities under $and", func(t *testing.T) {
+		setY := bson.D{{Key: "$set", Value: bson.D{{Key: "y", Value: 1}}}}
+		got := upsert(t, bson.D{{Key: "k", Value: "top"}, {Key: "x", Value: 1}}, setY)
+		delete(got, "_id")
+		assert.Equal(t, bson.M{"k": "top", "x": int32(1), "y": int32(1)}, got, "top-level equalities are copied")
+
+		got = upsert(t, bson.D{{Key: "$and", Value: bson.A{bson.D{{Key: "k", Value: "and"}}, bson.D{{Key: "x", Value: bson.D{{Key: "$eq", Value: 1}}}}}}}, setY)
+		delete(got, "_id")
+		if ferret {
+			assert.Equal(t, bson.M{"y": int32(1)}, got, "FerretDB copies no equality under $and into the new document")
+		} else {
+			assert.Equal(t, bson.M{"k": "and", "x": int32(1), "y": int32(1)}, got)
+		}
+
+		got = upsert(t, bson.D{{Key: "$and", Value: bson.A{bson.D{{Key: "_id", Value: 7}}, bson.D{{Key: "x", Value: 1}}}}}, setY)
+		if ferret {
+			assert.IsType(t, bson.ObjectID{}, got["_id"], "FerretDB ignores an _id under $and: the new document gets an ObjectID")
+			delete(got, "_id")
+			assert.Equal(t, bson.M{"y": int32(1)}, got, "FerretDB copies no equality under $and into the new document")
+		} else {
+			assert.Equal(t, bson.M{"_id": int32(7), "x": int32(1), "y": int32(1)}, got)
+		}
+	})
+	t.Run("upsert with a $setOnInsert of null", func(t *testing.T) {
+		got := upsert(t, bson.D{{Key: "k", Value: "set"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: nil}}}})
+		delete(got, "_id")
+		assert.Equal(t, bson.M{"k": "set", "v": nil}, got, "a $set of null sets the field to null")
+
+		got = upsert(t, bson.D{{Key: "k", Value: "onInsert"}}, bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "v", Value: nil}, {Key: "m.t", Value: nil}, {Key: "w", Value: 1}}}})
+		delete(got, "_id")
+		if ferret {
+			assert.Equal(t, bson.M{"k": "onInsert", "w": int32(1)}, got, "FerretDB leaves out the fields a $setOnInsert sets to null")
+		} else {
+			assert.Equal(t, bson.M{"k": "onInsert", "v": nil, "m": bson.D{{Key: "t", Value: nil}}, "w": int32(1)}, got)
+		}
+	})
 	t.Run("nested arrays", func(t *testing.T) {
 		_, err := sem.InsertOne(ctx, bson.D{{Key: "_id", Value: 4}, {Key: "n", Value: bson.A{bson.A{1}}}})
 		if ferret {
