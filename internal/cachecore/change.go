@@ -138,6 +138,20 @@ func (s *Stmt) derive(simple bool) {
 	}
 }
 
+// entering returns an insert's document as it enters the collection, or
+// nil when that is not known: not encoded, or without an _id (the server
+// or the driver assigns one the rules cannot see; TestInsertWithoutID).
+func (s *Stmt) entering() bson.Raw {
+	doc := s.doc()
+	if doc == nil {
+		return nil
+	}
+	if _, err := doc.LookupErr("_id"); err != nil {
+		return nil
+	}
+	return doc
+}
+
 // doc returns the statement's document, encoding it if needed.
 func (s *Stmt) doc() bson.Raw {
 	if s.Doc == nil && s.DocFunc != nil {

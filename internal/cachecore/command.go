@@ -24,6 +24,9 @@ func commandStmts(name string, cmd bson.Raw) (stmts []Stmt, ok bool) {
 	default:
 		return nil, false
 	}
+	if dupKeys(cmd) {
+		return nil, false // which of two values the server takes: not known
+	}
 	arr, isArr := cmd.Lookup(list).ArrayOK()
 	if !isArr || len(arr) < 5 {
 		return nil, false
@@ -47,7 +50,7 @@ func commandStmts(name string, cmd bson.Raw) (stmts []Stmt, ok bool) {
 		}
 		body = next
 		d, isDoc := bson.RawValue{Type: bson.Type(el.Value().Type), Value: el.Value().Data}.DocumentOK()
-		if !isDoc {
+		if !isDoc || (name != "insert" && dupKeys(d)) {
 			return nil, false
 		}
 		var s Stmt
@@ -61,8 +64,8 @@ func commandStmts(name string, cmd bson.Raw) (stmts []Stmt, ok bool) {
 				return nil, false
 			}
 			s = updateStmt(q, u)
-			s.Multi, _ = d.Lookup("multi").BooleanOK()
-			s.Upsert, _ = d.Lookup("upsert").BooleanOK()
+			s.Multi = truthy(d.Lookup("multi"))
+			s.Upsert = truthy(d.Lookup("upsert"))
 			_, af := d.LookupErr("arrayFilters")
 			s.ArrayFilters = af == nil
 			s.Collation = nonSimple(d)
@@ -77,6 +80,43 @@ func commandStmts(name string, cmd bson.Raw) (stmts []Stmt, ok bool) {
 		stmts = append(stmts, s)
 	}
 	return stmts, len(stmts) > 0
+}
+
+// truthy reads a command's flag as the server does: a boolean, or any
+// number (non-zero is true). A value of another type counts as true: the
+// rules assume the more the flag allows (several documents, an upsert).
+func truthy(v bson.RawValue) bool {
+	switch v.Type {
+	case 0, bson.TypeNull, bson.TypeUndefined:
+		return false
+	case bson.TypeBoolean:
+		return v.Boolean()
+	}
+	if f, ok := v.AsFloat64OK(); ok {
+		return f != 0
+	}
+	return true
+}
+
+// dupKeys reports whether a document names a field twice: which of the
+// values a server takes is its own (the dev server takes the last).
+func dupKeys(d bson.Raw) bool {
+	elems, err := d.Elements()
+	if err != nil {
+		return true
+	}
+	if len(elems) < 2 {
+		return false
+	}
+	seen := make(map[string]struct{}, len(elems))
+	for _, el := range elems {
+		k := el.Key()
+		if _, ok := seen[k]; ok {
+			return true
+		}
+		seen[k] = struct{}{}
+	}
+	return false
 }
 
 // updateStmt is an update statement of filter q and update u: operators,
@@ -112,7 +152,10 @@ func findAndModifyStmt(cmd bson.Raw) ([]Stmt, bool) {
 		q = d
 	}
 	var s Stmt
-	if rm, _ := cmd.Lookup("remove").BooleanOK(); rm {
+	if dupKeys(cmd) {
+		return nil, false
+	}
+	if truthy(cmd.Lookup("remove")) {
 		s = Stmt{Op: OpDelete, Filter: q}
 	} else {
 		u, err := cmd.LookupErr("update")
@@ -120,7 +163,7 @@ func findAndModifyStmt(cmd bson.Raw) ([]Stmt, bool) {
 			return nil, false
 		}
 		s = updateStmt(q, u)
-		s.Upsert, _ = cmd.Lookup("upsert").BooleanOK()
+		s.Upsert = truthy(cmd.Lookup("upsert"))
 		_, af := cmd.LookupErr("arrayFilters")
 		s.ArrayFilters = af == nil
 	}
@@ -159,7 +202,8 @@ func refineByReply(name string, stmts []Stmt, reply bson.Raw) {
 		for i := range stmts {
 			s := &stmts[i]
 			if id, ok := up[int64(i)]; ok {
-				s.Upserted, s.UpsertedID = true, id
+				// The reply is the fact, whatever the flag was read as.
+				s.Upsert, s.Upserted, s.UpsertedID = true, true, id
 				continue
 			}
 			s.NotUpserted = true

@@ -30,7 +30,7 @@ func decide(s *Stmt, d *dep, simple bool) rule {
 	s.derive(simple)
 	switch s.Op {
 	case OpInsert:
-		return d.inserted(s.doc(), nil)
+		return d.inserted(s.entering(), nil)
 	case OpDelete:
 		if d.kind != kindFind || d.ids == nil {
 			if s.image != nil { // the document deleted, as it was

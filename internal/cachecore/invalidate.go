@@ -159,9 +159,11 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 	stale = c.decideAll(sp, ch.Stmts)
 	sp.mu.Unlock()
 	c.invalidations.Add(1)
-	for _, k := range stale {
-		c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
-	}
+	c.ristretto(func() {
+		for _, k := range stale {
+			c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
+		}
+	})
 }
 
 // decideAll invalidates the entries each statement may change (under mu),
@@ -220,7 +222,7 @@ func (sp *space) candidates(s *Stmt, visit func(*dep)) {
 	}
 	each(sp.wild)
 	if s.Op == OpInsert {
-		sp.entering(s.doc(), each)
+		sp.entering(s.entering(), each)
 		return
 	}
 	each(sp.opaque)

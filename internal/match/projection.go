@@ -1,6 +1,8 @@
 package match
 
 import (
+	"strings"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -83,8 +85,11 @@ func (p Projection) Keeps(path string) bool {
 			// 0, so a filter's "m.0" reads what the result may lack.
 			return !numericBelowTop(q)
 		}
-		if !p.include && Overlaps(q, path) {
-			return false // path holds, or is under, an excluded one
+		if !p.include && (Overlaps(q, path) || Overlaps(q, withoutIndexes(path))) {
+			// path holds, or is under, an excluded one; "docs.0.y" reads
+			// element 0's y, which {"docs.y": 0} excluded
+			// (TestExclusionUnderArrayIndexPath).
+			return false
 		}
 	}
 	return !p.include
@@ -100,4 +105,17 @@ func numericBelowTop(path string) bool {
 		}
 	}
 	return false
+}
+
+// withoutIndexes returns path without its numeric segments below the top:
+// the path it names when each of them indexes an array.
+func withoutIndexes(path string) string {
+	segs := split(path)
+	out := segs[:1:1]
+	for _, s := range segs[1:] {
+		if !isIndex(s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ".")
 }
