@@ -108,8 +108,9 @@ type Cache struct {
 	timersMu     sync.Mutex
 	timers       map[string]*time.Timer // the end of each unsettled window
 	closed       bool
-	isShut       atomic.Bool // Close has run (read without timersMu)
-	domain       uint64      // see SetDomain
+	isShut       atomic.Bool  // Close has run (read without timersMu)
+	rcMu         sync.RWMutex // held to write to rc (read), and by Close to close it
+	domain       uint64       // see SetDomain
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -238,7 +239,9 @@ func (c *Cache) Close() {
 		c.stop()
 		<-c.stopped
 	}
+	c.rcMu.Lock() // no Set, Del or Wait runs on, or after, a closed ristretto
 	c.rc.Close()
+	c.rcMu.Unlock()
 }
 
 // sink applies a Source's reports to the cache.

@@ -182,18 +182,39 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		cost += int64(len(doc))
 	}
 	cost += res.memoCost
-	if !c.rc.SetWithTTL(key, &entry{key: key, res: res, dep: d}, cost, ttl) {
-		c.rejected.Add(1) // dropped from ristretto's full buffer
+	// ristretto applies sets asynchronously; waiting here, on the miss
+	// path, where a few µs are nothing next to the round trip, makes the
+	// next read of the key a hit (unless its admission policy refuses it).
+	stored := false
+	open := c.ristretto(func() {
+		if stored = c.rc.SetWithTTL(key, &entry{key: key, res: res, dep: d}, cost, ttl); stored {
+			c.rc.Wait()
+		}
+	})
+	if !stored {
+		if open {
+			c.rejected.Add(1) // dropped from ristretto's full buffer
+		}
 		sp.mu.Lock()
 		sp.unregister(d)
 		sp.mu.Unlock()
 		return res, false, nil
 	}
-	// ristretto applies sets asynchronously; waiting here, on the miss
-	// path, where a few µs are nothing next to the round trip, makes the
-	// next read of the key a hit (unless its admission policy refuses it).
-	c.rc.Wait()
 	return res, d.valid(c), nil
+}
+
+// ristretto runs f, which sets, deletes or waits in ristretto, unless the
+// cache is closed (reporting whether it ran): ristretto's Set, Del and
+// Wait panic or block once it is closed, and a load or a write may end
+// after Close (TestCloseWhileLoading).
+func (c *Cache) ristretto(f func()) bool {
+	c.rcMu.RLock()
+	defer c.rcMu.RUnlock()
+	if c.isShut.Load() {
+		return false
+	}
+	f()
+	return true
 }
 
 // beginLoad starts a load of the entry key: from here until commit, every write
@@ -315,4 +336,4 @@ func (c *Cache) build(ctx context.Context, key string, load LoadFunc, memo *Memo
 
 // Wait blocks until the cache has applied the sets issued before it
 // (ristretto buffers them); for tests and benchmarks.
-func (c *Cache) Wait() { c.rc.Wait() }
+func (c *Cache) Wait() { c.ristretto(c.rc.Wait) }

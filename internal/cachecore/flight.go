@@ -131,9 +131,11 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 		stale = c.decideAll(sp, w.stmts)
 	}
 	sp.mu.Unlock()
-	for _, k := range stale {
-		c.rc.Del(k)
-	}
+	c.ristretto(func() {
+		for _, k := range stale {
+			c.rc.Del(k)
+		}
+	})
 	return flightPart{c: c, sp: sp, w: w}, true
 }
 
