@@ -110,6 +110,18 @@ func (c *Collection[T]) documents() error {
 	return c.idErr
 }
 
+// document is documents for a write of doc: a nil doc is refused with
+// ErrNilModel (nothing is sent).
+func (c *Collection[T]) document(doc *T) error {
+	if err := c.documents(); err != nil {
+		return err
+	}
+	if doc == nil {
+		return fmt.Errorf("odm: %w: the document is a nil *%s", ErrNilModel, reflect.TypeFor[T]())
+	}
+	return nil
+}
+
 // ErrNoID is returned by a write that would store a document under an _id
 // nobody chose: a nil pointer or interface, an empty string or an empty
 // byte slice. (A zero ObjectID is different: it means "new", and odm

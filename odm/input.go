@@ -33,7 +33,8 @@ var ErrNilFilter = errors.New("odm: nil or empty filter (pass bson.D{} to write 
 var ErrInvalidUpdate = errors.New("odm: invalid update (want update operators such as $set, or a pipeline)")
 
 // ErrNilModel is the error of a nil WriteModel in a BulkWrite (in a
-// *ModelError). Nothing is sent.
+// *ModelError), and of a nil document given to Save, Insert, Replace or
+// Delete. Nothing is sent.
 var ErrNilModel = errors.New("odm: nil write model")
 
 // ModelError reports a BulkWrite model refused before anything was sent:

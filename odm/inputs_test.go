@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
@@ -227,4 +228,29 @@ func TestOneErrNotFound(t *testing.T) {
 	}
 	assert.NotContains(t, errs["FindOneAndUpdate"].Error(), "_id")
 	assert.Contains(t, errs["Replace"].Error(), ghost.ID.Hex(), "a write by _id names the id")
+}
+
+// TestNilDocument: a nil document given to a write of whole documents is
+// refused with ErrNilModel, nothing sent. On 3714b1a each panicked in
+// reflect (found by an independent tester).
+func TestNilDocument(t *testing.T) {
+	h, err := odm.New[nilDocUser](testdb.DB(t).Collection("nildoc"))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for name, write := range map[string]func() error{
+		"Save":    func() error { return h.Save(ctx, nil) },
+		"Insert":  func() error { return h.Insert(ctx, nil) },
+		"Replace": func() error { return h.Replace(ctx, nil) },
+		"Delete":  func() error { return h.Delete(ctx, nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = write() })
+			assert.ErrorIs(t, err, odm.ErrNilModel)
+		})
+	}
+}
+
+type nilDocUser struct {
+	ID int `bson:"_id"`
 }

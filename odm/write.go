@@ -23,7 +23,7 @@ import (
 // documents), AfterSave. With WithoutValidation and WithoutHooks, Save is one
 // driver call.
 func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.Option) error {
-	if err := c.documents(); err != nil {
+	if err := c.document(doc); err != nil {
 		return err
 	}
 	cfg := config(opts)
@@ -105,7 +105,7 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 // Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:
 // BeforeInsert, Validate, the insert, AfterInsert.
 func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option) error {
-	if err := c.documents(); err != nil {
+	if err := c.document(doc); err != nil {
 		return err
 	}
 	cfg := config(opts)
@@ -135,7 +135,7 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option
 // Replace replaces the stored document with doc's _id, or returns
 // query.ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
 func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Option) error {
-	if err := c.documents(); err != nil {
+	if err := c.document(doc); err != nil {
 		return err
 	}
 	cfg := config(opts)
@@ -239,7 +239,7 @@ func setUpdateOptions[B updateBuilder[B]](o B, cfg *opt.Config) {
 // Delete deletes the stored document with doc's _id, or returns
 // query.ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
 func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.Option) error {
-	if err := c.documents(); err != nil {
+	if err := c.document(doc); err != nil {
 		return err
 	}
 	cfg := config(opts)
