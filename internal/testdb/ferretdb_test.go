@@ -274,6 +274,16 @@ func TestFerretDBGaps(t *testing.T) {
 			assert.Equal(t, bson.M{"k": "onInsert", "v": nil, "m": bson.D{{Key: "t", Value: nil}}, "w": int32(1)}, got)
 		}
 	})
+	t.Run("upsert with a $setOnInsert of an empty array", func(t *testing.T) {
+		got := upsert(t, bson.D{{Key: "k", Value: "empty"}}, bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "k", Value: bson.A{}}, {Key: "v", Value: bson.A{}}, {Key: "w", Value: bson.A{1}}}}})
+		delete(got, "_id")
+		if ferret {
+			assert.Equal(t, bson.M{"k": "empty", "w": bson.A{int32(1)}}, got,
+				"FerretDB leaves out the fields a $setOnInsert sets to an empty array, and keeps the filter's value of k")
+		} else {
+			assert.Equal(t, bson.M{"k": bson.A{}, "v": bson.A{}, "w": bson.A{int32(1)}}, got, "the update's value of k, not the filter's")
+		}
+	})
 	t.Run("nested arrays", func(t *testing.T) {
 		_, err := sem.InsertOne(ctx, bson.D{{Key: "_id", Value: 4}, {Key: "n", Value: bson.A{bson.A{1}}}})
 		if ferret {
