@@ -42,10 +42,14 @@ type diffGen struct {
 	// held are the paths and values the round's documents hold: many
 	// writes select documents by one.
 	held []bson.E
+	// ferret: the server is FerretDB, and the round holds none of the
+	// dev server's gaps that a generator can leave out
+	// (difffuzz_gaps_test.go).
+	ferret bool
 }
 
-func newDiffGen(seed int64) *diffGen {
-	g := &diffGen{Rand: rand.New(rand.NewSource(seed))}
+func newDiffGen(seed int64, ferret bool) *diffGen {
+	g := &diffGen{Rand: rand.New(rand.NewSource(seed)), ferret: ferret}
 	g.plain = g.Intn(3) == 0
 	for _, i := range g.Perm(len(diffScalars))[:2+g.Intn(4)] {
 		g.scalars = append(g.scalars, diffScalars[i])
@@ -221,7 +225,7 @@ func diffLeaf(g *diffGen) bson.E {
 			return diffID(g)
 		}
 		if g.Intn(6) == 0 {
-			return diffValue(g, 1)
+			return diffLiteral(g)
 		}
 		return diffScalar(g)
 	}
@@ -257,7 +261,7 @@ func diffLeaf(g *diffGen) bson.E {
 	case 9:
 		return op("$nin", list())
 	case 10:
-		return op("$exists", g.Intn(2) == 0)
+		return op("$exists", diffExists(g))
 	case 11:
 		return op("$size", g.Intn(3))
 	case 12:
@@ -282,7 +286,7 @@ func diffLeaf(g *diffGen) bson.E {
 		case "$in":
 			v = list()
 		case "$exists":
-			v = g.Intn(2) == 0
+			v = diffExists(g)
 		case "$size":
 			v = g.Intn(3)
 		}
@@ -290,6 +294,26 @@ func diffLeaf(g *diffGen) bson.E {
 	default:
 		return bson.E{Key: p, Value: bson.D{{Key: "$gte", Value: val()}, {Key: "$lte", Value: val()}}}
 	}
+}
+
+// diffLiteral is a value a filter compares with: a scalar, an array of
+// scalars or a document, but on FerretDB never a document (gap (c), and
+// $all of a document: difffuzz_gaps_test.go).
+func diffLiteral(g *diffGen) any {
+	v := diffValue(g, 1)
+	if _, doc := v.(bson.D); doc && g.ferret {
+		return diffScalar(g)
+	}
+	return v
+}
+
+// diffExists is the operand of an $exists: a boolean, or (one in four,
+// not on FerretDB: gap (b)) the number 0 or 1, whose truth decides.
+func diffExists(g *diffGen) any {
+	if !g.ferret && g.Intn(4) == 0 {
+		return int32(g.Intn(2))
+	}
+	return g.Intn(2) == 0
 }
 
 // diffConjunction is a condition on each of two paths.

@@ -3,7 +3,6 @@ package cache_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
-	"github.com/databridge-go/databridge/internal/match"
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
@@ -311,7 +309,7 @@ type diffTally struct {
 	refused                             []int // reads the server refuses: dropped
 	stale                               []diffStale
 	stats                               cache.Stats
-	notes                               []string // with annotate: where the server's answers diverge
+	diverged                            []diffDivergence // with annotate
 }
 
 func (t *diffTally) add(o diffTally) {
@@ -333,14 +331,20 @@ type diffFuzzer struct {
 	t      *testing.T
 	db     *mongo.Database
 	rounds int
-	// annotate notes the filters of writes and of stale reads whose answer
-	// from the server is not MongoDB's (internal/match's semantics).
+	// ferret: the server is FerretDB, whose pinned gaps explain some
+	// divergences (difffuzz_gaps_test.go).
+	ferret bool
+	// annotate records where the server's answers to the filters of the
+	// reads (at each check) and of the writes (before each) are not
+	// MongoDB's as internal/match reproduces them.
 	annotate bool
 }
 
 // play runs cs on a fresh collection with a fresh cache: every read cached
-// twice and checked, then after each write every read checked again. With
-// stop, it returns at the first stale read of read stop (-1: none).
+// twice and checked, then after each write every read checked again, until
+// it is first stale (its entry stays stale: a later difference would be
+// the same one). With stop, it returns at the first stale read of read
+// stop (-1: none).
 func (f *diffFuzzer) play(ctx context.Context, cs diffCase, stop int) (tl diffTally) {
 	f.rounds++
 	name := "diff" + strconv.Itoa(f.rounds)
@@ -368,16 +372,15 @@ func (f *diffFuzzer) play(ctx context.Context, cs diffCase, stop int) (tl diffTa
 		}
 	}
 	check := func(write int) bool {
+		docs := f.docs(ctx, raw)
 		for i, rd := range cs.reads {
 			if !live[i] {
 				continue
 			}
+			f.diverges(ctx, raw, docs, &tl, rd.filter, i, write)
 			s := f.check(ctx, e, rd, &tl, write)
 			if s != nil {
-				s.read = i
-				if f.annotate {
-					tl.note(fmt.Sprintf("read %d's filter", i+1), diffDiverges(ctx, raw, rd.filter))
-				}
+				s.read, live[i] = i, false
 				tl.stale = append(tl.stale, *s)
 				if i == stop {
 					return false
@@ -392,10 +395,9 @@ func (f *diffFuzzer) play(ctx context.Context, cs diffCase, stop int) (tl diffTa
 		}
 	}
 	for i, w := range cs.writes {
-		if f.annotate {
-			for _, m := range append([]diffModel{{filter: w.filter}}, w.models...) {
-				tl.note(fmt.Sprintf("write %d's filter %s", i+1, diffJSON(m.filter)), diffDiverges(ctx, raw, m.filter))
-			}
+		docs := f.docs(ctx, raw)
+		for _, m := range append([]diffModel{{filter: w.filter}}, w.models...) {
+			f.diverges(ctx, raw, docs, &tl, m.filter, -1, i)
 		}
 		tl.writes++
 		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -410,55 +412,31 @@ func (f *diffFuzzer) play(ctx context.Context, cs diffCase, stop int) (tl diffTa
 	return tl
 }
 
-func (t *diffTally) note(what, diverges string) {
-	if diverges != "" {
-		t.notes = append(t.notes, what+": "+diverges)
+// docs are the documents now in c, with annotate.
+func (f *diffFuzzer) docs(ctx context.Context, c *mongo.Collection) []bson.Raw {
+	if !f.annotate {
+		return nil
 	}
+	return diffAll(ctx, c)
 }
 
-// diffDiverges says where the server's answer to filter, on the documents
-// now in c, is not MongoDB's as internal/match reproduces it (one of the
-// dev server's wrong answers, docs/ferretdb.md), or "".
-func diffDiverges(ctx context.Context, c *mongo.Collection, filter bson.D) string {
-	raw, err := bson.Marshal(filter)
-	if err != nil || filter == nil {
-		return ""
+// diverges records, with annotate, where the server's answer to filter on
+// docs (those now in c) is not internal/match's, and on FerretDB the
+// pinned gap that explains it: filter is read's at the check after write,
+// or with read -1, write's.
+func (f *diffFuzzer) diverges(ctx context.Context, c *mongo.Collection, docs []bson.Raw, tl *diffTally, filter bson.D, read, write int) {
+	if !f.annotate {
+		return
 	}
-	m, err := match.Compile(raw, match.Options{SimpleStrings: true})
-	if err != nil {
-		return ""
+	d := diffDiverges(ctx, c, docs, filter)
+	if d == nil {
+		return
 	}
-	ids := func(f bson.D) []bson.Raw {
-		cur, err := c.Find(ctx, f)
-		if err != nil {
-			return nil
-		}
-		var out []bson.Raw
-		for cur.Next(ctx) {
-			out = append(out, slices.Clone(cur.Current))
-		}
-		_ = cur.Close(ctx)
-		return out
+	d.read, d.write = read, write
+	if f.ferret {
+		d.gap = diffExplain(ctx, c, docs, d)
 	}
-	matched := map[string]bool{}
-	for _, d := range ids(filter) {
-		matched[d.Lookup("_id").String()] = true
-	}
-	var onlyServer, onlyMongo []string
-	for _, d := range ids(bson.D{}) {
-		id := d.Lookup("_id").String()
-		switch t := m.Match(d); {
-		case t == match.Yes && !matched[id]:
-			onlyMongo = append(onlyMongo, id)
-		case t == match.No && matched[id]:
-			onlyServer = append(onlyServer, id)
-		}
-	}
-	if len(onlyServer)+len(onlyMongo) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("the dev server's answer is not MongoDB's (internal/match): _ids it matches and MongoDB would not %v, and the converse %v",
-		onlyServer, onlyMongo)
+	tl.diverged = append(tl.diverged, *d)
 }
 
 // check makes rd cached, then uncached, and returns the stale read if they

@@ -68,7 +68,7 @@ func diffUpdate(g *diffGen, setOnInsert []string) bson.D {
 	for _, p := range setOnInsert {
 		if free(p) {
 			used = append(used, p)
-			add("$setOnInsert", bson.E{Key: p, Value: diffValue(g, 1)})
+			add("$setOnInsert", bson.E{Key: p, Value: diffOnInsert(g)})
 		}
 	}
 	for range 1 + g.Intn(2) {
@@ -143,12 +143,24 @@ func diffOperator(g *diffGen, path func([]string) string, add func(string, bson.
 		}
 		add("$currentDate", bson.E{Key: path([]string{"t", "b", "m.t", "n"}), Value: v})
 	default:
-		add("$setOnInsert", bson.E{Key: path(diffUpdatePaths), Value: diffValue(g, 1)})
+		add("$setOnInsert", bson.E{Key: path(diffUpdatePaths), Value: diffOnInsert(g)})
 	}
 }
 
+// diffOnInsert is the value of a $setOnInsert: any value, but on FerretDB
+// never null (gap (e): difffuzz_gaps_test.go).
+func diffOnInsert(g *diffGen) any {
+	v := diffValue(g, 1)
+	for g.ferret && v == nil {
+		v = diffValue(g, 1)
+	}
+	return v
+}
+
 // diffUpsertFilter is a filter of equalities (what an upsert copies into
-// its new document), with the paths it sets.
+// its new document), with the paths it sets. One in four has another
+// condition: with the equalities under $and, but on FerretDB beside them
+// (gap (d): difffuzz_gaps_test.go).
 func diffUpsertFilter(g *diffGen) (bson.D, []string) {
 	eq := func() bson.E {
 		p := g.path([]string{"a", "b", "n", "t", "m.n", "m.t", "m.0", "a.0"})
@@ -170,7 +182,12 @@ func diffUpsertFilter(g *diffGen) (bson.D, []string) {
 		}
 	}
 	if g.Intn(4) == 0 {
-		f = bson.D{{Key: "$and", Value: bson.A{f, bson.D{diffLeaf(g)}}}}
+		leaf := diffLeaf(g)
+		if !g.ferret {
+			f = bson.D{{Key: "$and", Value: bson.A{f, bson.D{leaf}}}}
+		} else if !slices.ContainsFunc(f, func(x bson.E) bool { return diffOverlap(x.Key, leaf.Key) }) {
+			f = append(f, leaf)
+		}
 	}
 	var paths []string
 	for _, e := range f {
@@ -263,6 +280,9 @@ func diffWriteOf(g *diffGen) diffWrite {
 		w.op, w.unordered = "bulkWrite", g.Intn(2) == 0
 		w.models = diffModels(g, w.raw, &w.upsert)
 	}
+	if g.ferret && w.upsert && w.op != "bulkWrite" && diffAndEqualities(w.filter) {
+		w.upsert = false // gap (d): difffuzz_gaps_test.go
+	}
 	return w
 }
 
@@ -313,6 +333,9 @@ func diffModels(g *diffGen, raw bool, upsert *bool) []diffModel {
 			m.op, m.upsert = "deleteOne", false
 		default:
 			m.op, m.upsert = "deleteMany", false
+		}
+		if g.ferret && m.upsert && m.update != nil && diffAndEqualities(m.filter) {
+			m.filter = bson.D{{Key: "_id", Value: x}} // gap (d): difffuzz_gaps_test.go
 		}
 		ms = append(ms, m)
 	}

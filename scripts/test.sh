@@ -67,7 +67,7 @@ step "testing against $MONGODB_URI"
 
 if [ "$mode" = soak ]; then
 	step "soak: cache load for ${SOAK:-10m}, the stale-read checker for 20,000 reads, the differential fuzzer for 20,000 writes, then a 1,000,000-document stream"
-	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 DATABRIDGE_STALE_READS=20000 DATABRIDGE_DIFF_STEPS=20000 \
+	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 DATABRIDGE_STALE_READS=20000 DATABRIDGE_DIFF_STEPS=20000 DATABRIDGE_DIFF_SEED=random \
 		go test -count=1 -timeout 2h -v -run 'TestCacheUnderLoad|TestNoStaleReads|TestNoStaleReadsConcurrentWriters|TestDifferentialRules|TestStreamHeapIsFlat' ./cache ./cursor
 	exit 0
 fi
