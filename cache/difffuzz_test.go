@@ -188,17 +188,18 @@ func (run *diffRun) stale(ctx context.Context, round int64, cs diffCase, tl diff
 			}
 		}
 	}
-	divs := run.divergences(ctx, cs, stale)
+	rep := run.replay(ctx, cs, stale)
+	divs := rep.diverged
 	for _, s := range stale {
-		if gap := diffExcuse(divs, cs.reads[s.read], s); run.ferret && gap != "" {
+		if r, gap := run.excuse(rep, cs, s); gap != "" {
 			diffStatsOf(run.excused, &run.excusedOrder, gap).count(round)
 			var why []string
-			for _, d := range diffRelevant(divs, s) {
+			for _, d := range diffRelevant(divs, r) {
 				why = append(why, d.String())
 			}
 			run.t.Logf("dev-server gap %s, docs/ferretdb.md (seed %d, round %d), not failed: read %d %s after write %d %s\n  served: %s\n  server: %s\n  %s",
-				gap, run.seed, round, s.read+1, cs.reads[s.read], s.write+1, diffWriteAt(cs, s.write),
-				diffResult(s.served, s.servedErr), diffResult(s.server, s.srvErr), strings.Join(why, "\n  "))
+				gap, run.seed, round, r.read+1, cs.reads[r.read], r.write+1, diffWriteAt(cs, r.write),
+				diffResult(r.served, r.servedErr), diffResult(r.server, r.srvErr), strings.Join(why, "\n  "))
 			continue
 		}
 		cls := diffClass(cs, s)
@@ -218,7 +219,7 @@ func (run *diffRun) stale(ctx context.Context, round int64, cs diffCase, tl diff
 		st.minimised++
 		m, ms, replays := run.minimise(ctx, cs, s)
 		var notes []string
-		for _, d := range diffRelevant(run.divergences(ctx, m, []diffStale{ms}), ms) {
+		for _, d := range diffRelevant(run.replay(ctx, m, []diffStale{ms}).diverged, ms) {
 			notes = append(notes, d.String())
 		}
 		run.t.Errorf("stale read (seed %d, round %d: DATABRIDGE_DIFF_SEED=%d DATABRIDGE_DIFF_ROUND=%d): %s\nminimal case (%d replays):\n%s",
@@ -245,10 +246,24 @@ func diffStatsOf(m map[string]*diffCaseStats, order *[]string, key string) *diff
 	return st
 }
 
-// divergences replays cs, annotated, up to the last write of stale: where
-// the server's answers to the filters of its reads and writes are not
-// internal/match's, and on FerretDB which pinned gap explains each.
-func (run *diffRun) divergences(ctx context.Context, cs diffCase, stale []diffStale) []diffDivergence {
+// excuse returns, on FerretDB, the pinned gap of the dev server that
+// explains stale read s, with the same stale read in rep, a replay of its
+// round; or "". The replay must see it too, and diffExcuse explain it
+// there: the divergences are the replay's, and a raw insert with no _id
+// gets a new ObjectID in each replay.
+func (run *diffRun) excuse(rep diffTally, cs diffCase, s diffStale) (diffStale, string) {
+	i := slices.IndexFunc(rep.stale, func(r diffStale) bool { return r.read == s.read && r.write == s.write })
+	if !run.ferret || i < 0 {
+		return s, ""
+	}
+	return rep.stale[i], diffExcuse(rep.diverged, cs.reads[s.read], rep.stale[i])
+}
+
+// replay replays cs, annotated, up to the last write of stale: its stale
+// reads, and where the server's answers to the filters of its reads and
+// writes are not internal/match's, and on FerretDB which pinned gap
+// explains each.
+func (run *diffRun) replay(ctx context.Context, cs diffCase, stale []diffStale) diffTally {
 	last := -1
 	for _, s := range stale {
 		last = max(last, s.write)
@@ -257,7 +272,7 @@ func (run *diffRun) divergences(ctx context.Context, cs diffCase, stale []diffSt
 	c.writes = c.writes[:last+1]
 	run.annotate = true
 	defer func() { run.annotate = false }()
-	return run.play(ctx, c, -1).diverged
+	return run.play(ctx, c, -1)
 }
 
 // report is the minimal case, readable.
