@@ -23,7 +23,7 @@ import (
 // gaps. The cache decides by internal/match, which reproduces MongoDB's
 // semantics; the dev server (FerretDB) answers some filters and upserts
 // otherwise (docs/ferretdb.md, each pinned by testdb.TestFerretDBGaps), and
-// a stale read follows. On FerretDB only, the fuzzer deals with five of
+// a stale read follows. On FerretDB only, the fuzzer deals with six of
 // those gaps:
 //
 //	(a) a negation ($ne, $nin, $not, $nor) over a dotted path through an
@@ -33,9 +33,11 @@ import (
 //	    documents;
 //	(d) an upsert whose filter has equalities under $and (not copied into
 //	    the new document);
-//	(e) an upsert's $setOnInsert of null (the field left out).
+//	(e) an upsert's $setOnInsert of null (the field left out);
+//	(f) an upsert's $setOnInsert of an empty array (the field left out,
+//	    the filter's value kept).
 //
-// It does not generate (b) to (e) (diffExists, diffLiteral, which makes
+// It does not generate (b) to (f) (diffExists, diffLiteral, which makes
 // no literal document at all, so no $all of a document either,
 // diffUpsertFilter, diffOnInsert and the guards of diffWriteOf and
 // diffModels). (a) depends on the documents a round's writes make, and

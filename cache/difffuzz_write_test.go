@@ -148,13 +148,24 @@ func diffOperator(g *diffGen, path func([]string) string, add func(string, bson.
 }
 
 // diffOnInsert is the value of a $setOnInsert: any value, but on FerretDB
-// never null (gap (e): difffuzz_gaps_test.go).
+// never null nor an empty array (gaps (e) and (f): difffuzz_gaps_test.go).
 func diffOnInsert(g *diffGen) any {
 	v := diffValue(g, 1)
-	for g.ferret && v == nil {
+	for g.ferret && (v == nil || diffEmptyArray(v)) {
 		v = diffValue(g, 1)
 	}
 	return v
+}
+
+// diffEmptyArray reports whether v is an empty array.
+func diffEmptyArray(v any) bool {
+	switch a := v.(type) {
+	case bson.A:
+		return len(a) == 0
+	case []any:
+		return len(a) == 0
+	}
+	return false
 }
 
 // diffUpsertFilter is a filter of equalities (what an upsert copies into
