@@ -150,13 +150,20 @@ func (sp *space) images(c *Cache, stmts []Stmt, writers []*mongo.Client) {
 	if len(writers) == 0 {
 		return // a write whose deployment is not known: no cached document is its
 	}
+	var ids map[idKey]int
+	if len(stmts) > 1 {
+		var all bool
+		if ids, all = sp.shared(stmts); all {
+			return // a statement may change any document: no image is the others'
+		}
+	}
 	for i := range stmts {
 		s := &stmts[i]
 		if s.Op == OpInsert || s.Filter == nil {
 			continue
 		}
 		s.derive(sp.simple.Load())
-		if !s.idsKnown || len(s.ids) != 1 || sp.sharedByAnother(stmts, i) {
+		if !s.idsKnown || len(s.ids) != 1 || ids[s.ids[0]] > 1 {
 			continue
 		}
 		for d := range sp.byID[s.ids[0]] {
@@ -171,38 +178,41 @@ func (sp *space) images(c *Cache, stmts []Stmt, writers []*mongo.Client) {
 	}
 }
 
-// sharedByAnother reports whether a statement of stmts other than i may
-// change the one document statement i names: one naming the same _id, one
-// whose documents are not known by _id, an insert of that _id (or of a
-// document whose _id is not known).
-func (sp *space) sharedByAnother(stmts []Stmt, i int) bool {
+// shared returns, for a write of several statements, the _ids more than
+// one statement may change (an update, replacement or delete by _id, an
+// insert of that _id), and whether some statement's documents are not
+// known by _id (then every statement may change any document). One pass:
+// a bulk of 1,000 statements is read once, not once per statement.
+func (sp *space) shared(stmts []Stmt) (ids map[idKey]int, all bool) {
 	simple := sp.simple.Load()
-	id := stmts[i].ids[0]
+	ids = make(map[idKey]int, len(stmts))
 	for j := range stmts {
-		if j == i {
-			continue
-		}
 		o := &stmts[j]
 		if o.Op == OpInsert {
 			doc := o.doc()
 			if doc == nil {
-				return true
+				return nil, true
 			}
 			v, err := doc.LookupErr("_id")
 			if err != nil {
-				return true // the server assigns one: not id, but be plain
+				return nil, true // the server assigns one: not an image's, but be plain
 			}
-			if k, ok := keyOfID(v, simple && !o.Collation); !ok || k == id {
-				return true
+			k, ok := keyOfID(v, simple && !o.Collation)
+			if !ok {
+				return nil, true
 			}
+			ids[k]++
 			continue
 		}
 		o.derive(simple)
-		if !o.idsKnown || slices.Contains(o.ids, id) {
-			return true
+		if !o.idsKnown {
+			return nil, true
+		}
+		for _, k := range o.ids {
+			ids[k]++
 		}
 	}
-	return false
+	return ids, false
 }
 
 // forgetImages drops the images of the writes in flight (under mu): a
