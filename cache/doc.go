@@ -42,7 +42,16 @@
 // rests on the server enforcing maxTimeMS on writes: MongoDB does; FerretDB
 // v1.24 does not, so there set SettleMargin to the longest write you run.
 // TestUnsettledWindow and odm's TestUnknownOutcomeWriteLeavesNoStaleEntry
-// (an UpdateMany of 1,500 documents with a 100 ms deadline) test it.
+// (an UpdateMany of 1,500 documents with a 100 ms deadline) test it. A raw
+// write sent with no time limit has no deadline: its collection neither
+// hits nor fills for the longest TTL any entry was stored with, and a
+// result stored after that, which the write changes later still, is served
+// for at most its own TTL (TestUnsettledNoDeadline, Stats.UnsettledNoDeadline).
+//
+// With the observer on the client, a cached load whose command asks for a
+// majority or snapshot read concern, or a read preference that may pick a
+// secondary, is returned and not stored (Stats.Lagging): it can return data
+// older than this process's own last write.
 //
 // How: a cached entry records what its result depends on (the _ids of
 // its documents, the paths its filter, sort and output read, its filter

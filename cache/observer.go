@@ -24,7 +24,12 @@ import (
 // namespace, dropDatabase and applyOps. It invalidates when the command
 // succeeds and when it fails; when the reply is lost (a network error, a
 // timeout), the write may still be running, and its collection bypasses the
-// cache until its maxTimeMS has passed.
+// cache until its maxTimeMS has passed (with no maxTimeMS, for the longest
+// TTL of the cache's entries). A failure the server answered (ok: 0) is a
+// known outcome. It also watches the commands of cached loads: a load at a
+// majority or snapshot read concern, or on a secondary, is not stored, and
+// the servers a client loads from tell which cached documents a raw write
+// may be judged by (see docs/caching.md, "Images").
 //
 // Writes inside a transaction (a command with lsid, txnNumber and
 // autocommit false) are invalidated when commitTransaction succeeds, not

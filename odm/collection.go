@@ -25,6 +25,7 @@ type Collection[T any] struct {
 	db, name     string
 	cache        *cachecore.Cache // nil: no cache
 	scope        uint64           // the cache scope of coll (see cachecore.ScopeOf)
+	writers      []*mongo.Client  // coll's client, as each write reports it (cachecore.Change.Writers)
 	codecs       *codecs          // nil: the driver's defaults
 	id           idField
 	idErr        error // why T cannot be written whole (no _id field), or nil
@@ -61,7 +62,8 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	t := reflect.TypeFor[T]()
 	id, idErr := idFieldOf(t)
 	c := &Collection[T]{coll: coll, db: coll.Database().Name(), name: coll.Name(), id: id, idErr: idErr,
-		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout, scope: cachecore.ScopeOf(coll)}
+		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout, scope: cachecore.ScopeOf(coll),
+		writers: []*mongo.Client{coll.Database().Client()}}
 	if _, err := decode.Compile[T](c.codecs.decodeOptions()...); err != nil {
 		return nil, fmt.Errorf("odm: %v cannot be read: %w", t, err)
 	}

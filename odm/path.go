@@ -3,8 +3,6 @@ package odm
 import (
 	"context"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/outcome"
 )
@@ -29,8 +27,8 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 	if !inTransaction(ctx) {
 		wctx = cachecore.Handled(wctx)
 	}
-	ch.DB, ch.Coll, ch.Writers = c.db, c.name, []*mongo.Client{c.coll.Database().Client()}
-	f := cachecore.Begin(c.cache, *ch) // the statements as sent
+	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
+	f := cachecore.Begin(c.cache, *ch)                   // the statements as sent
 	ended := false
 	defer func() {
 		if !ended { // call panicked: what the write did is not known

@@ -27,9 +27,6 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}
-	if int64(ttl) > c.maxTTL.Load() {
-		c.raiseMaxTTL(ttl)
-	}
 	key, err := q.canonical()
 	if err != nil {
 		return nil, err
@@ -185,6 +182,7 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 	// ristretto applies sets asynchronously; waiting here, on the miss
 	// path, where a few µs are nothing next to the round trip, makes the
 	// next read of the key a hit (unless its admission policy refuses it).
+	raise(&c.maxTTL, int64(ttl)) // the longest an entry may live (see unsettled)
 	stored := false
 	open := c.ristretto(func() {
 		if stored = c.rc.SetWithTTL(key, &entry{key: key, res: res, dep: d}, cost, ttl); stored {

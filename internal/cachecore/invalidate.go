@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -482,25 +483,14 @@ func (c *Cache) unsettled(db, coll string, deadline time.Time) {
 		deadline = time.Now().Add(max(c.defaultTTL, time.Duration(c.maxTTL.Load())))
 	}
 	until := deadline.Add(c.settleMargin).UnixNano()
-	raise := func(p interface {
-		Load() int64
-		CompareAndSwap(old, new int64) bool
-	}) {
-		for {
-			old := p.Load()
-			if old >= until || p.CompareAndSwap(old, until) {
-				return
-			}
-		}
-	}
 	if coll == "" {
-		raise(&c.settleAll) // every collection: one window for all
+		raise(&c.settleAll, until) // every collection: one window for all
 		c.invalidateAll()
 	}
 	sp := c.space(db, coll)
 	// The window is set before the invalidation: a read that sees the
 	// invalidation sees the window too.
-	raise(&sp.settle)
+	raise(&sp.settle, until)
 	c.unsettledWrites.Add(1)
 	c.invalidateWide(sp, false)
 	c.settleLater(sp)
@@ -541,11 +531,11 @@ func (c *Cache) Generation(db, coll string) uint64 {
 	return c.space(db, coll).seq.Load() + c.epoch.Load()
 }
 
-// raiseMaxTTL records that an entry may be stored with ttl.
-func (c *Cache) raiseMaxTTL(ttl time.Duration) {
+// raise sets p to v unless it holds more already.
+func raise(p *atomic.Int64, v int64) {
 	for {
-		old := c.maxTTL.Load()
-		if int64(ttl) <= old || c.maxTTL.CompareAndSwap(old, int64(ttl)) {
+		old := p.Load()
+		if old >= v || p.CompareAndSwap(old, v) {
 			return
 		}
 	}
