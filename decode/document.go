@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Documents, arrays and maps: walking elements, and sizing the values
+// Documents: walking elements into struct fields, and sizing the values
 // skipped or delegated.
 
 // open starts a document or array at pos: it checks its length, returns
@@ -95,8 +95,9 @@ func unsafeString(b []byte) string {
 
 // document decodes an embedded document into a struct, as the driver's
 // struct codec does (into the existing value: callers reset first). It is
-// the decoder's per-field loop, kept in one function for the same reason as
-// value: it runs for every field of every document.
+// the decoder's per-field loop, run for every field of every document: the
+// common case (the key is the next field's) stays inline, and any other key
+// is looked up by byName.
 func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (int, error) {
 	switch t {
 	case bson.TypeEmbeddedDocument:
@@ -129,7 +130,6 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 			return pos, nil
 		}
 		var f *fieldPlan
-		var key []byte
 		var vpos int
 		// Fast path: the key is the next field's name, compared in place
 		// without scanning for its terminator first.
@@ -155,27 +155,13 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 			}
 		}
 		if f == nil {
-			if key, vpos, err = s.key(pos, end); err != nil {
+			if f, vpos, next, err = s.byName(sp, p, et, pos, end, next); err != nil {
 				return 0, err
 			}
-			if i, ok := sp.index[unsafeString(key)]; ok {
-				f = &sp.fields[i]
-				next = i + 1
-			} else if i, ok := lowerLookup(sp, key); ok {
-				f = &sp.fields[i]
-				next = i + 1
+			if f == nil {
+				pos = vpos // the value went into the inline map or was skipped
+				continue
 			}
-		}
-		if f == nil {
-			if sp.inlineMap != nil {
-				pos, err = s.inlineMapValue(sp.inlineMap, p, et, key, vpos)
-			} else {
-				pos, err = s.skip(et, vpos)
-			}
-			if err != nil {
-				return 0, err
-			}
-			continue
 		}
 		fp := p
 		for _, h := range f.hops {
@@ -190,6 +176,30 @@ func (s *state) document(tp *typePlan, t bson.Type, pos int, p unsafe.Pointer) (
 			return 0, withKey(err, f.name)
 		}
 	}
+}
+
+// byName finds the field of the key at pos when it is not the next field's:
+// by name, then as the driver does by its lower case. It returns the field,
+// its value's position and the next field to try; for a key the struct
+// lacks, it returns nil and the position after the value, which it has
+// stored in the inline map (under p) or skipped.
+func (s *state) byName(sp *structPlan, p unsafe.Pointer, et bson.Type, pos, end, next int) (*fieldPlan, int, int, error) {
+	key, vpos, err := s.key(pos, end)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if i, ok := sp.index[unsafeString(key)]; ok {
+		return &sp.fields[i], vpos, i + 1, nil
+	}
+	if i, ok := lowerLookup(sp, key); ok {
+		return &sp.fields[i], vpos, i + 1, nil
+	}
+	if sp.inlineMap != nil {
+		pos, err = s.inlineMapValue(sp.inlineMap, p, et, key, vpos)
+	} else {
+		pos, err = s.skip(et, vpos)
+	}
+	return nil, pos, next, err
 }
 
 // lowerLookup is the driver's second lookup, by strings.ToLower(key); it
@@ -221,168 +231,6 @@ func (s *state) inlineMapValue(f *fieldPlan, p unsafe.Pointer, et bson.Type, key
 	}
 	m.SetMapIndex(reflect.ValueOf(string(key)), ev.Elem())
 	return next, nil
-}
-
-// slice decodes a BSON array into a slice, reusing the slice's (or the saved)
-// backing array.
-func (s *state) slice(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.open(pos)
-	if err != nil {
-		return 0, err
-	}
-	h := (*sliceHeader)(p)
-	base, capacity := h.data, h.cap
-	if base == nil {
-		base, capacity = s.takeSaved(p)
-	}
-	et := tp.elem
-	esize := et.typ.Size()
-	n := 0
-	pos += 4
-	for {
-		vt, _, vpos, err := s.element(pos, end)
-		if err != nil {
-			return 0, err
-		}
-		if vt == 0 {
-			pos = vpos
-			break
-		}
-		if n == capacity {
-			want := max(2*capacity, 4)
-			carved := false
-			if capacity == 0 {
-				// A fresh slice: count the elements for an exact allocation,
-				// or a region of an Arena's slab.
-				want = s.countElements(pos, end)
-				if s.shared != nil {
-					if base, carved = s.shared.carve(tp, esize, want); carved {
-						capacity = want
-					}
-				}
-			}
-			if !carved {
-				base, capacity = grow(tp.typ, base, n, want)
-			}
-		}
-		ep := unsafe.Add(base, uintptr(n)*esize)
-		mark := s.reset(et, ep)
-		pos, err = s.value(et, vt, vpos, ep)
-		s.release(mark)
-		if err != nil {
-			return 0, withIndex(err, n)
-		}
-		n++
-	}
-	if base == nil {
-		base = unsafe.Pointer(&zeroBase)
-	}
-	*h = sliceHeader{data: base, len: n, cap: capacity}
-	s.depth--
-	return pos, nil
-}
-
-// countElements counts the elements of the array whose first element is at
-// pos, stopping quietly at anything malformed (decoding reports it).
-func (s *state) countElements(pos, end int) int {
-	d := s.data
-	n := 0
-	for pos < end && d[pos] != 0 {
-		t := bson.Type(d[pos])
-		pos++
-		for pos < end && d[pos] != 0 {
-			pos++
-		}
-		size, err := s.valueSize(t, pos+1)
-		if err != nil || pos+1+size > end {
-			break
-		}
-		pos += 1 + size
-		n++
-	}
-	return n
-}
-
-// grow returns a backing array of at least want elements holding the first n elements of base.
-func grow(t reflect.Type, base unsafe.Pointer, n, want int) (unsafe.Pointer, int) {
-	newCap := max(want, n+1)
-	ns := reflect.MakeSlice(t, newCap, newCap)
-	if n > 0 {
-		old := sliceHeader{data: base, len: n, cap: n}
-		reflect.Copy(ns, reflect.NewAt(t, unsafe.Pointer(&old)).Elem())
-	}
-	return ns.UnsafePointer(), newCap
-}
-
-func (s *state) array(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.open(pos)
-	if err != nil {
-		return 0, err
-	}
-	et := tp.elem
-	esize := et.typ.Size()
-	n := 0
-	pos += 4
-	for {
-		vt, _, vpos, err := s.element(pos, end)
-		if err != nil {
-			return 0, err
-		}
-		if vt == 0 {
-			pos = vpos
-			break
-		}
-		if n >= tp.arrayLen {
-			return 0, newErr(bson.TypeArray, tp.typ, ErrOverflow)
-		}
-		ep := unsafe.Add(p, uintptr(n)*esize)
-		mark := s.reset(et, ep)
-		pos, err = s.value(et, vt, vpos, ep)
-		s.release(mark)
-		if err != nil {
-			return 0, withIndex(err, n)
-		}
-		n++
-	}
-	s.depth--
-	return pos, nil
-}
-
-func (s *state) mapValue(tp *typePlan, pos int, p unsafe.Pointer) (int, error) {
-	end, err := s.open(pos)
-	if err != nil {
-		return 0, err
-	}
-	m := reflect.NewAt(tp.typ, p).Elem()
-	if m.IsNil() {
-		m.Set(reflect.MakeMap(tp.typ))
-	}
-	kt := tp.typ.Key()
-	ev := reflect.New(tp.elem.typ)
-	ep := ev.UnsafePointer()
-	pos += 4
-	for {
-		vt, key, vpos, err := s.element(pos, end)
-		if err != nil {
-			return 0, err
-		}
-		if vt == 0 {
-			pos = vpos
-			break
-		}
-		typedClear(tp.elem.typ, ep) // no reuse: the map keeps what it is given
-		pos, err = s.value(tp.elem, vt, vpos, ep)
-		if err != nil {
-			return 0, withKey(err, string(key))
-		}
-		kv := reflect.ValueOf(string(key))
-		if kt != tString {
-			kv = kv.Convert(kt)
-		}
-		m.SetMapIndex(kv, ev.Elem())
-	}
-	s.depth--
-	return pos, nil
 }
 
 // valueSize is the driver's peekNextValueSize: how many bytes a value of

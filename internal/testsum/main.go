@@ -34,8 +34,8 @@ func main() {
 }
 
 // run reads go test -json events from in and writes each package's result
-// as it ends, then the summary. It is one pass over the event stream,
-// longer than a screen, because the event kinds share its state.
+// as it ends, then the summary. It is one pass over the event stream, whose
+// event kinds share its state.
 func run(in io.Reader, out io.Writer) int {
 	pkgs := map[string]*pkg{}
 	outputs := map[string][]string{} // package/test → its output lines
@@ -91,6 +91,12 @@ func run(in io.Reader, out io.Writer) int {
 			delete(outputs, key)
 		}
 	}
+	return summarize(out, pkgs, skips)
+}
+
+// summarize writes the summary: each package's counts, the skipped tests
+// with their reasons, and the closing line. It returns the exit status.
+func summarize(out io.Writer, pkgs map[string]*pkg, skips []string) int {
 	names := make([]string, 0, len(pkgs))
 	for n := range pkgs {
 		names = append(names, n)
