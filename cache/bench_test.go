@@ -76,7 +76,7 @@ func BenchmarkHit(b *testing.B) {
 		c, _ := cache.New(cache.Config{})
 		defer c.Close()
 		q := cachecore.Key{Database: "db", Collection: "users", Filter: bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 18}}}}}
-		load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+		load := cache.Observed(func(context.Context) ([]bson.Raw, error) { return docs, nil })
 		ctx := context.Background()
 		_, _ = cache.Core(c).Fetch(ctx, q, time.Minute, load, nil)
 		cache.Core(c).Wait()

@@ -49,7 +49,7 @@ type env struct {
 func setup(t *testing.T, n int) env {
 	t.Helper()
 	log := &testdb.CommandLog{}
-	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(log.Monitor())))
 	coll := testdb.DBOn(t, cl).Collection("docs")
 	docs := make([]any, n)
 	for i := range docs {
@@ -62,14 +62,13 @@ func setup(t *testing.T, n int) env {
 	return env{coll: coll, log: log, c: c, docs: handle[Doc](t, coll, odm.WithCache(c))}
 }
 
-// write changes a document the way odm writes do: the server write, then the
-// invalidation, before returning.
+// write changes a document with the raw driver: the client's observer puts
+// it on the invalidation bus before the driver returns.
 func (e env) write(t testing.TB, id int) int {
 	var after Doc
 	err := e.coll.FindOneAndUpdate(context.Background(), bson.D{{Key: "_id", Value: id}},
 		bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&after)
-	e.c.Invalidate(e.coll.Database().Name(), e.coll.Name())
 	if err != nil {
 		t.Errorf("write: %v", err)
 	}
@@ -101,7 +100,7 @@ func TestHitMissAndInvalidate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, got[3].V)
 	assert.Equal(t, 2, e.log.Count("find"))
-	assert.EqualValues(t, 1, e.c.Stats().Invalidations)
+	assert.EqualValues(t, 1, e.c.Stats().Applied)
 
 	// FindOne and Iter use the cache too.
 	cache.Core(e.c).Wait()
@@ -121,27 +120,38 @@ func TestHitMissAndInvalidate(t *testing.T) {
 	assert.ErrorIs(t, err, query.ErrNotFound)
 }
 
-// TestCacheAttachedOncePerCollection: a cache is attached to a collection
-// value once; every handle on that value reads through it, a handle on a
-// value without one fails a Cached read with ErrNoCache, and attaching a
-// second cache to the same value is an error.
-func TestCacheAttachedOncePerCollection(t *testing.T) {
-	e := setup(t, 1) // e.coll has e.c attached
+// TestHandleReadsThroughItsOwnCache: a handle reads through the cache it
+// was given, or none: a handle made without WithCache fails a Cached read
+// with ErrNoCache, even on a collection value another handle caches; two
+// caches on one collection value are two handles' business. A write through
+// the handle without a cache still invalidates both caches (the bus).
+func TestHandleReadsThroughItsOwnCache(t *testing.T) {
+	e := setup(t, 1)
 	ctx := context.Background()
-	other := e.coll.Database().Collection(e.coll.Name()) // another value: nothing attached
-	_, err := handle[Doc](t, other).FindMany(ctx, nil, query.Cached(0))
+	plain := handle[Doc](t, e.coll) // e.coll is e.docs's too, with e.c
+	_, err := plain.FindMany(ctx, nil, query.Cached(0))
 	assert.ErrorIs(t, err, query.ErrNoCache)
 
-	type Projected struct {
-		ID int `bson:"_id"`
+	c2 := newCache(t, cache.Config{})
+	second := handle[Doc](t, e.coll, odm.WithCache(c2))
+	for _, h := range []*odm.Collection[Doc]{e.docs, second, e.docs, second} {
+		got, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Zero(t, got[0].V)
+		cache.Core(e.c).Wait()
+		cache.Core(c2).Wait()
 	}
-	got, err := handle[Projected](t, e.coll).FindMany(ctx, nil, query.Cached(0)) // no WithCache: e.coll's
-	require.NoError(t, err)
-	assert.Len(t, got, 1)
-	assert.EqualValues(t, 1, e.c.Stats().Misses, "read through the attached cache")
+	assert.EqualValues(t, 1, e.c.Stats().Hits)
+	assert.EqualValues(t, 1, c2.Stats().Hits, "each handle its own cache")
 
-	_, err = odm.New[Doc](e.coll, odm.WithCache(newCache(t, cache.Config{})))
-	assert.ErrorContains(t, err, "another cache attached")
+	_, err = plain.UpdateOne(ctx, query.Eq("_id", 0), bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 7}}}})
+	require.NoError(t, err)
+	for _, h := range []*odm.Collection[Doc]{e.docs, second} {
+		got, err := h.FindMany(ctx, nil, query.Cached(time.Minute))
+		require.NoError(t, err)
+		assert.Equal(t, 7, got[0].V, "the write through the handle without a cache reached every cache")
+	}
 }
 
 func TestCallersMayMutateResults(t *testing.T) {
@@ -220,7 +230,7 @@ func TestSingleflight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, load, nil)
+			res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, cache.Observed(load), nil)
 			if assert.NoError(t, err) {
 				results[i] = len(res.Docs)
 			}
@@ -254,7 +264,7 @@ func TestNoStaleRefill(t *testing.T) {
 	}
 	done := make(chan []bson.Raw)
 	go func() {
-		res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, slow, nil)
+		res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, cache.Observed(slow), nil)
 		assert.NoError(t, err)
 		done <- res.Docs
 	}()
@@ -269,7 +279,7 @@ func TestNoStaleRefill(t *testing.T) {
 		raw, err := e.coll.FindOne(ctx, bson.D{}).Raw()
 		return []bson.Raw{raw}, err
 	}
-	res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, fresh, nil)
+	res, err := cache.Core(e.c).Fetch(ctx, q, time.Minute, cache.Observed(fresh), nil)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, res.Docs[0].Lookup("v").Int32(), "a read begun after the write sees it")
 }
@@ -330,7 +340,7 @@ func TestConcurrentReadsSeeCompletedWrites(t *testing.T) {
 	assert.Zero(t, violations.Load(), "stale cached reads")
 	assert.EqualValues(t, workers*opsPer, reads.Load()+writes.Load())
 	s := e.c.Stats()
-	t.Logf("reads %d writes %d hits %d misses %d loads %d invalidations %d", reads.Load(), writes.Load(), s.Hits, s.Misses, s.Loads, s.Invalidations)
+	t.Logf("reads %d writes %d hits %d misses %d loads %d invalidations %d", reads.Load(), writes.Load(), s.Hits, s.Misses, s.Loads, s.Applied)
 	assert.Positive(t, s.Hits, "the cache must actually serve reads")
 }
 
@@ -368,15 +378,15 @@ func TestTTL(t *testing.T) {
 			return []bson.Raw{d}, nil
 		}
 		ctx := context.Background()
-		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, cache.Observed(load), nil)
 		require.NoError(t, err)
 		cache.Core(c).Wait()
 		time.Sleep(5 * time.Second)
-		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, cache.Observed(load), nil)
 		require.NoError(t, err)
 		assert.Equal(t, 1, loads, "fresh within the TTL")
 		time.Sleep(6 * time.Second)
-		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, load, nil)
+		_, err = cache.Core(c).Fetch(ctx, q, 10*time.Second, cache.Observed(load), nil)
 		require.NoError(t, err)
 		assert.Equal(t, 2, loads, "expired after the TTL")
 	})
@@ -426,7 +436,7 @@ func TestSourceContract(t *testing.T) {
 	}
 	fetch := func() {
 		t.Helper()
-		_, err := cache.Core(c).Fetch(context.Background(), q, time.Minute, load, nil)
+		_, err := cache.Core(c).Fetch(context.Background(), q, time.Minute, cache.Observed(load), nil)
 		require.NoError(t, err)
 		cache.Core(c).Wait()
 	}
@@ -464,12 +474,12 @@ func TestSourceContract(t *testing.T) {
 	assert.Equal(t, 8, loads)
 
 	other := cachecore.Key{Database: "db", Collection: "never-seen-before"}
-	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, load, nil)
+	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, cache.Observed(load), nil)
 	require.NoError(t, err)
 	cache.Core(c).Wait()
 	c.InvalidateAll()
 	fetch()
-	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, load, nil)
+	_, err = cache.Core(c).Fetch(context.Background(), other, time.Minute, cache.Observed(load), nil)
 	require.NoError(t, err)
 	assert.Equal(t, 11, loads, "InvalidateAll reaches every collection")
 	assert.Empty(t, src.published, "InvalidateAll is not published")
@@ -528,7 +538,7 @@ func TestUnsettledWindow(t *testing.T) {
 		}
 		ctx := context.Background()
 		fetch := func(q cachecore.Key) {
-			_, err := cache.Core(c).Fetch(ctx, q, time.Hour, load, nil)
+			_, err := cache.Core(c).Fetch(ctx, q, time.Hour, cache.Observed(load), nil)
 			require.NoError(t, err)
 			cache.Core(c).Wait()
 		}
@@ -581,7 +591,7 @@ func TestAlsoDependencies(t *testing.T) {
 	load := func(context.Context) ([]bson.Raw, error) { loads++; return nil, nil }
 	k := cachecore.Key{Op: "aggregate", Database: "app", Collection: "users", Also: []string{"app.orders", "other.items"}, Filter: bson.A{}}
 	fetch := func() {
-		_, err := cache.Core(c).Fetch(ctx, k, time.Hour, load, nil)
+		_, err := cache.Core(c).Fetch(ctx, k, time.Hour, cache.Observed(load), nil)
 		require.NoError(t, err)
 	}
 	fetch()

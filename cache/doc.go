@@ -4,18 +4,32 @@
 //
 // # Recommended use
 //
-// Create one Cache per process, attach it to the collections it caches
-// (once each, with their handles), and opt in per read:
+// Install [Observer] on the client at connect, create one Cache per
+// process, give it to the handles of the collections it caches, and opt in
+// per read:
 //
+//	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(cache.Observer(nil)))
 //	c, err := cache.New(cache.Config{MaxCost: 256 << 20}) // 256 MiB of results
-//	users, err := odm.New[User](db.Collection("users"), odm.WithCache(c))
+//	users, err := odm.New[User](client.Database("app").Collection("users"), odm.WithCache(c))
 //
 //	team, err := users.FindMany(ctx, query.Eq("team", t), query.Cached(30*time.Second))
 //
-// Reads without query.Cached never touch the cache. Every write through
-// odm invalidates what it may have changed in every cache of the process;
-// install [Observer] on the client so that raw driver writes do too, and
-// call [Cache.Invalidate] for writes made by a path neither sees.
+// Reads without query.Cached never touch the cache. The observer is
+// required: a cache stores nothing loaded through a client without it
+// (Stats.Unobserved counts those loads), since that client's raw writes
+// and transactions could not reach it. Call [Cache.Invalidate] for writes
+// made by a path no observer sees (another program).
+//
+// # The invalidation bus
+//
+// Every write the process makes reaches every Cache of the process: a
+// write through any odm handle (with a cache, or without one) and any
+// write the observer sees on any client. Each cache applies it to its own
+// entries by namespace, with the rules, and publishes it to its Source.
+// This is the one process-wide mechanism of the library, and deliberate: a
+// cache cannot tell reliably which deployment a write went to, and a cache
+// that missed a write to a collection it holds would serve a stale read.
+// A handle reads only through the cache it was given (odm.WithCache).
 //
 // # Guarantee
 //
@@ -24,10 +38,10 @@
 // begins afterwards in the same process sees that write. There is no window:
 // the guarantee does not depend on TTLs or on ristretto applying a set or a
 // delete in time. The same holds for every write the process's clients
-// send, raw driver writes included, on a client with the write observer
-// (Observer). Writes by other processes are seen when a Source from package
-// coherence reports them (Config.Source); writes that no observer, Source
-// or Invalidate call reports, when the entry's TTL runs out.
+// send, raw driver writes and transactions included (the observer is on
+// every client whose loads a cache stores). Writes by other processes are seen when a Source from package
+// coherence reports them (Config.Source); writes of other programs that no
+// Source or Invalidate call reports, when the entry's TTL runs out.
 //
 // One exception, with its own bound: a write whose outcome is unknown (it
 // was sent, and its reply was lost to a timeout, a cancelled context or a
@@ -48,7 +62,7 @@
 // result stored after that, which the write changes later still, is served
 // for at most its own TTL (TestUnsettledNoDeadline, Stats.UnsettledNoDeadline).
 //
-// With the observer on the client, a cached load whose command asks for a
+// A cached load whose command asks for a
 // majority or snapshot read concern, or a read preference that may pick a
 // secondary, is returned and not stored (Stats.Lagging): it can return data
 // older than this process's own last write.

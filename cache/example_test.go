@@ -24,9 +24,11 @@ func ExampleNew() {
 	// Output: 256 MiB, 0
 }
 
-// Observer installed at connect keeps every cache of the process correct
-// for every write the client sends, raw driver writes included; pass your
-// own monitor, if any, to have it chained.
+// Observer installed at connect, on every client whose reads a cache
+// caches, keeps every cache of the process correct for every write the
+// client sends, raw driver writes and transactions included; a cache
+// stores nothing loaded through a client without it. Pass your own
+// monitor, if any, to have it chained.
 func ExampleObserver() {
 	client, err := mongo.Connect(options.Client().
 		ApplyURI(os.Getenv("MONGODB_URI")).

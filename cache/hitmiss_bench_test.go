@@ -102,6 +102,6 @@ func hitFixture() (cachecore.LoadFunc, *decode.Plan[benchdata.Small]) {
 	for i := range docs {
 		docs[i], _ = bson.Marshal(benchdata.NewSmall(i))
 	}
-	load := func(context.Context) ([]bson.Raw, error) { return docs, nil }
+	load := cache.Observed(func(context.Context) ([]bson.Raw, error) { return docs, nil })
 	return load, decode.MustCompile[benchdata.Small](decode.ZeroCopy())
 }

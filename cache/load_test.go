@@ -99,7 +99,7 @@ func TestCacheUnderLoad(t *testing.T) {
 
 	s := c.Stats()
 	t.Logf("%d operations: %d hits, %d misses, %d loads, %d invalidations, %d evictions, %d of %d bytes used",
-		ops.Load(), s.Hits, s.Misses, s.Loads, s.Invalidations, s.Evictions, s.UsedBytes, s.MaxBytes)
+		ops.Load(), s.Hits, s.Misses, s.Loads, s.Applied, s.Evictions, s.UsedBytes, s.MaxBytes)
 	assert.Zero(t, errs.Load(), "errors")
 	assert.Zero(t, stale.Load(), "stale cached reads")
 	assert.Positive(t, s.Hits)

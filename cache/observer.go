@@ -6,18 +6,26 @@ import (
 	"github.com/databridge-go/databridge/internal/cachecore"
 )
 
-// Observer returns a command monitor that keeps every Cache of the process
-// correct whatever path a write takes: install it on the client once, at
-// connect, and a write made with the raw driver (or by code that never
-// heard of databridge) invalidates the cached reads of what it may have
-// changed, in this process and, through each cache's Source, in the others.
+// Observer returns the command monitor to install on every client whose
+// reads a Cache caches, once, at connect:
 //
 //	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(cache.Observer(nil)))
+//
+// It is required: a cache stores only results loaded through a client with
+// this monitor, because without it a write made with the raw driver (or by
+// code that never heard of databridge), or inside a transaction, could
+// leave a cached result out of date. A load through a client without it is
+// served from the server and not stored (counted in Stats.Unobserved).
+// With it, such a write invalidates the cached reads of what it may have
+// changed in every cache of the process (the invalidation bus:
+// docs/caching.md) and, through each cache's Source, in the other
+// processes. It belongs to no cache (one client may serve several, and a
+// cache's Source, such as coherence.Log, may need the client first).
 //
 // next, if not nil, is a monitor you already have: every event is passed on
 // to it.
 //
-// From each command the driver sends, the observer takes what a write may
+// From each command the driver sends, the monitor takes what a write may
 // change: insert, update, delete, findAndModify, the client-level bulkWrite
 // (its nsInfo), aggregate ending in $out or $merge (its target), drop,
 // renameCollection (both names), create and collMod (views), and, as every
@@ -38,6 +46,6 @@ import (
 // loses its reply is an unknown outcome; abortTransaction drops them.
 //
 // Reads cost a map lookup of the command name. Writes made through odm are
-// invalidated by odm itself (also on clients without the observer), and the
-// observer leaves them to it, so Stats counts each write once.
+// put on the bus by odm itself (whether the handle has a cache or not), and
+// the monitor leaves them to it, so Stats counts each write once.
 func Observer(next *event.CommandMonitor) *event.CommandMonitor { return cachecore.Observer(next) }

@@ -149,9 +149,9 @@ func watch(b *testing.B, c *cache.Cache, db, coll string, n int) func() {
 			b.Fatal(err)
 		}
 		q := cachecore.Key{Database: db, Collection: coll, Filter: bson.D{{Key: "tenant", Value: fmt.Sprint("t", i)}}, Simple: true, Shape: shape}
-		if _, err := cache.Core(c).Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+		if _, err := cache.Core(c).Fetch(context.Background(), q, time.Hour, cache.Observed(func(context.Context) ([]bson.Raw, error) {
 			return []bson.Raw{doc}, nil
-		}, nil); err != nil {
+		}), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -289,3 +289,32 @@ func TestTransactionCommitInvalidates(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 5, read(), "after the commit, fresh")
 }
+
+// TestClientWithoutObserverStoresNothing: a cache stores nothing loaded
+// through a client without the observer, whose raw writes (and
+// transactions) cannot reach it. On 3a1c28b the first read was stored and
+// the raw write below, which nothing saw, left the second read stale until
+// the TTL (served 0, server 1).
+func TestClientWithoutObserverStoresNothing(t *testing.T) {
+	cl := testdb.NewClient(t) // no observer
+	coll := testdb.DBOn(t, cl).Collection("docs")
+	ctx := context.Background()
+	_, err := coll.InsertOne(ctx, Doc{ID: 1})
+	require.NoError(t, err)
+	c := newCache(t, cache.Config{})
+	h := handle[Doc](t, coll, odm.WithCache(c))
+	read := func() int {
+		got, err := h.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Hour))
+		require.NoError(t, err)
+		cache.Core(c).Wait()
+		return got.V
+	}
+	assert.Equal(t, 0, read())
+	_, err = coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 1}}}})
+	require.NoError(t, err)
+	assert.Equal(t, 1, read(), "the raw write no observer saw is not hidden by a cached result")
+	s := c.Stats()
+	assert.EqualValues(t, 2, s.Unobserved, "each load counted")
+	assert.Zero(t, s.Hits)
+	assert.Zero(t, s.UsedBytes)
+}

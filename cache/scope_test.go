@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 
 	"github.com/databridge-go/databridge/cache"
-	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
@@ -31,7 +30,7 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 	var handles []*odm.Collection[Doc]
 	for i := range 2 {
 		srv := testdb.StartServer(t)
-		cl, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
+		cl, err := mongo.Connect(options.Client().ApplyURI(srv.URI).SetMonitor(cache.Observer(nil)))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
 		coll := cl.Database("shared_name").Collection("docs")
@@ -53,14 +52,14 @@ func TestTwoDeploymentsShareNoEntries(t *testing.T) {
 // TestReadSettingsShareNoEntries: two collection values for one namespace,
 // with different read concerns, do not share entries (the driver gives no
 // way to read a collection's read preference or concern back, so each
-// collection value is a scope of its own; see internal/cachecore.ScopeOf); two handles on
+// collection value is a scope of its own; see internal/cachecore.Cache.ScopeOf); two handles on
 // one collection value do.
 func TestReadSettingsShareNoEntries(t *testing.T) {
 	e := setup(t, 3)
 	ctx := context.Background()
 	local := e.coll.Database().Collection(e.coll.Name(), options.Collection().SetReadConcern(readconcern.Local()))
-	assert.NotEqual(t, cachecore.ScopeOf(e.coll), cachecore.ScopeOf(local))
-	assert.Equal(t, cachecore.ScopeOf(e.coll), cachecore.ScopeOf(e.coll))
+	assert.NotEqual(t, cache.Core(e.c).ScopeOf(e.coll), cache.Core(e.c).ScopeOf(local))
+	assert.Equal(t, cache.Core(e.c).ScopeOf(e.coll), cache.Core(e.c).ScopeOf(e.coll))
 
 	read := func(h *odm.Collection[Doc]) {
 		_, err := h.FindMany(ctx, bson.D{}, query.Cached(time.Minute))

@@ -298,7 +298,7 @@ func TestUnsettledNoDeadline(t *testing.T) {
 			return []bson.Raw{d}, nil
 		}
 		fetch := func(ttl time.Duration) {
-			_, err := cache.Core(c).Fetch(context.Background(), q, ttl, load, nil)
+			_, err := cache.Core(c).Fetch(context.Background(), q, ttl, cache.Observed(load), nil)
 			require.NoError(t, err)
 			cache.Core(c).Wait()
 		}

@@ -3,12 +3,19 @@ package cache
 // Stats are the cache's counters since New; docs/caching.md says how to
 // read them.
 type Stats struct {
-	Hits, Misses  uint64
-	Loads         uint64 // queries sent to the server on misses (fewer than Misses with singleflight)
-	Invalidations uint64
-	Evictions     uint64
-	UsedBytes     int64 // bytes of results held now (ristretto applies sets asynchronously)
-	MaxBytes      int64 // Config.MaxCost
+	// Hits and Misses are the cached reads served from the cache and
+	// from the server; Loads the queries sent to the server on misses
+	// (fewer than Misses: concurrent misses of one key share a load).
+	Hits, Misses, Loads uint64
+	// Applied counts the changes the cache applied: each write of this
+	// process (once per write, whatever it invalidated), each event of
+	// another process, each Invalidate and InvalidateAll.
+	Applied uint64
+	// Evictions counts entries ristretto evicted to make room.
+	Evictions uint64
+	// UsedBytes is the bytes of results held now (ristretto applies sets
+	// asynchronously); MaxBytes is Config.MaxCost.
+	UsedBytes, MaxBytes int64
 
 	// What the invalidation rules decided (docs/caching.md): entries
 	// invalidated because a write named the _id of one of their
@@ -46,6 +53,12 @@ type Stats struct {
 	// a read preference (a secondary) that can return data older than
 	// this process's own last write.
 	Lagging uint64
+	// Unobserved counts loads not stored because no command monitor of
+	// a cache (Cache.Monitor) saw their commands: their client's raw
+	// writes and transactions cannot reach the cache, so what they read
+	// cannot be kept correct. A steady rise means a client is connected
+	// without the monitor.
+	Unobserved uint64
 
 	// Rejected counts results ristretto refused to store (its admission
 	// policy, when the cache is full of more frequently used entries): a

@@ -98,9 +98,9 @@ func fill(b *testing.B, c *cache.Cache, db, coll string, n int) {
 	shape := func(context.Context) (cachecore.Shape, error) { return cachecore.Shape{Simple: true}, nil }
 	store := func(q cachecore.Key, docs []bson.Raw) {
 		q.Database, q.Collection, q.Simple, q.Shape = db, coll, true, shape
-		if _, err := cache.Core(c).Fetch(context.Background(), q, time.Hour, func(context.Context) ([]bson.Raw, error) {
+		if _, err := cache.Core(c).Fetch(context.Background(), q, time.Hour, cache.Observed(func(context.Context) ([]bson.Raw, error) {
 			return docs, nil
-		}, nil); err != nil {
+		}), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

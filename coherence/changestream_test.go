@@ -45,12 +45,13 @@ func TestChangeStreamSeesAnyWriter(t *testing.T) {
 	cl := testdb.NewClient(t)
 	requireReplicaSet(t, cl)
 	db := testdb.DBOn(t, cl)
-	c := newProcessCache(t, cache.Config{Source: NewChangeStream(cl)})
+	c, err := cache.New(cache.Config{Source: NewChangeStream(cl)})
+	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	require.Eventually(t, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
 	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
 	require.NoError(t, err)
-	p := &peer{cache: c, reader: w, writer: w}
+	p := &peer{cache: c, reader: w, coll: db.Collection("docs")}
 	p.write(t, 1)
 	require.Equal(t, 1, p.read(t))
 
@@ -93,7 +94,7 @@ func TestChangeStreamOnStandalone(t *testing.T) {
 	}
 	w, err := odm.New[Doc](db.Collection("docs"), odm.WithCache(c))
 	require.NoError(t, err)
-	p := &peer{cache: c, reader: w, writer: w}
+	p := &peer{cache: c, reader: w, coll: db.Collection("docs")}
 	p.write(t, 1)
 	require.Equal(t, 1, p.read(t))
 	require.Equal(t, 1, p.read(t))

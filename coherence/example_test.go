@@ -16,7 +16,7 @@ import (
 // writes invalidate the others' cached reads, and a replica that loses the
 // log's server flushes and bypasses its cache until it follows again.
 func ExampleNewLog() {
-	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")).SetMonitor(cache.Observer(nil)))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func testLostServer(t *testing.T, opts ...LogOption) {
 	leakcheck.Check(t, 15*time.Second)
 	srv := testdb.StartServer(t)
 	connect := func(uri string) *mongo.Client {
-		cl, err := mongo.Connect(options.Client().ApplyURI(uri)) // default timeouts
+		cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(cache.Observer(nil))) // default timeouts
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = cl.Disconnect(context.Background()) })
 		return cl
@@ -50,13 +50,12 @@ func testLostServer(t *testing.T, opts ...LogOption) {
 	// straight to the server, so that only the log is partitioned.
 	proxy := testdb.NewProxy(t, srv.URI)
 	bLog := NewLog(connect(proxy.URI()).Database(db), opts...)
-	bc := newProcessCache(t, cache.Config{Source: bLog})
+	bc, err := cache.New(cache.Config{Source: bLog})
+	require.NoError(t, err)
 	t.Cleanup(bc.Close)
 	direct := connect(srv.URI).Database(db).Collection("docs")
-	b := &peer{log: bLog, cache: bc}
-	var err error
-	b.writer, err = odm.New[Doc](direct, odm.WithCache(bc))
-	b.reader = b.writer
+	b := &peer{log: bLog, cache: bc, coll: direct}
+	b.reader, err = odm.New[Doc](direct, odm.WithCache(bc))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return bc.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
 

@@ -35,13 +35,15 @@ type Doc struct {
 	V  int `bson:"v"`
 }
 
-// peer is one process's view: its client, its cache with a Log, a cached
-// reader and an odm writer of the "docs" collection of a shared database.
+// peer is one process's view: its client, its cache with a Log and a
+// cached reader of the "docs" collection of a shared database. Its writes
+// are what another process's are to the rest of this test binary (see
+// write).
 type peer struct {
 	log    *Log
 	cache  *cache.Cache
 	reader *odm.Collection[Doc]
-	writer *odm.Collection[Doc]
+	coll   *mongo.Collection
 }
 
 func newPeer(tb testing.TB, cl *mongo.Client, db string, opts ...LogOption) *peer {
@@ -52,12 +54,13 @@ func newPeer(tb testing.TB, cl *mongo.Client, db string, opts ...LogOption) *pee
 
 func startPeer(tb testing.TB, cl *mongo.Client, db string, l *Log) *peer {
 	tb.Helper()
-	c := newProcessCache(tb, cache.Config{Source: l})
+	c, err := cache.New(cache.Config{Source: l})
+	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
 	coll := cl.Database(db).Collection("docs")
-	w, err := odm.New[Doc](coll, odm.WithCache(c))
+	r, err := odm.New[Doc](coll, odm.WithCache(c))
 	require.NoError(tb, err)
-	p := &peer{log: l, cache: c, reader: w, writer: w}
+	p := &peer{log: l, cache: c, reader: r, coll: coll}
 	require.Eventually(tb, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond, "the reader follows the log")
 	return p
 }
@@ -71,9 +74,20 @@ func (p *peer) read(tb testing.TB) int {
 	return docs[0].V
 }
 
+// write sets document 1's version to v as a process of its own would: the
+// write is kept off this binary's invalidation bus (a context the command
+// monitor leaves alone, as it does odm's own writes), and p's cache is told
+// of it as its own process's bus would tell it: applied here, published
+// through p's Source. The other peers' caches learn of it only through
+// their Sources. (Every cache of one process is on its bus; a test that
+// wants a write the bus carries to the other processes of the test binary
+// has none, so the real thing runs in TestPropagationAcrossProcesses.)
 func (p *peer) write(tb testing.TB, v int) {
 	tb.Helper()
-	require.NoError(tb, p.writer.Save(context.Background(), &Doc{ID: 1, V: v}))
+	ctx := cachecore.Handled(context.Background())
+	_, err := p.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: 1}}, Doc{ID: 1, V: v}, options.Replace().SetUpsert(true))
+	assert.NoError(tb, err) // not require: TestConcurrentPublishers writes from goroutines
+	p.cache.Invalidate(p.coll.Database().Name(), p.coll.Name())
 }
 
 // waitFor polls p's cached read until it returns at least v, and returns
@@ -260,19 +274,19 @@ func TestConcurrentPublishers(t *testing.T) {
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
 	var errs errorLog
-	rcl := testdb.NewClient(t)
+	rcl := observedClient(t)
 	r := newPeer(t, rcl, db, OnError(errs.add))
 	const writers, writes = 4, 150
 	colls := make([]string, writers)
 	readers := make([]*odm.Collection[Doc], writers)
-	ws := make([]*odm.Collection[Doc], writers)
+	ws := make([]*peer, writers)
 	for i := range ws {
 		colls[i] = fmt.Sprintf("docs%d", i)
-		cl := testdb.NewClient(t)
+		cl := observedClient(t)
 		p := newPeer(t, cl, db, Coalesce(0))
-		w, err := odm.New[Doc](cl.Database(db).Collection(colls[i]), odm.WithCache(p.cache))
-		require.NoError(t, err)
-		ws[i] = w
+		p.coll = cl.Database(db).Collection(colls[i]) // p writes there (see peer.write)
+		ws[i] = p
+		var err error
 		readers[i], err = odm.New[Doc](rcl.Database(db).Collection(colls[i]), odm.WithCache(r.cache))
 		require.NoError(t, err)
 	}
@@ -291,10 +305,7 @@ func TestConcurrentPublishers(t *testing.T) {
 	for _, w := range ws {
 		wg.Go(func() {
 			for v := 1; v <= writes; v++ {
-				if err := w.Save(context.Background(), &Doc{ID: 1, V: v}); err != nil {
-					t.Error(err)
-					return
-				}
+				w.write(t, v)
 			}
 		})
 	}
@@ -326,14 +337,14 @@ func TestCursorKilled(t *testing.T) {
 	// Tailing on every server: the cursor is what the test kills.
 	la := NewLog(testdb.Client(t).Database(db), MaxAwait(200*time.Millisecond), PollInterval(0))
 	la.cursorID = func(c int64) { id.Store(c) }
-	cl := testdb.NewClient(t)
+	cl := observedClient(t)
 	a := startPeer(t, cl, db, la)
 	a.write(t, 1)
 	require.Equal(t, 1, a.read(t))
 
-	// A write the log does not carry (made with the driver, announced to
-	// nobody): only a flush can make a's cache see it.
-	_, err := cl.Database(db).Collection("docs").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 2}}}})
+	// A write the log does not carry (made with the driver, kept off the
+	// bus, announced to nobody): only a flush can make a's cache see it.
+	_, err := cl.Database(db).Collection("docs").UpdateOne(cachecore.Handled(context.Background()), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 2}}}})
 	require.NoError(t, err)
 	require.Equal(t, 1, a.read(t), "cached")
 
@@ -525,18 +536,4 @@ func TestGapLookup(t *testing.T) {
 func observedClient(tb testing.TB) *mongo.Client {
 	tb.Helper()
 	return testdb.NewClient(tb, options.Client().SetMonitor(cache.Observer(nil)))
-}
-
-var lastDomain atomic.Uint64
-
-// newProcessCache returns a cache that stands for one process of its own:
-// in a domain of its own (see cachecore.SetDomain), so that the writes of
-// the other "processes" of the test binary reach it only through its
-// Source, as another process's writes would.
-func newProcessCache(tb testing.TB, cfg cache.Config) *cache.Cache {
-	tb.Helper()
-	c, err := cache.New(cfg)
-	require.NoError(tb, err)
-	cachecore.Unwrap(c).SetDomain(lastDomain.Add(1))
-	return c
 }

@@ -121,7 +121,7 @@ func invalidateTarget(ctx context.Context, c *cachecore.Cache, target string, er
 		ch.Unknown = true
 		ch.Deadline, _ = ctx.Deadline()
 	}
-	cachecore.Apply(c, ch)
+	cachecore.Apply(ch)
 }
 
 // dependencies reads the collections a pipeline depends on and the one it

@@ -24,7 +24,7 @@ type Collection[T any] struct {
 	coll         *mongo.Collection
 	db, name     string
 	cache        *cachecore.Cache // nil: no cache
-	scope        uint64           // the cache scope of coll (see cachecore.ScopeOf)
+	scope        uint64           // the cache scope of coll (see cachecore.Cache.ScopeOf)
 	writers      []*mongo.Client  // coll's client, as each write reports it (cachecore.Change.Writers)
 	codecs       *codecs          // nil: the driver's defaults
 	id           idField
@@ -36,9 +36,8 @@ type Collection[T any] struct {
 }
 
 // New returns the handle of coll for documents of type T. It fails when T
-// cannot be decoded as the driver would (a bson key used twice, say), when
-// coll is nil (ErrNilCollection), or when the cache given is not the one
-// already attached to coll. Writes of
+// cannot be decoded as the driver would (a bson key used twice, say), or
+// when coll is nil (ErrNilCollection). Writes of
 // whole documents (Save, Insert, Replace, Delete, InsertMany, BulkSave,
 // FindOneAndReplace, BulkWrite's insert and replace models) need T to be a
 // struct with an _id field (a field whose bson key is "_id", at the top
@@ -46,9 +45,13 @@ type Collection[T any] struct {
 // finds it), and fail without one; reads, aggregations and the writes by
 // filter do not.
 //
-// A cache is attached to a collection value once (WithCache): every handle
-// on that *mongo.Collection, of any type, then reads through it. Writes
-// through any handle invalidate every cache of the process, attached or not.
+// The handle reads through the cache WithCache gives it, or none: a
+// handle made without WithCache reads from the server every time, even
+// when another handle caches the same collection. Writes through any
+// handle, with a cache or without, reach every cache of the process (the
+// invalidation bus: docs/caching.md), so a handle without a cache never
+// leaves another handle's cached reads out of date. Handles with one cache
+// on one *mongo.Collection value share entries (see query.Cached).
 func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) {
 	if coll == nil {
 		return nil, ErrNilCollection
@@ -62,7 +65,7 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	t := reflect.TypeFor[T]()
 	id, idErr := idFieldOf(t)
 	c := &Collection[T]{coll: coll, db: coll.Database().Name(), name: coll.Name(), id: id, idErr: idErr,
-		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout, scope: cachecore.ScopeOf(coll),
+		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout,
 		writers: []*mongo.Client{coll.Database().Client()}}
 	if _, err := decode.Compile[T](c.codecs.decodeOptions()...); err != nil {
 		return nil, fmt.Errorf("odm: %v cannot be read: %w", t, err)
@@ -70,14 +73,8 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	encode.For(t) // compiled now rather than at the first write
 	c.encodeFn, c.shapeFn = c.encoded, c.shape
 	if cfg.cache != nil {
-		core := cachecore.Unwrap(cfg.cache)
-		attached, ok := cachecore.Attach(coll, core)
-		if !ok {
-			return nil, fmt.Errorf("odm: %s.%s has another cache attached; a collection value has one cache", c.db, c.name)
-		}
-		c.cache = attached
-	} else {
-		c.cache = cachecore.Attached(coll)
+		c.cache = cachecore.Unwrap(cfg.cache)
+		c.scope = c.cache.ScopeOf(coll)
 	}
 	return c, nil
 }

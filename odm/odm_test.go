@@ -107,7 +107,7 @@ type env struct {
 func setup(t *testing.T) env {
 	t.Helper()
 	log := &testdb.CommandLog{}
-	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(log.Monitor())))
 	coll := testdb.DBOn(t, cl).Collection("users")
 	c, err := cache.New(cache.Config{})
 	require.NoError(t, err)
@@ -283,14 +283,14 @@ func TestPartialFailures(t *testing.T) {
 			e.calls.reset()
 			docs := []User{e.user("p0"), e.user("p1"), e.user("p2")}
 			docs[1].ID = existing.ID // duplicate key
-			before := e.cache.Stats().Invalidations
+			before := e.cache.Stats().Applied
 			err := e.users.InsertMany(ctx, docs, tt.opts...)
 			var be *odm.BulkError
 			require.ErrorAs(t, err, &be)
 			require.Len(t, be.Failed, 1)
 			assert.Equal(t, 1, be.Failed[0].Index)
 			assert.True(t, mongo.IsDuplicateKeyError(err))
-			assert.Greater(t, e.cache.Stats().Invalidations, before, "a write that failed partway still invalidates")
+			assert.Greater(t, e.cache.Stats().Applied, before, "a write that failed partway still invalidates")
 			var names []string
 			for _, u := range e.stored(t) {
 				names = append(names, u.Name)
@@ -497,7 +497,7 @@ func TestInsertManyIDsAfterRejection(t *testing.T) {
 // as not sent.
 func TestInsertManyBatches(t *testing.T) {
 	log := &testdb.CommandLog{}
-	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(log.Monitor())))
 	coll := testdb.DBOn(t, cl).Collection("users")
 	users, err := odm.New[User](coll)
 	require.NoError(t, err)

@@ -28,11 +28,11 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 		wctx = cachecore.Handled(wctx)
 	}
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
-	f := cachecore.Begin(c.cache, *ch)                   // the statements as sent
+	f := cachecore.Begin(*ch)                            // the statements as sent
 	ended := false
 	defer func() {
 		if !ended { // call panicked: what the write did is not known
-			f.End(c.cache, cachecore.Change{DB: c.db, Coll: c.name, Wide: true})
+			f.End(cachecore.Change{DB: c.db, Coll: c.name, Wide: true})
 		}
 	}()
 	err := call(wctx)
@@ -41,7 +41,7 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 		ch.Deadline, _ = wctx.Deadline()
 	}
 	ended = true
-	f.End(c.cache, *ch) // refined by the reply
+	f.End(*ch) // refined by the reply
 	return err
 }
 

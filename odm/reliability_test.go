@@ -27,7 +27,7 @@ import (
 func TestNoLeakedCursorsAfterEarlyBreaks(t *testing.T) {
 	leakcheck.Check(t, 5*time.Second)
 	log := &testdb.CommandLog{}
-	cl := testdb.NewClient(t, options.Client().SetMonitor(log.Monitor()))
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(log.Monitor())))
 	coll := testdb.DBOn(t, cl).Collection("docs")
 	ctx := context.Background()
 	require.NoError(t, benchdata.Seed(ctx, coll, "small", 50))

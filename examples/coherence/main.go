@@ -32,7 +32,7 @@ type Item struct {
 func main() {
 	var dbs [2]*mongo.Database
 	for i := range dbs {
-		client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")))
+		client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")).SetMonitor(cache.Observer(nil)))
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -8,15 +8,22 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
 )
 
-// connect connects to uri and checks that the server answers. A client
+// connect connects to uri and checks that the server answers. The
+// client carries the cache's command monitor (cache.Observer): a cache
+// stores only what it loads through such a client, so that raw driver
+// writes and transactions reach it too. A client
 // waits 30 s by default for a server it cannot reach (server selection);
 // SetServerSelectionTimeout shortens that for every call of this client.
 // The error is the driver's, with the URI's password redacted, and a hint
 // to start the dev server only when nothing listens at the address.
 func connect(uri string) (*mongo.Client, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(2 * time.Second))
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(2 * time.Second).
+		SetMonitor(cache.Observer(nil)))
 	if err == nil {
 		if err = client.Ping(context.Background(), nil); err != nil {
 			_ = client.Disconnect(context.Background())

@@ -80,8 +80,8 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 	}
 
 	// A cached read: later identical reads are served from memory until a
-	// write through databridge invalidates them (or any write, on a client
-	// with cache.Observer), or until 30 s pass.
+	// write invalidates them (through databridge, or any write on a client
+	// with cache.Observer, as connect's is), or until 30 s pass.
 	all, err := query.FindMany[User](ctx, nil, query.Cached(30*time.Second))
 	if err != nil {
 		return err

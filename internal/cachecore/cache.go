@@ -18,34 +18,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// Config sizes a Cache. The zero Config is valid: every field has a default.
+// Config is cache.Config, field for field; cache.Config documents each.
 type Config struct {
-	// MaxCost is the most bytes of cached results (raw BSON) the cache
-	// holds before it evicts. Default: 64 MiB.
-	MaxCost int64
-	// NumCounters is the number of keys whose access frequency ristretto
-	// tracks, about 10x the number of entries you expect. Default:
-	// MaxCost/1 KiB*10, at least 10,000.
-	NumCounters int64
-	// DefaultTTL is how long an entry lives when a query asks for caching
-	// without a TTL of its own. Default: 1 minute.
-	DefaultTTL time.Duration
-	// Source shares invalidations with the other processes that cache the
-	// same collections (package coherence has two). Default: none, and the
-	// cache is coherent within this process only.
-	Source Source
-	// CollectionWideOnly turns the invalidation rules off: every write
-	// invalidates every cached read of its collection. For measuring what
-	// the rules save (the precision benchmark), or as a fallback; default
-	// false.
-	CollectionWideOnly bool
-	// SettleMargin is added to the deadline of a write whose outcome is
-	// unknown (see Unsettled) before the cache trusts that the server has
-	// finished it: it covers the round trip and clock error around the
-	// server's own maxTimeMS. A server that does not enforce maxTimeMS on
-	// writes (FerretDB v1.24) needs a margin as long as its longest write.
-	// Default: DefaultSettleMargin.
-	SettleMargin time.Duration
+	MaxCost, NumCounters     int64
+	DefaultTTL, SettleMargin time.Duration
+	Source                   Source
+	CollectionWideOnly       bool
 }
 
 // DefaultSettleMargin is the Config.SettleMargin default.
@@ -55,39 +33,18 @@ const DefaultSettleMargin = time.Second
 // cannot name it). Package cache sets it in its init.
 var Unwrap func(public any) *Cache
 
-// Source connects a Cache to the other processes that cache the same data:
-// it tells them about this process's writes and reports theirs. New runs
-// it; Close stops it.
+// Source is cache.Source, and Sink cache.Sink: the same methods, documented
+// there (package cache adapts one to the other).
 type Source interface {
-	// Publish announces that this process wrote to collection coll of
-	// database db. Invalidate calls it for every write; it must not block.
 	Publish(db, coll string)
-	// Run reports the other processes' writes to sink until ctx is done.
-	// New calls it in a goroutine of its own; Close cancels ctx and waits
-	// for it to return.
 	Run(ctx context.Context, sink Sink)
 }
 
-// Sink is the Cache as its Source sees it.
+// Sink is cache.Sink (see Source).
 type Sink interface {
-	// Invalidate applies a write made by another process to db.coll.
 	Invalidate(db, coll string)
-	// ChangeEvent applies a change-stream event of a write to documents
-	// (insert, update, replace, delete: the server's event document as
-	// the driver returns it) with the rules this process's own writes
-	// go through: entries the write cannot have changed are kept. An
-	// event the rules cannot read invalidates its collection, or, without
-	// a namespace, everything. The cache keeps a copy: the caller may reuse
-	// event's bytes when it returns.
 	ChangeEvent(event bson.Raw)
-	// Lost reports that the source may have missed writes (its cursor
-	// died, its log wrapped, the server went away). The cache invalidates
-	// everything and serves every read from the server, storing nothing,
-	// until Synced.
 	Lost(reason error)
-	// Synced reports that the source follows the other processes' writes
-	// again (also the first time: a cache with a Source caches nothing
-	// before its first Synced).
 	Synced()
 }
 
@@ -110,10 +67,10 @@ type Cache struct {
 	closed       bool
 	isShut       atomic.Bool  // Close has run (read without timersMu)
 	rcMu         sync.RWMutex // held to write to rc (read), and by Close to close it
-	domain       uint64       // see SetDomain
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	scopes  scopes // the collection values read through the cache (ScopeOf)
 
 	// maxTTL is the longest TTL an entry was stored with (nanoseconds): a
 	// write of unknown outcome with no time limit keeps its collection
@@ -121,7 +78,7 @@ type Cache struct {
 	maxTTL atomic.Int64
 
 	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
-	unsettledNoDeadline, lagging                                             atomic.Uint64
+	unsettledNoDeadline, lagging, unobserved                                 atomic.Uint64
 	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
 
 	source                                   Source
@@ -211,7 +168,7 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c.rc = rc
-	live.Store(c, struct{}{})
+	join(c)
 	if cfg.Source != nil {
 		c.source = cfg.Source
 		ctx, stop := context.WithCancel(context.Background())
@@ -227,7 +184,7 @@ func New(cfg Config) (*Cache, error) {
 // Close stops the cache's Source (waiting for it to return) and its
 // background goroutines, and drops its entries.
 func (c *Cache) Close() {
-	live.Delete(c)
+	leave(c)
 	c.timersMu.Lock()
 	c.closed = true
 	c.isShut.Store(true)

@@ -29,11 +29,12 @@ func TestCloseWhileLoading(t *testing.T) {
 				defer wg.Done()
 				for i := range 20 {
 					q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "k", Value: fmt.Sprint(g, "/", i)}}}
-					_, _ = c.Fetch(context.Background(), q, time.Minute, func(context.Context) ([]bson.Raw, error) {
+					_, _ = c.Fetch(context.Background(), q, time.Minute, func(ctx context.Context) ([]bson.Raw, error) {
+						observed(ctx)
 						time.Sleep(50 * time.Microsecond)
 						return []bson.Raw{doc}, nil
 					}, nil)
-					Apply(c, Change{DB: "db", Coll: "c", Stmts: []Stmt{{Op: OpDelete, Filter: doc}}})
+					Apply(Change{DB: "db", Coll: "c", Stmts: []Stmt{{Op: OpDelete, Filter: doc}}})
 				}
 			}()
 		}

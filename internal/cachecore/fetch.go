@@ -162,6 +162,14 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		c.abandon(d)
 		return nil, false, err
 	}
+	if !ld.observed.Load() {
+		// No monitor of the bus saw its commands: the raw writes and the
+		// transactions of its client never reach the bus, so nothing it
+		// read may be stored (see bus.go).
+		c.abandon(d)
+		c.unobserved.Add(1)
+		return res, false, nil
+	}
 	if ld.lagging.Load() {
 		// Its read concern or preference may have read data older than
 		// this process's last write: returned, never stored.

@@ -38,24 +38,6 @@ type flying struct {
 // writing reports whether a write is in flight in the collection.
 func (sp *space) writing() bool { return sp.nflying.Load() > 0 }
 
-// Begin reports a write about to be sent, with what it may change (as in
-// Apply; its reply is not known yet), to every live cache of the writer's
-// domain. The caller must End it.
-func Begin(writer *Cache, ch Change) *Flight {
-	var domain uint64
-	if writer != nil {
-		domain = writer.domain
-	}
-	f := &Flight{}
-	live.Range(func(k, _ any) bool {
-		if c := k.(*Cache); c.domain == domain {
-			f.add(c, ch)
-		}
-		return true
-	})
-	return f
-}
-
 // add begins ch in c, with c's own copy of the statements (the caller
 // refines its own until End, while c's loads read c's copy).
 func (f *Flight) add(c *Cache, ch Change) {
@@ -65,23 +47,14 @@ func (f *Flight) add(c *Cache, ch Change) {
 	}
 }
 
-// beginObserved adds a write the observer sees to f: in every live cache,
-// whatever its domain.
-func (f *Flight) beginObserved(ch Change) {
-	live.Range(func(k, _ any) bool {
-		f.add(k.(*Cache), ch)
-		return true
-	})
-}
-
 // End applies the write's change, refined by its reply (or Unknown), to
 // the caches Begin reached, publishes it, and ends the flight. Caches made
 // since Begin get the change too.
-func (f *Flight) End(writer *Cache, ch Change) {
+func (f *Flight) End(ch Change) {
 	if !ch.Unknown {
 		ch.images = f.images()
 	}
-	Apply(writer, ch)
+	Apply(ch)
 	f.land()
 }
 

@@ -1,7 +1,6 @@
 package cachecore
 
 import (
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,61 +50,6 @@ func (c *Cache) unsettledAll() bool {
 	s := c.settleAll.Load()
 	return s != 0 && time.Now().UnixNano() < s
 }
-
-// Apply applies a write's change to every live cache of the process (of
-// the writer's domain, see SetDomain): a write made through one handle
-// invalidates the reads of every other, whatever cache they use. writer is
-// the cache attached to the writer's collection, or nil.
-func Apply(writer *Cache, ch Change) {
-	var domain uint64
-	if writer != nil {
-		domain = writer.domain
-	}
-	shared := false
-	live.Range(func(k, _ any) bool {
-		if c := k.(*Cache); c.domain == domain {
-			c.Apply(ch.own(&shared))
-		}
-		return true
-	})
-}
-
-// own returns ch for one cache: as it is for the first, with a copy of
-// its statements for each other (shared is set after the first). Each
-// cache derives its own statements: what the rules read from them depends
-// on the collection's collation as that cache knows it, and its loads in
-// flight read them later.
-func (ch Change) own(shared *bool) Change {
-	if *shared {
-		ch.Stmts = slices.Clone(ch.Stmts)
-	}
-	*shared = true
-	return ch
-}
-
-// Watched reports whether a live cache of the process has entries of
-// db.coll, or is loading one: when none has, a write need not say what it
-// changed (a Change with Wide set is as good, and costs nothing to build).
-func Watched(db, coll string) bool {
-	watched := false
-	live.Range(func(k, _ any) bool {
-		if colls, ok := k.(*Cache).spaces.Load(db); ok {
-			if sp, ok := colls.(*sync.Map).Load(coll); ok && sp.(*space).watch.Load() > 0 {
-				watched = true
-			}
-		}
-		return !watched
-	})
-	return watched
-}
-
-// SetDomain puts c in domain d: writes through handles whose cache is in
-// another domain do not reach it. Every cache is in domain 0 unless set;
-// the write observer reaches every cache whatever its domain. It exists for
-// tests that run several "processes", each with its own cache, in one test
-// binary, so that they meet only through a coherence Source, as real
-// processes do.
-func (c *Cache) SetDomain(d uint64) { c.domain = d }
 
 // Apply applies one write's change to this cache and publishes it to the
 // other processes.

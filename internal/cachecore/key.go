@@ -23,8 +23,8 @@ type Key struct {
 	// differently: the deployment (two servers with the same database and
 	// collection names) and the collection's read preference and read
 	// concern (a secondary read must never fill what a primary read then
-	// gets). Entries of different scopes never meet. The query package sets
-	// it with ScopeOf; 0 is a scope of its own.
+	// gets). Entries of different scopes never meet. odm sets it with
+	// Cache.ScopeOf; 0 is a scope of its own.
 	Scope uint64
 	// Op names what the result is, for results other than a find's
 	// documents (query's Count uses "count"): the same filter counted and

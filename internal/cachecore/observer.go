@@ -16,11 +16,8 @@ import (
 	"github.com/databridge-go/databridge/internal/pipeline"
 )
 
-// live holds every Cache between New and Close: the write observer
-// invalidates them all.
-var live sync.Map // *Cache → struct{}
-
-// Observer is cache.Observer (see there).
+// Observer is cache.Observer (see there): it puts the writes it sees on
+// the bus, and marks the loads it sees observed.
 func Observer(next *event.CommandMonitor) *event.CommandMonitor {
 	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}, readers: map[string][]*mongo.Client{}}
 	m := &event.CommandMonitor{
@@ -122,6 +119,7 @@ func (o *observer) learn(cl *mongo.Client, e *event.CommandStartedEvent) {
 
 func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	if l := loadOf(ctx); l != nil { // a command of a cached load (aggregate is one too)
+		SeenByMonitor(ctx)
 		if lags(e.Command) {
 			l.lagging.Store(true)
 		}
@@ -194,7 +192,7 @@ func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 			ch.Stmts = w.stmts
 		}
 		ch.Wide = ch.Stmts == nil
-		w.flight.beginObserved(ch)
+		onBus(func(c *Cache) { w.flight.add(c, ch) })
 	}
 	o.mu.Lock()
 	o.pending[pendingKey{e.ConnectionID, e.RequestID}] = w
@@ -254,8 +252,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 // read them, collection-wide otherwise.
 func (o *observer) apply(w pendingWrite, unknown bool, images map[*Cache][]bson.Raw) {
 	shared := false
-	live.Range(func(k, _ any) bool {
-		c := k.(*Cache)
+	onBus(func(c *Cache) {
 		for _, ns := range w.ns {
 			db, coll, _ := strings.Cut(ns, ".")
 			ch := Change{DB: db, Coll: coll, Unknown: unknown, Deadline: w.deadline}
@@ -266,7 +263,6 @@ func (o *observer) apply(w pendingWrite, unknown bool, images map[*Cache][]bson.
 			ch.Drop = !dataOnly[w.command]
 			c.Apply(ch.own(&shared))
 		}
-		return true
 	})
 }
 
@@ -346,6 +342,9 @@ type load struct {
 	// preference whose result can lag this process's own writes (see
 	// lags): the result must not be stored.
 	lagging atomic.Bool
+	// observed: a monitor of the bus saw a command of the load, so the
+	// raw writes and transactions of its client reach the bus too.
+	observed atomic.Bool
 }
 
 // loading marks ctx as the context of a cached load through cl, for the
@@ -354,6 +353,16 @@ type load struct {
 func loading(ctx context.Context, cl *mongo.Client) (context.Context, *load) {
 	l := &load{client: cl}
 	return context.WithValue(ctx, loadingKey{}, l), l
+}
+
+// SeenByMonitor records that a command monitor of the bus saw a command of
+// the load of ctx (a context Fetch gives its load), so that its result may
+// be stored. The observer calls it for every command it sees; a load that
+// builds its documents without the driver (a test's) calls it itself.
+func SeenByMonitor(ctx context.Context) {
+	if l := loadOf(ctx); l != nil {
+		l.observed.Store(true)
+	}
 }
 
 func loadOf(ctx context.Context) *load {

@@ -22,6 +22,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/internal/cachecore"
 )
 
 // EnvURI is the environment variable that names the server to test against.
@@ -40,7 +42,8 @@ var (
 func URI() string { return os.Getenv(EnvURI) }
 
 // Client returns a client shared by all tests of the package, connected to
-// MONGODB_URI. It skips (or, under CI, fails) the test when no server answers.
+// MONGODB_URI, with the cache's command monitor installed (cache.Observer),
+// as the documented setup has it. It skips (or, under CI, fails) the test when no server answers.
 func Client(tb testing.TB) *mongo.Client {
 	tb.Helper()
 	once.Do(func() {
@@ -49,7 +52,7 @@ func Client(tb testing.TB) *mongo.Client {
 			sharedErr = EnvURI + " is not set; " + howToStart
 			return
 		}
-		cl, err := mongo.Connect(options.Client().ApplyURI(uri))
+		cl, err := mongo.Connect(options.Client().ApplyURI(uri).SetMonitor(cachecore.Observer(nil)))
 		if err != nil {
 			sharedErr = "connect " + uri + ": " + err.Error() + "; " + howToStart
 			return
@@ -70,8 +73,10 @@ func Client(tb testing.TB) *mongo.Client {
 }
 
 // NewClient returns a new client connected to MONGODB_URI with the given
-// options applied after the URI (for example a command monitor). It is
-// disconnected when the test ends.
+// options applied after the URI (for example a command monitor). It has
+// no cache monitor unless the options install one (cache.Observer): a
+// cache stores nothing it loads through it. It is disconnected when the test
+// ends.
 func NewClient(tb testing.TB, opts ...*options.ClientOptions) *mongo.Client {
 	tb.Helper()
 	Client(tb) // skip or fail early when there is no server

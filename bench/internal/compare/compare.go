@@ -129,7 +129,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer c.Close()
-	e := &env{db: db, cache: c}
+	dcl, err := mongo.Connect(options.Client().ApplyURI(cfg.URI).SetMonitor(cache.Observer(nil)))
+	if err != nil {
+		return nil, err
+	}
+	defer dcl.Disconnect(context.WithoutCancel(ctx))
+	e := &env{db: db, ddb: dcl.Database(db.Name()), cache: c}
 
 	rep := &Report{
 		Date: time.Now().UTC().Format("2006-01-02"), GoVersion: runtime.Version(),

@@ -59,11 +59,15 @@ type op struct {
 }
 
 type env struct {
-	db    *mongo.Database
+	db    *mongo.Database // the driver's: a client without a monitor
+	ddb   *mongo.Database // databridge's: the same database through a client with the cache's monitor, as documented
 	cache *cache.Cache
 }
 
 func (e *env) coll(name string) *mongo.Collection { return e.db.Collection(name) }
+
+// dcoll is collection name through databridge's client.
+func (e *env) dcoll(name string) *mongo.Collection { return e.ddb.Collection(name) }
 
 // ops builds the rows, the spec's four first. Each library writes to its
 // own collections so neither pays for the other's data.
@@ -78,7 +82,7 @@ func ops(e *env, quick bool) []*op {
 
 	// insert_one: Save on the fast path against InsertOne.
 	{
-		dbColl, drColl := e.coll("insert_one_databridge"), e.coll("insert_one_driver")
+		dbColl, drColl := e.dcoll("insert_one_databridge"), e.coll("insert_one_driver")
 		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 		o = append(o, &op{
 			name: "insert_one", iterations: scale(20), block: [2]int{20, 20},
@@ -96,7 +100,7 @@ func ops(e *env, quick bool) []*op {
 		Target{MetricCPU, 2, "#6: ≥2x lower client CPU"}))
 	// find_many(100) small
 	small := e.coll("find_small")
-	smallH, err := odm.New[benchdata.Small](small, odm.WithCache(e.cache))
+	smallH, err := odm.New[benchdata.Small](e.dcoll(small.Name()), odm.WithCache(e.cache))
 	if err != nil {
 		panic(err) // a fixed type: cannot fail
 	}
@@ -121,7 +125,7 @@ func ops(e *env, quick bool) []*op {
 	})
 	// bulk_update(1000)
 	{
-		dbColl, drColl := e.coll("update_databridge"), e.coll("update_driver")
+		dbColl, drColl := e.dcoll("update_databridge"), e.coll("update_driver")
 		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 		o = append(o, &op{
 			name: "bulk_update(1000)", iterations: scale(4), block: [2]int{1, 1}, callerCPU: true,
@@ -144,7 +148,7 @@ func ops(e *env, quick bool) []*op {
 	}
 	// find_many(100) medium
 	medium := e.coll("find_medium")
-	mediumH, err := odm.New[benchdata.Medium](medium)
+	mediumH, err := odm.New[benchdata.Medium](e.dcoll(medium.Name()))
 	if err != nil {
 		panic(err)
 	}
@@ -190,7 +194,7 @@ func ops(e *env, quick bool) []*op {
 	// (see docs/ferretdb.md). Client-side work, what databridge changes, is
 	// the same either way.
 	{
-		dbColl, drColl := e.coll("bulk_save_databridge"), e.coll("bulk_save_driver")
+		dbColl, drColl := e.dcoll("bulk_save_databridge"), e.coll("bulk_save_driver")
 		users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 		const n = 1000
 		o = append(o, &op{
@@ -218,7 +222,7 @@ func ops(e *env, quick bool) []*op {
 			n = 2000
 		}
 		stream := e.coll("stream_medium")
-		streamH, err := odm.New[benchdata.Medium](stream)
+		streamH, err := odm.New[benchdata.Medium](e.dcoll(stream.Name()))
 		if err != nil {
 			panic(err)
 		}
@@ -250,7 +254,7 @@ func ops(e *env, quick bool) []*op {
 // documents with ids, into collections named after prefix; with idsSet the
 // databridge side's documents carry their ids too, else odm assigns them.
 func bulkInsert(e *env, name, prefix string, idsSet bool, iterations int, target Target) *op {
-	dbColl, drColl := e.coll(prefix+"_databridge"), e.coll(prefix+"_driver")
+	dbColl, drColl := e.dcoll(prefix+"_databridge"), e.coll(prefix+"_driver")
 	users, _ := odm.New[benchdata.Small](dbColl, odm.WithCache(e.cache))
 	const n = 1000
 	return &op{
