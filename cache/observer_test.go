@@ -318,3 +318,44 @@ func TestClientWithoutObserverStoresNothing(t *testing.T) {
 	assert.Zero(t, s.Hits)
 	assert.Zero(t, s.UsedBytes)
 }
+
+// TestTransactionOnClientWithoutObserver: a write in a transaction through
+// odm on a client without the observer, while another client's cached
+// reads of the collection are stored: nothing will see the commit, so the
+// collection is not cached until the commit must be over. On 3a1c28b the
+// read between the write and the commit stored the committed state, and
+// kept it after the commit until the TTL. NOT RUN without a replica set.
+func TestTransactionOnClientWithoutObserver(t *testing.T) {
+	testdb.NotRunOnFerretDB(t, "no transactions")
+	ctx := context.Background()
+	writer := testdb.NewClient(t) // no observer
+	var hello bson.M
+	require.NoError(t, writer.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello))
+	if _, ok := hello["setName"]; !ok {
+		if _, mongos := hello["msg"]; !mongos {
+			t.Skip("NOT RUN: transactions need a replica set or a sharded cluster; MONGODB_URI is a standalone server")
+		}
+	}
+	e := setup(t, 2) // e.docs reads through an observed client
+	w := handle[Doc](t, writer.Database(e.coll.Database().Name()).Collection(e.coll.Name()))
+	read := func() int {
+		d, err := e.docs.FindOne(ctx, query.Eq("_id", 1), query.Cached(time.Hour))
+		require.NoError(t, err)
+		cache.Core(e.c).Wait()
+		return d.V
+	}
+	require.Equal(t, 0, read())
+	sess, err := writer.StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+	_, err = sess.WithTransaction(ctx, func(sctx context.Context) (any, error) {
+		if _, err := w.UpdateOne(sctx, query.Eq("_id", 1), bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 5}}}}); err != nil {
+			return nil, err
+		}
+		assert.Equal(t, 0, read(), "before the commit, the committed state")
+		return nil, nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 5, read(), "after the commit nothing saw, not the entry read before it")
+	assert.EqualValues(t, 1, e.c.Stats().UnsettledNoDeadline)
+}

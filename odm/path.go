@@ -2,6 +2,8 @@ package odm
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/outcome"
@@ -12,7 +14,8 @@ import (
 // WriteTimeout's: the driver sends it as maxTimeMS, which is what ends a
 // write whose reply is lost), the observer is told that odm reports this
 // write itself (outside transactions, which the observer invalidates at
-// commit), and, after the call, successful or not, what the write may have
+// commit; on a client without the observer a transaction's write pauses
+// caching of its collection as a write with no deadline does), and, after the call, successful or not, what the write may have
 // changed is reported to every cache of the process: as it is, or, when
 // the outcome is unknown (sent, no reply), as a write that may still be
 // running until its deadline. It is reported before the call too
@@ -24,8 +27,11 @@ import (
 func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(ctx context.Context) error) error {
 	wctx, cancel := c.bounded(ctx)
 	defer cancel()
+	var seen *atomic.Bool
 	if !inTransaction(ctx) {
 		wctx = cachecore.Handled(wctx)
+	} else {
+		wctx, seen = cachecore.Probe(wctx)
 	}
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
 	f := cachecore.Begin(*ch)                            // the statements as sent
@@ -39,6 +45,14 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 	if outcome.Of(err) == outcome.Unknown {
 		ch.Unknown = true
 		ch.Deadline, _ = wctx.Deadline()
+	}
+	if seen != nil && !seen.Load() {
+		// A write in a transaction on a client without the observer: its
+		// commit, whenever it comes, reaches no cache. As a write with no
+		// deadline, its collection is not cached for the longest entry TTL
+		// (a transaction lives at most transactionLifetimeLimitSeconds,
+		// 60 s by default).
+		ch.Unknown, ch.Deadline = true, time.Time{}
 	}
 	ended = true
 	f.End(*ch) // refined by the reply

@@ -131,6 +131,9 @@ func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	if !ok {
 		return
 	}
+	if p := probeOf(ctx); p != nil {
+		p.Store(true)
+	}
 	w := pendingWrite{ns: names(e), command: e.CommandName}
 	if len(w.ns) == 1 && dataOnly[e.CommandName] {
 		// The statements are read only while a cache has entries of the
@@ -382,6 +385,22 @@ func lags(cmd bson.Raw) bool {
 		return true
 	}
 	return false
+}
+
+type probeKey struct{}
+
+// Probe marks ctx, the context of a write odm leaves to the observer (one
+// inside a transaction, invalidated at commit), so that seen reports
+// whether a monitor of the bus saw it: if none did, its client has no
+// observer, and nothing will see the commit either.
+func Probe(ctx context.Context) (_ context.Context, seen *atomic.Bool) {
+	seen = new(atomic.Bool)
+	return context.WithValue(ctx, probeKey{}, seen), seen
+}
+
+func probeOf(ctx context.Context) *atomic.Bool {
+	p, _ := ctx.Value(probeKey{}).(*atomic.Bool)
+	return p
 }
 
 type handledKey struct{}
