@@ -54,7 +54,7 @@ func diffDocOf(d bson.D) diffDoc {
 
 // run makes the read, cached or not; a count is one document {n: count}.
 func (rd diffRead) run(ctx context.Context, h *odm.Collection[bson.Raw], cached bool) ([]bson.Raw, error) {
-	var o []query.Option
+	var o []query.ReadOption
 	if cached {
 		o = append(o, query.Cached(time.Hour))
 	}
@@ -147,7 +147,7 @@ func (w diffWrite) apply(ctx context.Context, e diffEnv) error {
 	if w.raw {
 		return w.applyRaw(ctx, e.raw)
 	}
-	var o []query.Option
+	var o []query.WriteOption
 	if w.upsert {
 		o = append(o, odm.Upsert())
 	}

@@ -22,7 +22,7 @@ func TestEmptyResultIsTheSameCachedOrNot(t *testing.T) {
 	coll := testdb.DB(t).Collection("empty")
 	c := newCache(t, cache.Config{})
 	h := handle[Order](t, coll, odm.WithCache(c))
-	for _, o := range [][]query.Option{nil, {query.Cached(time.Minute)}, {query.Cached(time.Minute)}} {
+	for _, o := range [][]query.ReadOption{nil, {query.Cached(time.Minute)}, {query.Cached(time.Minute)}} {
 		got, err := h.FindMany(context.Background(), query.Eq("x", 1), o...)
 		require.NoError(t, err)
 		assert.Nil(t, got)

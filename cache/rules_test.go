@@ -70,7 +70,7 @@ func set(kv ...any) bson.D {
 
 func id(v int) bson.D { return bson.D{{Key: "_id", Value: v}} }
 
-func opts(cached bool, o ...query.Option) []query.Option {
+func opts(cached bool, o ...query.ReadOption) []query.ReadOption {
 	if cached {
 		o = append(o, query.Cached(time.Hour))
 	}
@@ -143,7 +143,7 @@ func rawInsert(o Order) func(context.Context, ruleEnv) error {
 	return func(ctx context.Context, e ruleEnv) error { _, err := e.raw.InsertOne(ctx, o); return err }
 }
 
-func odmUpdate(filter, update bson.D, o ...query.Option) func(context.Context, ruleEnv) error {
+func odmUpdate(filter, update bson.D, o ...query.WriteOption) func(context.Context, ruleEnv) error {
 	return func(ctx context.Context, e ruleEnv) error {
 		_, err := e.h.UpdateMany(ctx, filter, update, o...)
 		return err

@@ -62,7 +62,7 @@ func checkRead(t *testing.T, name string, read func(cached bool) (any, error)) {
 	assert.Equal(t, want, got, "%s: the cached read is the server's", name)
 }
 
-func cachedOpts(cached bool, o ...query.Option) []query.Option {
+func cachedOpts(cached bool, o ...query.ReadOption) []query.ReadOption {
 	if cached {
 		o = append(o, query.Cached(time.Hour))
 	}

@@ -66,9 +66,9 @@ type staleRead struct {
 type uncachedKey struct{}
 
 // cachedOpt is query.Cached, unless ctx asks for an uncached read.
-func cachedOpt(ctx context.Context) query.Option {
+func cachedOpt(ctx context.Context) query.ReadOption {
 	if ctx.Value(uncachedKey{}) != nil {
-		return query.Option{}
+		return nil
 	}
 	return query.Cached(time.Minute)
 }

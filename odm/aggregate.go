@@ -40,11 +40,14 @@ import (
 // pipeline ending in $out or $merge is a write: it is never cached
 // (query.ErrUncacheable), and when it ends its target collection is
 // invalidated, as the write observer does for any client that has one.
-func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.Option) ([]R, error) {
+func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.ReadOption) ([]R, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	cfg := config(opts)
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return nil, cfg.Err
+	}
 	if !cfg.Cached || inTransaction(ctx) {
 		cur, err := aggregateCursor[R](ctx, c, pipeline, cfg)
 		if err != nil {
@@ -81,11 +84,15 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 // fetched while this one is consumed, values may be owned (All, AppendAll)
 // or borrowed (Borrowed), and the caller must close the cursor (its
 // iterators and collectors do). query.Cached does not apply.
-func AggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.Option) (*cursor.Cursor[R], error) {
+func AggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.ReadOption) (*cursor.Cursor[R], error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	return aggregateCursor[R](ctx, c, pipeline, config(opts))
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return nil, cfg.Err
+	}
+	return aggregateCursor[R](ctx, c, pipeline, cfg)
 }
 
 func aggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline any, cfg *opt.Config) (*cursor.Cursor[R], error) {
@@ -150,14 +157,17 @@ type valueOf[V any] struct {
 // query.Collation applies; the other options are ignored.
 //
 //	teams, err := odm.Distinct[string](ctx, users, "team", query.Gte("age", 18))
-func Distinct[V, T any](ctx context.Context, c *Collection[T], field string, filter any, opts ...query.Option) ([]V, error) {
+func Distinct[V, T any](ctx context.Context, c *Collection[T], field string, filter any, opts ...query.ReadOption) ([]V, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
 	if err := opt.CheckField(field); err != nil {
 		return nil, fmt.Errorf("odm: distinct: %w", err)
 	}
-	cfg := config(opts)
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return nil, cfg.Err
+	}
 	f, err := readFilter(filter)
 	if err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func TestAggregateIntoAnotherType(t *testing.T) {
 		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$team"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
 		{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
 	}
-	for _, opts := range [][]query.Option{nil, {query.Cached(time.Minute)}, {query.Cached(time.Minute)}} {
+	for _, opts := range [][]query.ReadOption{nil, {query.Cached(time.Minute)}, {query.Cached(time.Minute)}} {
 		got, err := odm.Aggregate[teamSize](context.Background(), h, pipeline, opts...)
 		require.NoError(t, err)
 		assert.Equal(t, []teamSize{{"t0", 10}, {"t1", 10}, {"t2", 10}}, got)

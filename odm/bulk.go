@@ -38,11 +38,14 @@ import (
 // reply to read them from: callers who must look such documents up after a
 // failure set the ids before the call, at the driver's cost. With hooks,
 // odm assigns the ids first so that hooks see them.
-func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...query.Option) error {
+func (c *Collection[T]) InsertMany(ctx context.Context, docs []T, opts ...query.WriteOption) error {
 	if err := c.documents(); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	if len(docs) == 0 {
 		return nil
 	}
@@ -255,11 +258,14 @@ func finish[T any](ctx context.Context, report *BulkError, docs []T, cfg *opt.Co
 // BeforeSave (and BeforeInsert for new documents) and Validate run for every
 // document before anything is sent; After hooks run for every document
 // written. If not every document is written, the error is a *BulkError.
-func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...query.Option) error {
+func (c *Collection[T]) BulkSave(ctx context.Context, docs []T, opts ...query.WriteOption) error {
 	if err := c.documents(); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	if len(docs) == 0 {
 		return nil
 	}

@@ -79,11 +79,14 @@ type BulkResult struct {
 // *ModelError, returned before anything is sent. Upsert applies to every
 // replace and update model. The cache is invalidated for what the models
 // may change.
-func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...query.Option) (BulkResult, error) {
+func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...query.WriteOption) (BulkResult, error) {
 	if err := c.usable(); err != nil {
 		return BulkResult{}, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return BulkResult{}, cfg.Err
+	}
 	if len(models) == 0 {
 		return BulkResult{}, nil
 	}

@@ -89,7 +89,8 @@ func (c *Collection[T]) usable() error {
 	return nil
 }
 
-// Option configures a Collection (New). Per-call options are query.Option.
+// Option configures a Collection (New). Per-call options are
+// query.ReadOption and query.WriteOption.
 type Option interface{ applyColl(*collConfig) }
 
 type collConfig struct {

@@ -42,9 +42,9 @@ func TestSaveIdentityPerIDType(t *testing.T) {
 	db := testdb.DB(t)
 	ctx := context.Background()
 	for _, fast := range []bool{false, true} {
-		var opts []query.Option
+		var opts []query.WriteOption
 		if fast {
-			opts = []query.Option{odm.WithoutHooks(), odm.WithoutValidation()}
+			opts = []query.WriteOption{odm.WithoutHooks(), odm.WithoutValidation()}
 		}
 		t.Run("int 0 is an id", func(t *testing.T) {
 			ints, err := odm.New[IntDoc](db.Collection("ints"))

@@ -97,8 +97,8 @@ func testInlinedID[T any](t *testing.T, h *odm.Collection[T], tc inlineCase[T]) 
 		require.NoError(t, err)
 		assert.Equal(t, want, got)
 	}
-	fast := []query.Option{odm.WithoutHooks(), odm.WithoutValidation()}
-	for _, opts := range [][]query.Option{nil, fast} {
+	fast := []query.WriteOption{odm.WithoutHooks(), odm.WithoutValidation()}
+	for _, opts := range [][]query.WriteOption{nil, fast} {
 		t.Run("Save new", func(t *testing.T) {
 			d := tc.make("new")
 			require.NoError(t, h.Save(ctx, &d, opts...))
@@ -159,7 +159,7 @@ func testInlinedID[T any](t *testing.T, h *odm.Collection[T], tc inlineCase[T]) 
 func TestInlinedIDNilPointer(t *testing.T) {
 	h := handle[InlinedPtr](t, testdb.DB(t).Collection("inlinedptr"))
 	ctx := context.Background()
-	for _, opts := range [][]query.Option{nil, {odm.WithoutHooks(), odm.WithoutValidation()}} {
+	for _, opts := range [][]query.WriteOption{nil, {odm.WithoutHooks(), odm.WithoutValidation()}} {
 		d := InlinedPtr{Name: "nil model"}
 		require.NotPanics(t, func() { require.NoError(t, h.Save(ctx, &d, opts...)) })
 		require.NotNil(t, d.Model, "allocated to hold the new _id")

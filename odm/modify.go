@@ -27,12 +27,16 @@ import (
 // (no ReturnAfter), there was none before: the result is the zero T and a
 // nil error. The document is decoded as reads are (the handle's codecs).
 // No hooks run.
-func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...query.Option) (T, error) {
+func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any, opts ...query.WriteOption) (T, error) {
 	if err := c.usable(); err != nil {
 		var zero T
 		return zero, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		var zero T
+		return zero, cfg.Err
+	}
 	o := options.FindOneAndUpdate().SetUpsert(cfg.Upsert)
 	if cfg.ReturnAfter {
 		o.SetReturnDocument(options.After)
@@ -60,12 +64,16 @@ func (c *Collection[T]) FindOneAndUpdate(ctx context.Context, filter, update any
 // replacement (the stored _id stays; doc's is not filled in). BeforeSave
 // and Validate run on doc first (WithoutHooks, WithoutValidation skip
 // them); AfterSave runs after a replacement.
-func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *T, opts ...query.Option) (T, error) {
+func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *T, opts ...query.WriteOption) (T, error) {
 	if err := c.documents(); err != nil {
 		var zero T
 		return zero, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		var zero T
+		return zero, cfg.Err
+	}
 	var zero T
 	if err := before(ctx, doc, 0, cfg, saveHooks...); err != nil {
 		return zero, err
@@ -103,12 +111,16 @@ func (c *Collection[T]) FindOneAndReplace(ctx context.Context, filter any, doc *
 
 // FindOneAndDelete deletes the first document matching filter (in the
 // query.Sort order, if given) and returns it, or ErrNotFound. No hooks run.
-func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+func (c *Collection[T]) FindOneAndDelete(ctx context.Context, filter any, opts ...query.WriteOption) (T, error) {
 	if err := c.usable(); err != nil {
 		var zero T
 		return zero, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		var zero T
+		return zero, cfg.Err
+	}
 	o := options.FindOneAndDelete()
 	opt.SetShape(o, cfg)
 	stmt := cachecore.Stmt{Op: cachecore.OpDelete, Collation: nonSimple(cfg)}

@@ -158,13 +158,13 @@ func TestFastPathSkipsHooksAndValidation(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name      string
-		opts      []query.Option
+		opts      []query.WriteOption
 		wantCalls []string
 	}{
 		{"defaults", nil, []string{"BeforeSave:x", "BeforeInsert:x", "Validate:x", "AfterInsert:x", "AfterSave:x"}},
-		{"without validation", []query.Option{odm.WithoutValidation()}, []string{"BeforeSave:x", "BeforeInsert:x", "AfterInsert:x", "AfterSave:x"}},
-		{"without hooks", []query.Option{odm.WithoutHooks()}, []string{"Validate:x"}},
-		{"fast path", []query.Option{odm.WithoutValidation(), odm.WithoutHooks()}, nil},
+		{"without validation", []query.WriteOption{odm.WithoutValidation()}, []string{"BeforeSave:x", "BeforeInsert:x", "AfterInsert:x", "AfterSave:x"}},
+		{"without hooks", []query.WriteOption{odm.WithoutHooks()}, []string{"Validate:x"}},
+		{"fast path", []query.WriteOption{odm.WithoutValidation(), odm.WithoutHooks()}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,10 +273,10 @@ func TestPartialFailures(t *testing.T) {
 
 	for _, tt := range []struct {
 		name      string
-		opts      []query.Option
+		opts      []query.WriteOption
 		wantNames []string
 	}{
-		{"unordered writes the rest", []query.Option{odm.Unordered()}, []string{"dup", "p0", "p2"}},
+		{"unordered writes the rest", []query.WriteOption{odm.Unordered()}, []string{"dup", "p0", "p2"}},
 		{"ordered stops at the failure", nil, []string{"dup", "p0"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -470,7 +470,7 @@ func TestInsertManyIDsAfterRejection(t *testing.T) {
 	existing := e.user("existing")
 	require.NoError(t, e.users.Insert(ctx, &existing))
 
-	for _, opts := range [][]query.Option{
+	for _, opts := range [][]query.WriteOption{
 		{odm.WithoutHooks(), odm.Unordered()},
 		{odm.WithoutHooks(), odm.Unordered(), odm.InsertBatch(2)},
 	} {

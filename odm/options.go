@@ -38,60 +38,63 @@ func WriteTimeout(d time.Duration) Option {
 	return collOptionFunc(func(cc *collConfig) { cc.writeTimeout = d })
 }
 
-// The options of one write are query.Options, like those of reads: the
-// ones below configure writes; query.Sort, Projection, Hint and Collation
-// also apply to the writes that take a filter (Sort chooses which document
-// a find-and-modify changes). A write ignores options that do not apply
-// to it.
+// The options of one write are query.WriteOptions: the ones below, and
+// the options of reads and writes alike (query.Option: Sort, Projection,
+// Hint and Collation), which apply to the writes that take a filter
+// (Sort chooses which document a find-and-modify changes). A write ignores
+// options that do not apply to it; a read option (query.Limit,
+// query.Cached, …) given to a write does not compile.
 
-func writeOption(f opt.Func) query.Option { return opt.Make(f).(query.Option) }
+func writeOption(f opt.Func) query.WriteOption { return opt.WriteFunc(f) }
 
 // WithoutValidation skips Validate for this write: the fast path for data
 // already known to be valid. Default: validation runs. Skipping it writes
 // whatever the struct holds; use it only for trusted, already-checked data.
-func WithoutValidation() query.Option {
+func WithoutValidation() query.WriteOption {
 	return writeOption(func(c *opt.Config) { c.SkipValidation = true })
 }
 
 // WithoutHooks skips every hook for this write. Default: hooks run. With
 // WithoutValidation too, Save is a single driver call.
-func WithoutHooks() query.Option { return writeOption(func(c *opt.Config) { c.SkipHooks = true }) }
+func WithoutHooks() query.WriteOption { return writeOption(func(c *opt.Config) { c.SkipHooks = true }) }
 
 // Unordered lets InsertMany, BulkSave and BulkWrite continue past a
 // rejected document; the returned *BulkError lists every rejected one.
 // Default: ordered (stop at the first failure).
-func Unordered() query.Option { return writeOption(func(c *opt.Config) { c.Unordered = true }) }
+func Unordered() query.WriteOption { return writeOption(func(c *opt.Config) { c.Unordered = true }) }
 
 // Upsert makes UpdateOne, UpdateMany, FindOneAndUpdate, FindOneAndReplace
 // and BulkWrite's update and replace models insert a document when none
 // matches the filter; UpdateResult.UpsertedID is then its _id. Default: no
 // upsert. Save always upserts by _id.
-func Upsert() query.Option { return writeOption(func(c *opt.Config) { c.Upsert = true }) }
+func Upsert() query.WriteOption { return writeOption(func(c *opt.Config) { c.Upsert = true }) }
 
 // ReturnAfter makes FindOneAndUpdate and FindOneAndReplace return the
 // document as it is after the write. Default: as it was before (the
 // driver's default too).
-func ReturnAfter() query.Option { return writeOption(func(c *opt.Config) { c.ReturnAfter = true }) }
+func ReturnAfter() query.WriteOption {
+	return writeOption(func(c *opt.Config) { c.ReturnAfter = true })
+}
 
 // ArrayFilters sets the filters that choose which array elements an
 // update's $[identifier] positions change (UpdateOne, UpdateMany,
 // FindOneAndUpdate), e.g. ArrayFilters(bson.D{{Key: "e.qty", Value:
 // bson.D{{Key: "$lt", Value: 0}}}}). Default: none.
-func ArrayFilters(filters ...any) query.Option {
+func ArrayFilters(filters ...any) query.WriteOption {
 	return writeOption(func(c *opt.Config) { c.ArrayFilters = filters })
 }
 
 // Let defines variables ($$name) that the filter and update of UpdateOne,
 // UpdateMany, DeleteOne, DeleteMany and FindOneAndUpdate may use. Default:
 // none.
-func Let(vars any) query.Option { return writeOption(func(c *opt.Config) { c.Let = vars }) }
+func Let(vars any) query.WriteOption { return writeOption(func(c *opt.Config) { c.Let = vars }) }
 
 // InsertBatch makes InsertMany send at most n documents per driver call.
 // Each call is acknowledged before the next is sent, so when one fails,
 // every document of the earlier calls is known to be written: a smaller n
 // narrows what a lost connection leaves unknown, a larger one saves round
 // trips. n < 1 means the default, 10,000.
-func InsertBatch(n int) query.Option {
+func InsertBatch(n int) query.WriteOption {
 	return writeOption(func(c *opt.Config) { c.InsertBatch = n })
 }
 
@@ -99,14 +102,12 @@ func InsertBatch(n int) query.Option {
 // acknowledged driver call unless InsertBatch says otherwise.
 const defaultInsertBatch = 10_000
 
-// config reads the options of one call.
-func config(opts []query.Option) *opt.Config {
-	c := new(opt.Config)
-	for _, o := range opts {
-		if set := opt.Setter(o); set != nil {
-			set(c)
-		}
-	}
+// readConfig reads the options of one read.
+func readConfig(opts []query.ReadOption) *opt.Config { return opt.Reads(opts) }
+
+// writeConfig reads the options of one write.
+func writeConfig(opts []query.WriteOption) *opt.Config {
+	c := opt.Writes(opts)
 	if c.InsertBatch < 1 {
 		c.InsertBatch = defaultInsertBatch
 	}

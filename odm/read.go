@@ -43,11 +43,15 @@ func readFilter(filter any) (any, error) {
 // Next and Decode, borrowed values (cursor.Cursor.Borrowed), AppendAll. The
 // caller must close it (its iterators and collectors close it themselves).
 // Cached does not apply.
-func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.Option) (*cursor.Cursor[T], error) {
+func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.ReadOption) (*cursor.Cursor[T], error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	return c.cursor(ctx, filter, config(opts))
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return nil, cfg.Err
+	}
+	return c.cursor(ctx, filter, cfg)
 }
 
 func (c *Collection[T]) cursor(ctx context.Context, filter any, cfg *opt.Config) (*cursor.Cursor[T], error) {
@@ -99,14 +103,19 @@ func findOptions(cfg *opt.Config) *options.FindOptionsBuilder {
 // few, say so: query.Limit, a smaller query.BatchSize, or
 // query.CursorOptions(cursor.WithoutPrefetch()). With query.Cached the
 // whole result is loaded first.
-func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Option) iter.Seq2[T, error] {
+func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.ReadOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		if err := c.usable(); err != nil {
 			var zero T
 			yield(zero, err)
 			return
 		}
-		cfg := config(opts)
+		cfg := readConfig(opts)
+		if cfg.Err != nil {
+			var zero T
+			yield(zero, cfg.Err)
+			return
+		}
 		if cfg.Cached && !inTransaction(ctx) {
 			vals, err := c.cachedMany(ctx, filter, cfg)
 			if err != nil {
@@ -138,11 +147,14 @@ func (c *Collection[T]) Iter(ctx context.Context, filter any, opts ...query.Opti
 // FindMany returns all matching documents in a new slice the caller owns,
 // or the first error (nothing partial). With query.Cached, repeats are
 // served from the cache until a write invalidates them.
-func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.Option) ([]T, error) {
+func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.ReadOption) ([]T, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	cfg := config(opts)
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return nil, cfg.Err
+	}
 	if cfg.Cached && !inTransaction(ctx) {
 		return c.cachedMany(ctx, filter, cfg)
 	}
@@ -159,12 +171,16 @@ func (c *Collection[T]) FindMany(ctx context.Context, filter any, opts ...query.
 
 // FindOne returns the first matching document (in query.Sort order, if
 // given), or query.ErrNotFound.
-func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.Option) (T, error) {
+func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.ReadOption) (T, error) {
 	var v T
 	if err := c.usable(); err != nil {
 		return v, err
 	}
-	cfg := config(opts)
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		var zero T
+		return zero, cfg.Err
+	}
 	if cfg.Cached && !inTransaction(ctx) {
 		cfg.Limit = 1
 		vals, err := c.cachedMany(ctx, filter, cfg)
@@ -200,11 +216,14 @@ func (c *Collection[T]) FindOne(ctx context.Context, filter any, opts ...query.O
 
 // Count returns the number of matching documents (honouring query.Skip,
 // Limit, Hint, Collation and Cached).
-func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Option) (int64, error) {
+func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.ReadOption) (int64, error) {
 	if err := c.usable(); err != nil {
 		return 0, err
 	}
-	cfg := config(opts)
+	cfg := readConfig(opts)
+	if cfg.Err != nil {
+		return 0, cfg.Err
+	}
 	f, err := readFilter(filter)
 	if err != nil {
 		return 0, err

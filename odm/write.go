@@ -22,11 +22,14 @@ import (
 // BeforeInsert (new documents), Validate, the write, AfterInsert (new
 // documents), AfterSave. With WithoutValidation and WithoutHooks, Save is one
 // driver call.
-func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.Option) error {
+func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.WriteOption) error {
 	if err := c.document(doc); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	if cfg.SkipHooks && cfg.SkipValidation && c.idIsZero(doc) && c.encodesNatively() {
 		if plan := encode.For(reflect.TypeFor[T]()); plan.HasObjectID() {
 			return c.insertEncoded(ctx, doc, plan)
@@ -104,11 +107,14 @@ func (c *Collection[T]) insertEncoded(ctx context.Context, doc *T, plan *encode.
 
 // Insert inserts doc, writing a new ObjectID into a zero _id. Hook order:
 // BeforeInsert, Validate, the insert, AfterInsert.
-func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option) error {
+func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.WriteOption) error {
 	if err := c.document(doc); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	_, fresh, err := c.assignID(doc)
 	if err != nil {
 		return err
@@ -134,11 +140,14 @@ func (c *Collection[T]) Insert(ctx context.Context, doc *T, opts ...query.Option
 
 // Replace replaces the stored document with doc's _id, or returns
 // query.ErrNotFound. Hook order: BeforeSave, Validate, the write, AfterSave.
-func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Option) error {
+func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.WriteOption) error {
 	if err := c.document(doc); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	if err := before(ctx, doc, 0, cfg, saveHooks...); err != nil {
 		return err
 	}
@@ -174,17 +183,17 @@ type DeleteResult struct {
 // UpdateOne applies update (e.g. bson.D{{"$set", …}}) to the first document
 // matching filter; with Upsert, it inserts one when none matches. No hooks
 // run: there is no document value to run them on.
-func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.Option) (UpdateResult, error) {
+func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.WriteOption) (UpdateResult, error) {
 	return c.update(ctx, filter, update, false, opts)
 }
 
 // UpdateMany applies update to every document matching filter; with
 // Upsert, it inserts one when none matches. No hooks run.
-func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...query.Option) (UpdateResult, error) {
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...query.WriteOption) (UpdateResult, error) {
 	return c.update(ctx, filter, update, true, opts)
 }
 
-func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.Option) (UpdateResult, error) {
+func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.WriteOption) (UpdateResult, error) {
 	if err := c.usable(); err != nil {
 		return UpdateResult{}, err
 	}
@@ -192,7 +201,10 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 	if err != nil {
 		return UpdateResult{}, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return UpdateResult{}, cfg.Err
+	}
 	var res *mongo.UpdateResult
 	what := "update one"
 	if many {
@@ -238,11 +250,14 @@ func setUpdateOptions[B updateBuilder[B]](o B, cfg *opt.Config) {
 
 // Delete deletes the stored document with doc's _id, or returns
 // query.ErrNotFound. Hook order: BeforeDelete, the delete, AfterDelete.
-func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.Option) error {
+func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.WriteOption) error {
 	if err := c.document(doc); err != nil {
 		return err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return cfg.Err
+	}
 	cfg.SkipValidation = true
 	if err := before(ctx, doc, 0, cfg, deleteHooks...); err != nil {
 		return err
@@ -266,16 +281,16 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.Option
 }
 
 // DeleteOne deletes the first document matching filter. No hooks run.
-func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.Option) (DeleteResult, error) {
+func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.WriteOption) (DeleteResult, error) {
 	return c.delete(ctx, filter, false, opts)
 }
 
 // DeleteMany deletes every document matching filter. No hooks run.
-func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...query.Option) (DeleteResult, error) {
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...query.WriteOption) (DeleteResult, error) {
 	return c.delete(ctx, filter, true, opts)
 }
 
-func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.Option) (DeleteResult, error) {
+func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.WriteOption) (DeleteResult, error) {
 	if err := c.usable(); err != nil {
 		return DeleteResult{}, err
 	}
@@ -283,7 +298,10 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	cfg := config(opts)
+	cfg := writeConfig(opts)
+	if cfg.Err != nil {
+		return DeleteResult{}, cfg.Err
+	}
 	var res *mongo.DeleteResult
 	ch := change(c.deleteStmt(f, many, cfg))
 	err = c.do(ctx, ch, func(ctx context.Context) error {

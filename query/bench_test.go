@@ -176,7 +176,7 @@ func BenchmarkStreamBatchSize(b *testing.B) {
 			name = "batch=server-default"
 		}
 		b.Run(name, func(b *testing.B) {
-			var opts []query.Option
+			var opts []query.ReadOption
 			if bs > 0 {
 				opts = append(opts, query.BatchSize(bs))
 			}
@@ -214,7 +214,7 @@ func BenchmarkPrefetch(b *testing.B) {
 	}
 	for _, prefetch := range []bool{true, false} {
 		b.Run(fmt.Sprintf("prefetch=%v", prefetch), func(b *testing.B) {
-			opts := []query.Option{query.BatchSize(500)}
+			opts := []query.ReadOption{query.BatchSize(500)}
 			if !prefetch {
 				opts = append(opts, query.CursorOptions(cursor.WithoutPrefetch()))
 			}

@@ -21,11 +21,13 @@
 //
 // # Options
 //
-// [Option] is the one option type of databridge. This package's options
-// shape reads ([Sort], [Limit], [Skip], [Projection], [Hint],
-// [Collation], [BatchSize], [CursorOptions]) and cache them ([Cached]);
-// package odm's configure writes (odm.Upsert, odm.WithoutHooks, …). An
-// operation ignores the options that do not apply to it.
+// A read takes [ReadOption]s and a write [WriteOption]s, so the compiler
+// refuses an option given to the wrong kind of call. The read options are
+// [Limit], [Skip], [BatchSize], [CursorOptions] and [Cached]; the write
+// options are package odm's (odm.Upsert, odm.WithoutHooks, …); [Sort],
+// [Projection], [Hint] and [Collation] shape reads and the writes that take
+// a filter alike, and are both ([Option]). An operation ignores the options
+// of its kind that do not apply to it (a sort for Count, say).
 //
 // # Reads
 //

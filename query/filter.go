@@ -13,10 +13,11 @@ import (
 var ErrInvalidField = errors.New("query: invalid field name")
 
 // ErrInvalidValue is wrapped by the error of a Filter built with a value
-// that the server would not match literally under the helper's operator: a
-// regular expression among the values of In (MongoDB's $in runs it as a
-// pattern). Match a stored regular expression with Eq.
-var ErrInvalidValue = errors.New("query: value the server would not match literally")
+// that the server would not match literally under the helper's operator (a
+// regular expression among the values of In: MongoDB's $in runs it as a
+// pattern; match a stored regular expression with Eq), and by the error of
+// a call given a Sort that is not a sort document.
+var ErrInvalidValue = errors.New("query: value the server would not read as given")
 
 // ErrNoFilters is the error of And, Or, Not or ElemMatch called with
 // no filters, or with a zero Filter among them. Their MongoDB forms need at

@@ -76,15 +76,15 @@ func TestStreamsLeaveNoServerCursor(t *testing.T) {
 
 	ways := []struct {
 		name string
-		run  func(prefetch query.Option) error
+		run  func(prefetch query.ReadOption) error
 	}{
-		{"deadline", func(prefetch query.Option) error {
+		{"deadline", func(prefetch query.ReadOption) error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rng.IntN(400))*time.Millisecond)
 			defer cancel()
 			_, err := loose.FindMany(ctx, nil, query.BatchSize(200), prefetch)
 			return err
 		}},
-		{"cancel", func(prefetch query.Option) error {
+		{"cancel", func(prefetch query.ReadOption) error {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			at := rng.IntN(docs)
@@ -98,7 +98,7 @@ func TestStreamsLeaveNoServerCursor(t *testing.T) {
 			}
 			return nil
 		}},
-		{"break", func(prefetch query.Option) error {
+		{"break", func(prefetch query.ReadOption) error {
 			at := rng.IntN(docs)
 			for d, err := range loose.Iter(context.Background(), nil, query.BatchSize(200), prefetch) {
 				if err != nil {
@@ -110,7 +110,7 @@ func TestStreamsLeaveNoServerCursor(t *testing.T) {
 			}
 			return nil
 		}},
-		{"decode error", func(prefetch query.Option) error {
+		{"decode error", func(prefetch query.ReadOption) error {
 			_, err := strict.FindMany(context.Background(), nil, query.BatchSize(200), prefetch)
 			var de *decode.Error
 			if !errors.As(err, &de) {

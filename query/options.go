@@ -1,6 +1,7 @@
 package query
 
 import (
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -10,21 +11,33 @@ import (
 	"github.com/databridge-go/databridge/internal/opt"
 )
 
-// Option configures one call, a read or a write: the one option type of
-// databridge. The options of this package shape reads (and the document a
-// find-and-modify returns); package odm's options (odm.Upsert,
-// odm.WithoutHooks, …) configure writes. An operation ignores the options
-// that do not apply to it (a sort for Count, say).
-//
-// The zero Option sets nothing.
-type Option struct{ set opt.Func }
+// ReadOption configures one read: a find (Iter, FindMany, FindOne,
+// Cursor), Count, Distinct or an aggregation. The read options are Limit,
+// Skip, BatchSize, CursorOptions and Cached, and the options of reads and
+// writes alike (Option). Only this module's options implement it, so an
+// option of writes (odm.Upsert, odm.WithoutHooks, …) given to a read does
+// not compile. A read ignores the options that do not apply to it (a sort
+// for Count, say). A nil ReadOption sets nothing.
+type ReadOption interface{ opt.Read }
 
-func optionFunc(f opt.Func) Option { return Option{set: f} }
+// WriteOption configures one write of package odm. The write options are
+// package odm's (odm.Upsert, odm.Unordered, odm.WithoutHooks, …) and the
+// options of reads and writes alike (Option). Only this module's options
+// implement it, so a read option (Limit, Cached, …) given to a write does
+// not compile. A write ignores the options that do not apply to it. A nil
+// WriteOption sets nothing.
+type WriteOption interface{ opt.Write }
+
+// Option is an option of reads and writes alike: Sort, Projection, Hint and
+// Collation, which shape a read and also the writes that take
+// a filter (Sort chooses which document a find-and-modify changes,
+// Projection what it returns).
+type Option interface {
+	ReadOption
+	WriteOption
+}
 
 func init() {
-	// An Option is one pointer: these conversions to any do not allocate.
-	opt.Make = func(f opt.Func) any { return Option{set: f} }
-	opt.Setter = func(o any) opt.Func { return o.(Option).set }
 	opt.CheckField = checkField
 	opt.FilterD = func(f any) (bson.D, error, bool) {
 		ff, ok := f.(Filter)
@@ -35,30 +48,106 @@ func init() {
 	}
 }
 
-// Sort orders the results, e.g. Sort(bson.D{{Key: "age", Value: -1}}), and
-// chooses which document a find-and-modify changes when several match.
-// Default: server order.
-func Sort(spec any) Option { return optionFunc(func(c *opt.Config) { c.Sort = spec }) }
+// Sort orders the results, e.g. Sort(bson.D{{Key: "age", Value: -1}, {Key:
+// "_id", Value: 1}}), and chooses which document a find-and-modify changes
+// when several match. spec is a sort document: a bson.D (or bson.Raw) of
+// fields, each 1 (ascending), -1 (descending) or {$meta: …}, or a map of
+// one field (a map of several has no order). Anything else (a field name
+// as a string, say) fails the call with ErrInvalidValue, naming what was
+// given. A cached sorted list with a limit is invalidated precisely only
+// when its sort ends in _id (docs/caching.md). Default: server order.
+func Sort(spec any) Option {
+	err := checkSort(spec)
+	return opt.BothFunc(func(c *opt.Config) {
+		c.Sort = spec
+		if err != nil {
+			c.Fail(err)
+		}
+	})
+}
+
+// checkSort returns why spec is not a sort document, or nil.
+func checkSort(spec any) error {
+	bad := func(why string, args ...any) error {
+		return fmt.Errorf("query: Sort: %w: %s; want a sort document such as bson.D{{Key: \"age\", Value: -1}}",
+			ErrInvalidValue, fmt.Sprintf(why, args...))
+	}
+	var d bson.D
+	switch s := spec.(type) {
+	case nil:
+		return nil
+	case bson.D:
+		d = s
+	case bson.M:
+		if len(s) > 1 {
+			return bad("a map of %d fields has no order", len(s))
+		}
+		for k, v := range s {
+			d = bson.D{{Key: k, Value: v}}
+		}
+	case map[string]any:
+		return checkSort(bson.M(s))
+	case bson.Raw:
+		if err := bson.Unmarshal(s, &d); err != nil {
+			return bad("%v", err)
+		}
+	default:
+		return bad("got a %T", spec)
+	}
+	for _, e := range d {
+		if !sortDirection(e.Value) {
+			return bad("field %q has %v (%T), not 1, -1 or {$meta: …}", e.Key, e.Value, e.Value)
+		}
+	}
+	return nil
+}
+
+// sortDirection reports whether v is a direction of a sort document: 1,
+// -1 (any numeric type) or a {$meta: …} document.
+func sortDirection(v any) bool {
+	var f float64
+	switch n := v.(type) {
+	case int:
+		f = float64(n)
+	case int32:
+		f = float64(n)
+	case int64:
+		f = float64(n)
+	case float64:
+		f = n
+	case bson.D:
+		return len(n) == 1 && n[0].Key == "$meta"
+	case bson.M:
+		_, ok := n["$meta"]
+		return ok && len(n) == 1
+	case bson.Raw:
+		_, err := n.LookupErr("$meta")
+		return err == nil
+	default:
+		return false
+	}
+	return f == 1 || f == -1
+}
 
 // Limit returns at most n documents. Default: no limit.
-func Limit(n int64) Option { return optionFunc(func(c *opt.Config) { c.Limit = n }) }
+func Limit(n int64) ReadOption { return opt.ReadFunc(func(c *opt.Config) { c.Limit = n }) }
 
 // Skip skips the first n matching documents. Default: 0.
-func Skip(n int64) Option { return optionFunc(func(c *opt.Config) { c.Skip = n }) }
+func Skip(n int64) ReadOption { return opt.ReadFunc(func(c *opt.Config) { c.Skip = n }) }
 
 // Projection selects the fields the server returns (decode into a struct
 // that has just those fields), also of a find-and-modify's document.
 // Default: whole documents.
-func Projection(spec any) Option { return optionFunc(func(c *opt.Config) { c.Projection = spec }) }
+func Projection(spec any) Option { return opt.BothFunc(func(c *opt.Config) { c.Projection = spec }) }
 
 // Hint forces an index, by name or key pattern, for reads and for the
 // writes that take a filter. Default: the planner's choice.
-func Hint(index any) Option { return optionFunc(func(c *opt.Config) { c.Hint = index }) }
+func Hint(index any) Option { return opt.BothFunc(func(c *opt.Config) { c.Hint = index }) }
 
 // Collation sets the string comparison rules of reads and of the writes
 // that take a filter. Default: the collection's.
 func Collation(col *options.Collation) Option {
-	return optionFunc(func(c *opt.Config) { c.Collation = col })
+	return opt.BothFunc(func(c *opt.Config) { c.Collation = col })
 }
 
 // BatchSize sets how many documents each server batch holds, the first and
@@ -67,14 +156,14 @@ func Collation(col *options.Collation) Option {
 // server measured 2.02 s at 1000 against 2.57 s at the server's default,
 // with less client CPU; see docs/performance.md). With pipelined getMore,
 // memory stays bounded by about two batches.
-func BatchSize(n int32) Option { return optionFunc(func(c *opt.Config) { c.BatchSize = n }) }
+func BatchSize(n int32) ReadOption { return opt.ReadFunc(func(c *opt.Config) { c.BatchSize = n }) }
 
 // CursorOptions passes options to a stream's cursor (package cursor owns
 // them): cursor.WithoutPrefetch, cursor.CloseTimeout, cursor.DecodeOptions
 // (decode.ZeroCopy() decodes strings without copying them). Default: the
 // cursor's defaults.
-func CursorOptions(opts ...cursor.Option) Option {
-	return optionFunc(func(c *opt.Config) { c.Cursor = append(c.Cursor, opts...) })
+func CursorOptions(opts ...cursor.Option) ReadOption {
+	return opt.ReadFunc(func(c *opt.Config) { c.Cursor = append(c.Cursor, opts...) })
 }
 
 // Cached serves a read from the result cache of its collection (see
@@ -91,6 +180,6 @@ func CursorOptions(opts ...cursor.Option) Option {
 // before the first value is yielded, so use it for results that fit in
 // memory, not for streams. The read right after a miss stored its entry is
 // a hit. Reads in a transaction ignore it.
-func Cached(ttl time.Duration) Option {
-	return optionFunc(func(c *opt.Config) { c.Cached, c.TTL = true, ttl })
+func Cached(ttl time.Duration) ReadOption {
+	return opt.ReadFunc(func(c *opt.Config) { c.Cached, c.TTL = true, ttl })
 }

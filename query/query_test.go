@@ -3,6 +3,12 @@ package query_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,16 +99,16 @@ func TestFindManyOptions(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		opts  []query.Option
+		opts  []query.ReadOption
 		first string
 		n     int
 	}{
-		{"sort", []query.Option{byName}, "user000", 120},
-		{"limit", []query.Option{byName, query.Limit(7)}, "user000", 7},
-		{"skip and limit", []query.Option{byName, query.Skip(100), query.Limit(50)}, "user100", 20},
-		{"small batches", []query.Option{byName, query.BatchSize(7)}, "user000", 120},
-		{"no prefetch", []query.Option{byName, query.BatchSize(7), query.CursorOptions(cursor.WithoutPrefetch())}, "user000", 120},
-		{"zero-copy strings", []query.Option{byName, query.BatchSize(7), query.CursorOptions(cursor.DecodeOptions(decode.ZeroCopy()))}, "user000", 120},
+		{"sort", []query.ReadOption{byName}, "user000", 120},
+		{"limit", []query.ReadOption{byName, query.Limit(7)}, "user000", 7},
+		{"skip and limit", []query.ReadOption{byName, query.Skip(100), query.Limit(50)}, "user100", 20},
+		{"small batches", []query.ReadOption{byName, query.BatchSize(7)}, "user000", 120},
+		{"no prefetch", []query.ReadOption{byName, query.BatchSize(7), query.CursorOptions(cursor.WithoutPrefetch())}, "user000", 120},
+		{"zero-copy strings", []query.ReadOption{byName, query.BatchSize(7), query.CursorOptions(cursor.DecodeOptions(decode.ZeroCopy()))}, "user000", 120},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,4 +439,65 @@ func ext(v any) string {
 		return "error: " + err.Error()
 	}
 	return string(b)
+}
+
+// TestSortRefusesWhatIsNotASortDocument: a Sort that the server would not
+// read as a sort fails the call with ErrInvalidValue, naming what was
+// given, before anything is sent. On 3a1c28b Sort("name") reached the
+// driver, which failed with its marshal error.
+func TestSortRefusesWhatIsNotASortDocument(t *testing.T) {
+	users := handle[User](t, usersColl(t, 3))
+	ctx := context.Background()
+	tests := []struct {
+		give any
+		want string // in the error; "" for a valid sort
+	}{
+		{bson.D{{Key: "name", Value: 1}, {Key: "_id", Value: -1}}, ""},
+		{bson.D{{Key: "age", Value: int64(-1)}, {Key: "n", Value: 1.0}}, ""},
+		{bson.M{"name": -1}, ""},
+		{"name", "got a string"},
+		{[]string{"name"}, "got a []string"},
+		{bson.M{"a": 1, "b": 1}, "a map of 2 fields has no order"},
+		{bson.D{{Key: "name", Value: "asc"}}, `field "name" has asc (string)`},
+		{bson.D{{Key: "name", Value: 2}}, `field "name" has 2 (int)`},
+	}
+	for _, tt := range tests {
+		_, err := users.FindMany(ctx, bson.D{}, query.Sort(tt.give))
+		if tt.want == "" {
+			assert.NoError(t, err, "%#v", tt.give)
+			continue
+		}
+		assert.ErrorIs(t, err, query.ErrInvalidValue, "%#v", tt.give)
+		assert.ErrorContains(t, err, tt.want)
+		_, err = users.FindOneAndUpdate(ctx, bson.D{}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}, query.Sort(tt.give))
+		assert.ErrorIs(t, err, query.ErrInvalidValue, "find-and-modify too: %#v", tt.give)
+	}
+}
+
+// TestMisplacedOptionsDoNotCompile builds testdata/misplaced.go, in which
+// each line marked "misplaced" gives an operation an option of the other
+// kind: the compiler must refuse each of those lines, and no other. On
+// 3a1c28b (one query.Option for reads and writes) the file compiled, and
+// each such option did nothing.
+func TestMisplacedOptionsDoNotCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	src, err := os.ReadFile(filepath.Join("testdata", "misplaced.go"))
+	require.NoError(t, err)
+	var want []int
+	for i, line := range strings.Split(string(src), "\n") {
+		if strings.Contains(line, "// misplaced:") {
+			want = append(want, i+1)
+		}
+	}
+	require.NotEmpty(t, want)
+	out, err := exec.Command("go", "build", "-o", os.DevNull, filepath.Join("testdata", "misplaced.go")).CombinedOutput()
+	require.Error(t, err, "the file compiled:\n%s", out)
+	var got []int
+	for _, m := range regexp.MustCompile(`misplaced\.go:(\d+):\d+: `).FindAllStringSubmatch(string(out), -1) {
+		n, _ := strconv.Atoi(m[1])
+		got = append(got, n)
+	}
+	assert.Equal(t, want, slices.Compact(got), "the lines refused:\n%s", out)
 }

@@ -19,10 +19,10 @@ import (
 // Reader is what Register binds: the reads of a collection handle. An
 // *odm.Collection[T] is one.
 type Reader[T any] interface {
-	Iter(ctx context.Context, filter any, opts ...Option) iter.Seq2[T, error]
-	FindMany(ctx context.Context, filter any, opts ...Option) ([]T, error)
-	FindOne(ctx context.Context, filter any, opts ...Option) (T, error)
-	Count(ctx context.Context, filter any, opts ...Option) (int64, error)
+	Iter(ctx context.Context, filter any, opts ...ReadOption) iter.Seq2[T, error]
+	FindMany(ctx context.Context, filter any, opts ...ReadOption) ([]T, error)
+	FindOne(ctx context.Context, filter any, opts ...ReadOption) (T, error)
+	Count(ctx context.Context, filter any, opts ...ReadOption) (int64, error)
 }
 
 var bindings sync.Map // reflect.Type → Reader[T], or nilReader
@@ -84,7 +84,7 @@ func registered[T any]() (Reader[T], error) {
 // and the stream ends with the whole result or an error, never a silent
 // prefix; the server cursor is closed when the loop ends, on break and
 // panic too. The one-variable form `for u := range …` drops the error.
-func Iter[T any](ctx context.Context, filter any, opts ...Option) iter.Seq2[T, error] {
+func Iter[T any](ctx context.Context, filter any, opts ...ReadOption) iter.Seq2[T, error] {
 	r, err := registered[T]()
 	if err != nil {
 		return func(yield func(T, error) bool) {
@@ -99,7 +99,7 @@ func Iter[T any](ctx context.Context, filter any, opts ...Option) iter.Seq2[T, e
 // handle, in a new slice the caller owns, or the first error (nothing
 // partial). With Cached, repeats are served from the cache until a write
 // invalidates them.
-func FindMany[T any](ctx context.Context, filter any, opts ...Option) ([]T, error) {
+func FindMany[T any](ctx context.Context, filter any, opts ...ReadOption) ([]T, error) {
 	r, err := registered[T]()
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func FindMany[T any](ctx context.Context, filter any, opts ...Option) ([]T, erro
 // FindOne returns the first document matching filter from T's registered
 // handle (in Sort order, if given), a value the caller owns, or
 // ErrNotFound, which also matches mongo.ErrNoDocuments.
-func FindOne[T any](ctx context.Context, filter any, opts ...Option) (T, error) {
+func FindOne[T any](ctx context.Context, filter any, opts ...ReadOption) (T, error) {
 	r, err := registered[T]()
 	if err != nil {
 		var zero T
@@ -121,7 +121,7 @@ func FindOne[T any](ctx context.Context, filter any, opts ...Option) (T, error) 
 
 // Count returns the number of documents matching filter in T's registered
 // handle's collection (honouring Skip, Limit, Hint, Collation and Cached).
-func Count[T any](ctx context.Context, filter any, opts ...Option) (int64, error) {
+func Count[T any](ctx context.Context, filter any, opts ...ReadOption) (int64, error) {
 	r, err := registered[T]()
 	if err != nil {
 		return 0, err

@@ -1,7 +1,10 @@
 // Package opt holds the settings of one call, read or write, which the
-// public option constructors (query.Sort, odm.Upsert, …) set: one option
-// type for the whole library, query.Option, whose settings only query and
-// odm can read. It also sets the options that many of the driver's option
+// public option constructors (query.Sort, odm.Upsert, …) set. An option is
+// a read option (Read), a write option (Write) or both; their methods are
+// unexported here, so only the option types of this package implement
+// them, and query's ReadOption and WriteOption, which embed them, are
+// sealed: a misplaced option (a write option given to a read) does not
+// compile. It also sets the options that many of the driver's option
 // builders share (hint, collation, sort, projection, let): each builder is
 // its own type, with the same setters.
 package opt
@@ -32,19 +35,66 @@ type Config struct {
 	InsertBatch                                               int
 	ArrayFilters                                              []any
 	Let                                                       any
+
+	// Err is the first option that was given a value it refuses (a Sort
+	// that is not a sort document): the call fails with it.
+	Err error
 }
 
-// Func is an option: it sets part of a Config.
+// Fail records err as the call's error unless one is recorded already.
+func (c *Config) Fail(err error) {
+	if c.Err == nil {
+		c.Err = err
+	}
+}
+
+// Func sets part of a Config.
 type Func func(*Config)
 
-// The bridge to package query, set by its init: query owns the option
-// type (its method is unexported, so only this module makes options), and
-// odm makes and reads options through these.
+// Read is an option of reads; Write an option of writes.
+type (
+	Read  interface{ read(*Config) }
+	Write interface{ write(*Config) }
+)
+
+// ReadFunc is a read option, WriteFunc a write option, and BothFunc an
+// option of both.
+type (
+	ReadFunc  Func
+	WriteFunc Func
+	BothFunc  Func
+)
+
+func (f ReadFunc) read(c *Config)   { f(c) }
+func (f WriteFunc) write(c *Config) { f(c) }
+func (f BothFunc) read(c *Config)   { f(c) }
+func (f BothFunc) write(c *Config)  { f(c) }
+
+// Reads applies the read options of one call, skipping nil ones.
+func Reads[O Read](opts []O) *Config {
+	c := new(Config)
+	for _, o := range opts {
+		if Read(o) != nil {
+			o.read(c)
+		}
+	}
+	return c
+}
+
+// Writes applies the write options of one call, skipping nil ones.
+func Writes[O Write](opts []O) *Config {
+	c := new(Config)
+	for _, o := range opts {
+		if Write(o) != nil {
+			o.write(c)
+		}
+	}
+	return c
+}
+
+// The bridge to package query, set by its init: odm reads filters through
+// these.
 var (
-	// Make wraps f as a query.Option.
-	Make func(f Func) any
-	// Setter returns the Func of a query.Option (nil for the zero Option).
-	Setter func(option any) Func
 	// FilterD returns a query.Filter's document and construction error;
 	// ok is false when f is not a query.Filter.
 	FilterD func(f any) (d bson.D, err error, ok bool)
