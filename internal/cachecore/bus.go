@@ -84,6 +84,12 @@ func Watched(db, coll string) bool {
 func (ch Change) own(shared *bool) Change {
 	if *shared {
 		ch.Stmts = slices.Clone(ch.Stmts)
+		for i := range ch.Stmts {
+			// What the first cache derived from its copy (in place, before
+			// this clone) is by its knowledge of the collection, not this
+			// one's.
+			ch.Stmts[i].stmtState = stmtState{}
+		}
 	}
 	*shared = true
 	return ch

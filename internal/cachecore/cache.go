@@ -1,8 +1,3 @@
-// Package cachecore is the implementation of package cache: the entries,
-// their invalidation, the loads and the write observer. Package cache is
-// its public face (Cache, Config, Stats, Observer, Source); query and odm
-// use the rest (Fetch, Key, the invalidations by write) from here, so none
-// of it is public API.
 package cachecore
 
 import (

@@ -86,6 +86,14 @@ type Stmt struct {
 	Upserted, NotUpserted bool
 	UpsertedID            bson.RawValue
 
+	// What the cache adds to its own copy (each cache on the bus has one):
+	// never set by the writer.
+	stmtState
+}
+
+// stmtState is the cache-private half of a Stmt: the image Begin found
+// for it and what the rules derived from it.
+type stmtState struct {
 	// image is the one document the statement changes, as it was when the
 	// write began: set by Begin when the statement names one _id and a
 	// valid entry holds that document whole, and kept only while no other
@@ -108,6 +116,15 @@ type derivation struct {
 	w        *match.Filter // Filter compiled; nil when not analysable
 	u        match.Update
 	ui       match.Update // an upsert's update as it applies to the document it inserts
+}
+
+// derive derives every statement of stmts (under mu), when the cache takes
+// its copy of a write: the rules (decide) then only read them.
+func (sp *space) derive(stmts []Stmt) {
+	simple := sp.simple.Load()
+	for i := range stmts {
+		stmts[i].derive(simple)
+	}
 }
 
 // derive reads what the rules need from the statement.

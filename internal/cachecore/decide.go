@@ -19,15 +19,19 @@ const (
 
 // decide is the one decision of the rules, for local writes, log events
 // and change events alike: can statement s change the result of entry d?
-// Sound before precise: whatever it cannot decide, it invalidates.
-func decide(s *Stmt, d *dep, simple bool) rule {
+// Sound before precise: whatever it cannot decide, it invalidates. It
+// reads s and d and changes neither: s was derived when the cache took its
+// copy of the write (space.derive). docs/caching.md, "Precise
+// invalidation", is its specification, rule by rule; every entry a rule
+// can invalidate must be named by the index walk (walk.go), which
+// TestIndexNamesEveryAffectedEntry checks.
+func decide(s *Stmt, d *dep) rule {
 	if d.filter == nil {
 		return ruleWide
 	}
 	if s.NoChange {
 		return keep
 	}
-	s.derive(simple)
 	switch s.Op {
 	case OpInsert:
 		return d.inserted(s.entering(), nil)

@@ -265,7 +265,7 @@ func (c *Cache) commit(d *dep) bool {
 		}
 		for j := range a.ch.Stmts {
 			s := &a.ch.Stmts[j]
-			if decide(s, d, sp.simple.Load()) != keep {
+			if decide(s, d) != keep {
 				ok = false
 				break
 			}
@@ -283,7 +283,7 @@ func (c *Cache) commit(d *dep) bool {
 			break
 		}
 		for j := range w.stmts {
-			if decide(&w.stmts[j], d, sp.simple.Load()) != keep {
+			if decide(&w.stmts[j], d) != keep {
 				ok = false
 				break
 			}

@@ -82,7 +82,8 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp := c.space(ch.DB, ch.Coll)
 	w := &flying{stmts: ch.Stmts, wide: ch.Wide || ch.Drop || ch.Unknown || len(ch.Stmts) == 0 || c.wideOnly}
 	sp.mu.Lock()
-	sp.forgetImages() // what another write in flight read may change now
+	sp.derive(w.stmts) // this cache's copy: what the rules read from it, once
+	sp.forgetImages()  // what another write in flight read may change now
 	if !w.wide {
 		sp.images(c, w.stmts, ch.Writers)
 	}

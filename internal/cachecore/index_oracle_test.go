@@ -179,7 +179,7 @@ type oracleMiss struct {
 // missed returns the misses of statement s (under sp.mu).
 func (o *oracle) missed(sp *space, s *Stmt) []oracleMiss {
 	simple := sp.simple.Load()
-	s.derive(simple) // as decideAll does, before candidates
+	s.derive(simple) // as the cache does when it takes its copy of a write (space.derive)
 	sp.stamp++
 	seen := map[*dep]bool{}
 	sp.candidates(s, func(d *dep) { seen[d] = true })
@@ -188,7 +188,7 @@ func (o *oracle) missed(sp *space, s *Stmt) []oracleMiss {
 	var out []oracleMiss
 	for d := range sp.deps {
 		o.stats.checked++
-		r := decide(s, d, simple)
+		r := decide(s, d)
 		o.stats.rules[r]++
 		if r != keep && !seen[d] {
 			out = append(out, oracleMiss{d, r})

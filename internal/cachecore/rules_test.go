@@ -398,3 +398,25 @@ func observed(ctx context.Context) {
 		l.observed.Store(true)
 	}
 }
+
+// TestEachCacheDerivesItsOwnCopy: the bus gives the first cache the
+// writer's statements and every other cache a clone made after the first
+// has derived its copy in place. Each must derive by its own knowledge of
+// the collection (whether it compares strings simply): a clone that kept
+// the first cache's derivation judged a string _id by the other cache's
+// collation. On 3a1c28b the clone kept it. (Statements built by hand: the
+// bookkeeping of the bus, no server involved.)
+func TestEachCacheDerivesItsOwnCopy(t *testing.T) {
+	f, err := bson.Marshal(bson.D{{Key: "_id", Value: "ABC"}})
+	require.NoError(t, err)
+	ch := Change{DB: "db", Coll: "c", Stmts: []Stmt{{Op: OpDelete, Filter: f}}}
+	shared := false
+	first := ch.own(&shared)
+	first.Stmts[0].derive(true) // the first cache compares strings simply
+	require.True(t, first.Stmts[0].idsKnown)
+	second := ch.own(&shared)
+	assert.False(t, second.Stmts[0].derived, "the clone derives again")
+	second.Stmts[0].derive(false) // the second knows no collation: a string _id is not decided
+	assert.False(t, second.Stmts[0].idsKnown)
+	assert.True(t, first.Stmts[0].idsKnown, "the first cache's copy is its own")
+}

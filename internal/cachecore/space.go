@@ -281,3 +281,38 @@ func (sp *space) unregister(d *dep) {
 		removeFrom(sp.readers, f, d)
 	}
 }
+
+func namespace(db, coll string) string { return db + "." + coll }
+
+// space returns the state of collection db.coll, made on first use. It is
+// on every hit: two map loads, no allocation (a "db.coll" key would be
+// concatenated on every call).
+func (c *Cache) space(db, coll string) *space {
+	colls, ok := c.spaces.Load(db)
+	if !ok {
+		colls, _ = c.spaces.LoadOrStore(db, new(sync.Map))
+	}
+	m := colls.(*sync.Map)
+	if sp, ok := m.Load(coll); ok {
+		return sp.(*space)
+	}
+	sp, _ := m.LoadOrStore(coll, newSpace(db, coll))
+	return sp.(*space)
+}
+
+// spaceNS is space for a namespace "db.coll".
+func (c *Cache) spaceNS(ns string) *space {
+	db, coll, _ := strings.Cut(ns, ".")
+	return c.space(db, coll)
+}
+
+// eachSpace calls f for every collection the cache knows.
+func (c *Cache) eachSpace(f func(*space)) {
+	c.spaces.Range(func(_, colls any) bool {
+		colls.(*sync.Map).Range(func(_, sp any) bool {
+			f(sp.(*space))
+			return true
+		})
+		return true
+	})
+}

@@ -1,0 +1,175 @@
+package cachecore
+
+// A write's change, applied to this cache (Apply, from the bus or from the
+// cache's own Invalidate): the entries each statement may change, as the
+// index walk (walk.go) names them and the rules (decide.go) judge them,
+// are marked invalid; a collection-wide change invalidates every entry of
+// its collection in one atomic add.
+
+// Apply applies one write's change to this cache and publishes it to the
+// other processes.
+func (c *Cache) Apply(ch Change) {
+	c.apply(ch)
+	if c.source != nil {
+		c.source.Publish(ch.DB, ch.Coll)
+	}
+}
+
+func (c *Cache) apply(ch Change) {
+	switch {
+	case ch.Unknown:
+		c.unsettled(ch.DB, ch.Coll, ch.Deadline)
+	case ch.Coll == "":
+		c.invalidateAll()
+	case ch.Wide || ch.Drop || len(ch.Stmts) == 0 || c.wideOnly:
+		c.invalidateWide(c.space(ch.DB, ch.Coll), ch.Drop)
+	default:
+		c.applyStmts(c.space(ch.DB, ch.Coll), &ch)
+	}
+}
+
+// applyStmts invalidates the entries each statement may affect, and keeps
+// the change for the loads in flight.
+func (c *Cache) applyStmts(sp *space, ch *Change) {
+	var stale []string
+	// This cache's own images, set on its own copy of the statements (the
+	// first cache's copy is the writer's; each other cache's is a clone,
+	// made before this runs).
+	imgs := ch.images[c]
+	for i := range ch.Stmts {
+		ch.Stmts[i].image = nil
+		if i < len(imgs) {
+			ch.Stmts[i].image = imgs[i]
+		}
+	}
+	sp.mu.Lock()
+	sp.derive(ch.Stmts) // this cache's copy: what the rules read from it, once
+	sp.seq.Add(1)
+	sp.forgetImages()
+	if sp.inflight == 0 && len(sp.deps) == 0 {
+		sp.mu.Unlock() // nothing to invalidate, no load to tell
+		c.invalidations.Add(1)
+		return
+	}
+	if sp.inflight > 0 {
+		for i := range ch.Stmts {
+			ch.Stmts[i].doc() // the caller's value may change once it returns
+		}
+		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
+	}
+	stale = c.decideAll(sp, ch.Stmts)
+	sp.mu.Unlock()
+	c.invalidations.Add(1)
+	c.ristretto(func() {
+		for _, k := range stale {
+			c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
+		}
+	})
+}
+
+// decideAll invalidates the entries each statement may change (under mu),
+// and returns their keys, for the caller to delete from ristretto once it
+// has let mu go.
+func (c *Cache) decideAll(sp *space, stmts []Stmt) (stale []string) {
+	for i := range stmts {
+		s := &stmts[i]
+		if s.NoChange {
+			continue
+		}
+		sp.stamp++
+		sp.candidates(s, func(d *dep) {
+			if r := decide(s, d); r != keep {
+				c.count(r)
+				d.invalid.Store(true)
+				sp.unregister(d)
+				stale = append(stale, d.key)
+			} else {
+				c.kept.Add(1)
+			}
+		})
+	}
+	return stale
+}
+
+// keep records a write applied while loads are in flight (under mu), within
+// the ring's bounds.
+func (sp *space) keep(a applied) {
+	sp.ring = append(sp.ring, a)
+	if a.ch != nil {
+		sp.stmts += len(a.ch.Stmts)
+	}
+	for len(sp.ring) > ringChanges || sp.stmts > ringStmts {
+		old := sp.ring[0]
+		sp.floor = old.seq
+		if old.ch != nil {
+			sp.stmts -= len(old.ch.Stmts)
+		}
+		sp.ring = sp.ring[1:]
+	}
+}
+
+// count counts an invalidation by its rule.
+func (c *Cache) count(r rule) {
+	switch r {
+	case ruleID:
+		c.byID.Add(1)
+	case ruleMatch:
+		c.byMatch.Add(1)
+	case rulePath:
+		c.byPath.Add(1)
+	default:
+		c.byWide.Add(1)
+	}
+}
+
+// Invalidate invalidates every cached result of the collection, and
+// publishes that to the other processes. An empty coll stands for every
+// collection of db, and an empty db and coll for every collection.
+func (c *Cache) Invalidate(db, coll string) { c.Apply(Change{DB: db, Coll: coll, Drop: true}) }
+
+// invalidateWide invalidates every entry of a collection: one atomic add
+// that every hit compares, and fresh indexes. drop: the collection itself
+// may have changed, and its shape is asked again.
+func (c *Cache) invalidateWide(sp *space, drop bool) {
+	sp.mu.Lock()
+	sp.seq.Add(1)
+	sp.forgetImages()
+	if drop {
+		sp.drops.Add(1)
+		sp.simple.Store(false) // until its shape is asked again
+	}
+	sp.wide.Add(1)
+	c.byWide.Add(uint64(len(sp.deps)))
+	sp.reset()
+	if sp.inflight > 0 {
+		sp.keep(applied{seq: sp.seq.Load()})
+	}
+	sp.mu.Unlock()
+	c.invalidations.Add(1)
+}
+
+// InvalidateAll invalidates every collection the cache has seen, for code
+// that lost track of which ones changed. It is not published to other
+// processes. It is one atomic add to a counter every hit compares, so it
+// also covers collections whose first read is racing with it.
+func (c *Cache) InvalidateAll() { c.invalidateAll() }
+
+func (c *Cache) invalidateAll() {
+	c.epoch.Add(1)
+	c.invalidations.Add(1)
+	// The entries are invalid by the epoch already; their indexes go too,
+	// so that no write looks at them again.
+	c.eachSpace(func(sp *space) {
+		sp.mu.Lock()
+		sp.reset()
+		sp.forgetImages() // taken before the flush: any document may have changed
+		sp.mu.Unlock()
+	})
+}
+
+// Generation returns the number of changes applied to db.coll plus the
+// number of InvalidateAll calls: it grows with every invalidation that can
+// reach the collection's entries (for tests).
+func (c *Cache) Generation(db, coll string) uint64 {
+	return c.space(db, coll).seq.Load() + c.epoch.Load()
+}
