@@ -122,7 +122,7 @@ func TestHitMissAndInvalidate(t *testing.T) {
 
 // TestHandleReadsThroughItsOwnCache: a handle reads through the cache it
 // was given, or none: a handle made without WithCache fails a Cached read
-// with ErrNoCache, even on a collection value another handle caches; two
+// with ErrUncacheable, even on a collection value another handle caches; two
 // caches on one collection value are two handles' business. A write through
 // the handle without a cache still invalidates both caches (the bus).
 func TestHandleReadsThroughItsOwnCache(t *testing.T) {
@@ -130,7 +130,7 @@ func TestHandleReadsThroughItsOwnCache(t *testing.T) {
 	ctx := context.Background()
 	plain := handle[Doc](t, e.coll) // e.coll is e.docs's too, with e.c
 	_, err := plain.FindMany(ctx, nil, query.Cached(0))
-	assert.ErrorIs(t, err, query.ErrNoCache)
+	assert.ErrorIs(t, err, query.ErrUncacheable)
 
 	c2 := newCache(t, cache.Config{})
 	second := handle[Doc](t, e.coll, odm.WithCache(c2))

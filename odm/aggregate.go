@@ -56,7 +56,7 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		return cur.AppendAll(ctx, nil)
 	}
 	if c.cache == nil {
-		return nil, query.ErrNoCache
+		return nil, errNoCache
 	}
 	deps, err := dependencies(c.db, pipeline)
 	if err != nil {

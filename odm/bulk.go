@@ -198,7 +198,7 @@ func (e *BulkError) record(lo, hi int, err error, unordered bool) (written []int
 	n := len(e.Written)
 	for i := lo; i < hi; i++ {
 		if werr, ok := rejected[i]; ok {
-			e.Failed = append(e.Failed, WriteError{Index: i, Err: werr})
+			e.Failed = append(e.Failed, &WriteError{Index: i, Err: werr})
 			if !unordered { // the server stopped here
 				break
 			}

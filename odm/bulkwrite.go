@@ -76,7 +76,7 @@ type BulkResult struct {
 // classification as InsertMany's: written, rejected by the server, unknown
 // (sent without a reply), or not sent. A malformed model (nil, a document
 // of the wrong type, a filter that says nothing, an invalid update) is a
-// *ModelError, returned before anything is sent. Upsert applies to every
+// *WriteError naming its index, returned before anything is sent. Upsert applies to every
 // replace and update model. The cache is invalidated for what the models
 // may change.
 func (c *Collection[T]) BulkWrite(ctx context.Context, models []WriteModel, opts ...query.WriteOption) (BulkResult, error) {
@@ -170,7 +170,7 @@ func (b *bulk[T]) change() *cachecore.Change {
 // add checks model i, runs its Before hooks and builds its driver model.
 func (b *bulk[T]) add(ctx context.Context, i int, wm WriteModel) error {
 	if wm == nil {
-		return &ModelError{Index: i, Err: ErrNilModel}
+		return &WriteError{Index: i, Err: ErrNilModel}
 	}
 	m := wm.bulkModel()
 	if m.kind == kindInsert || m.kind == kindReplace {
@@ -179,12 +179,12 @@ func (b *bulk[T]) add(ctx context.Context, i int, wm WriteModel) error {
 	reg, bo := b.c.codecs.bson()
 	f, err := checkFilter(m.filter, reg, bo)
 	if err != nil {
-		return &ModelError{Index: i, Err: err}
+		return &WriteError{Index: i, Err: err}
 	}
 	var u any
 	if m.kind == kindUpdateOne || m.kind == kindUpdateMany {
 		if u, err = checkUpdate(m.update, reg, bo); err != nil {
-			return &ModelError{Index: i, Err: err}
+			return &WriteError{Index: i, Err: err}
 		}
 	}
 	switch m.kind {
@@ -211,11 +211,11 @@ func (b *bulk[T]) add(ctx context.Context, i int, wm WriteModel) error {
 // addDoc adds an insert or a replacement of a *T.
 func (b *bulk[T]) addDoc(ctx context.Context, i int, m bulkModel) error {
 	if err := b.c.documents(); err != nil {
-		return &ModelError{Index: i, Err: err}
+		return &WriteError{Index: i, Err: err}
 	}
 	doc, ok := m.doc.(*T)
 	if !ok || doc == nil {
-		return &ModelError{Index: i, Err: fmt.Errorf("the document is a %T, not a non-nil %v", m.doc, reflect.TypeFor[*T]())}
+		return &WriteError{Index: i, Err: fmt.Errorf("the document is a %T, not a non-nil %v", m.doc, reflect.TypeFor[*T]())}
 	}
 	b.docs[i] = doc
 	var id any
@@ -223,7 +223,7 @@ func (b *bulk[T]) addDoc(ctx context.Context, i int, m bulkModel) error {
 	if m.kind == kindInsert {
 		var err error
 		if id, b.fresh[i], err = b.c.assignID(doc); err != nil {
-			return &ModelError{Index: i, Err: err}
+			return &WriteError{Index: i, Err: err}
 		}
 		hooks = insertHooks
 	} else {

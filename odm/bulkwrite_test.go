@@ -65,7 +65,7 @@ func TestMixedBulkWrite(t *testing.T) {
 
 	// Bad models fail before anything is sent.
 	_, err = e.users.BulkWrite(ctx, []odm.WriteModel{odm.DeleteManyModel(nil)})
-	assert.ErrorIs(t, err, odm.ErrNilFilter)
+	assert.ErrorIs(t, err, query.ErrNoFilters)
 	_, err = e.users.BulkWrite(ctx, []odm.WriteModel{odm.InsertModel(User{})})
 	assert.ErrorContains(t, err, "not a non-nil")
 	invalid := e.user("k")

@@ -42,12 +42,16 @@ func (c *Collection[T]) describe(k *cachecore.Key, cfg *opt.Config) {
 	k.Encode, k.Shape = c.encodeFn, c.shapeFn
 }
 
+// errNoCache is the error of a Cached read through a handle without a
+// cache.
+var errNoCache = fmt.Errorf("%w: the collection handle has no cache (give it one with odm.WithCache)", query.ErrUncacheable)
+
 // cachedMany serves a find from the cache. The raw result is shared with
 // the cache and never written, so it is decoded with zero-copy strings
 // (immutable, hence safe to keep) into values the caller owns.
 func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Config) ([]T, error) {
 	if c.cache == nil {
-		return nil, query.ErrNoCache
+		return nil, errNoCache
 	}
 	f, err := readFilter(filter)
 	if err != nil {
@@ -66,7 +70,7 @@ func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Con
 // {n: count}, under a key of its own (Op "count").
 func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config, o *options.CountOptionsBuilder) (int64, error) {
 	if c.cache == nil {
-		return 0, query.ErrNoCache
+		return 0, errNoCache
 	}
 	k := c.key("count", f, cfg)
 	k.Sort, k.Projection = nil, nil

@@ -49,14 +49,14 @@
 //
 // Every write that takes a filter (UpdateOne, UpdateMany, DeleteOne,
 // DeleteMany, the find-and-modify writes, BulkWrite's models) refuses a
-// filter that says nothing, with ErrNilFilter: nil, typed or not (a nil
+// filter that says nothing, with query.ErrNoFilters: nil, typed or not (a nil
 // bson.M, bson.D, bson.Raw or pointer), an empty map or bson.Raw, a zero
 // query.Filter, a struct that encodes to an empty document. bson.D{} is the
 // one spelling of "every document". query.And, Or, Not and ElemMatch
 // of no filters, or of a zero Filter, are errors too (query.ErrNoFilters),
 // so an empty list from user input never becomes "every document". Updates
 // must be update operators or a pipeline (ErrInvalidUpdate); a malformed
-// BulkWrite model is a *ModelError. All of these are returned before
+// BulkWrite model is a *WriteError. All of these are returned before
 // anything is sent.
 //
 // # Hooks and validation
@@ -71,8 +71,8 @@
 // Order for Save: BeforeSave, BeforeInsert (new documents), Validate, the
 // write, AfterInsert (new documents), AfterSave. Before hooks run first so
 // they can fill in defaults that validation then checks. A Before hook or
-// Validate returning an error aborts the write (*HookError,
-// *ValidationError) and nothing is sent. Unlike other ODMs' bulk APIs,
+// Validate returning an error aborts the write (a *HookError; Hook
+// "Validate" for a failed validation) and nothing is sent. Unlike other ODMs' bulk APIs,
 // InsertMany and BulkSave run hooks and validation for every document,
 // before anything is sent, and After hooks for every document written.
 // UpdateOne, UpdateMany, DeleteOne and DeleteMany have no document value

@@ -6,25 +6,13 @@ import (
 	"strings"
 )
 
-// ValidationError reports a document that failed Validate; nothing was
-// written. Index is the document's position in a bulk call (0 otherwise).
-type ValidationError struct {
-	Index int
-	Err   error
-}
-
-// Error implements error.
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("odm: document %d failed validation: %v", e.Index, e.Err)
-}
-
-// Unwrap returns the validator's error.
-func (e *ValidationError) Unwrap() error { return e.Err }
-
-// HookError reports a hook that aborted a write (Before hooks: nothing was
-// written) or failed after it (After hooks: the write happened).
+// HookError reports a hook that aborted a write (Before hooks and
+// Validate: nothing was written) or failed after it (After hooks: the
+// write happened). A document that failed Validate is a HookError whose
+// Hook is "Validate", and Err the validator's error. Index is the
+// document's position in a bulk call (0 otherwise).
 type HookError struct {
-	Hook  string // "BeforeSave", "AfterInsert", …
+	Hook  string // "Validate", "BeforeSave", "AfterInsert", …
 	Index int
 	Err   error
 }
@@ -49,27 +37,30 @@ func (e *HookError) Unwrap() error { return e.Err }
 // or by odm when hooks run) can be looked up by it once the server is back;
 // see InsertMany for the fast path, where the driver assigns ids.
 type BulkError struct {
-	Written []int        // acknowledged as written, in input order
-	Failed  []WriteError // rejected by the server, in input order
-	Unknown []int        // sent, but no reply: may or may not be stored
-	Err     error        // the driver's error (errors joined, if batches failed differently)
+	Written []int         // acknowledged as written, in input order
+	Failed  []*WriteError // rejected by the server, in input order
+	Unknown []int         // sent, but no reply: may or may not be stored
+	Err     error         // the driver's error (errors joined, if batches failed differently)
 
 	clean int // documents 0..clean-1 were written before the first failure; Written lists them once there is one
 }
 
-// WriteError is one document of a bulk write that the server rejected
-// (Err is the driver's mongo.WriteError: a duplicate key, a validation
-// failure, …).
+// WriteError is one write of a bulk call that was not written: a document
+// or model the server rejected (in BulkError.Failed; Err is the driver's
+// mongo.WriteError: a duplicate key, a validation failure, …), or a
+// BulkWrite model refused before anything was sent (returned alone; Err is
+// ErrNilModel, query.ErrNoFilters, ErrInvalidUpdate, or says that the document is
+// not a *T).
 type WriteError struct {
-	Index int // the document's (or model's) position in the bulk write
+	Index int // the document's (or model's) position in the bulk call
 	Err   error
 }
 
 // Error implements error.
-func (e WriteError) Error() string { return fmt.Sprintf("odm: document %d: %v", e.Index, e.Err) }
+func (e *WriteError) Error() string { return fmt.Sprintf("odm: write %d: %v", e.Index, e.Err) }
 
-// Unwrap returns the server's error.
-func (e WriteError) Unwrap() error { return e.Err }
+// Unwrap returns the cause: the server's error, or why odm refused it.
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // Error implements error: the counts, the first rejections and, when some
 // documents' fate is unknown, the error that cut the write short.

@@ -116,7 +116,7 @@ func before(ctx context.Context, doc any, index int, cfg *opt.Config, hooks ...h
 	if !cfg.SkipValidation {
 		if v, ok := doc.(Validator); ok {
 			if err := v.Validate(); err != nil {
-				return &ValidationError{Index: index, Err: err}
+				return &HookError{Hook: "Validate", Index: index, Err: err}
 			}
 		}
 	}

@@ -146,7 +146,7 @@ func TestNilAndEmptyFiltersOnWrites(t *testing.T) {
 		require.Error(t, err)
 	}
 	_, err := e.users.DeleteMany(ctx, nil)
-	assert.ErrorIs(t, err, odm.ErrNilFilter)
+	assert.ErrorIs(t, err, query.ErrNoFilters)
 	_, err = e.users.DeleteMany(ctx, query.Or())
 	assert.ErrorIs(t, err, query.ErrNoFilters)
 	got := e.stored(t)

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/internal/opt"
+	"github.com/databridge-go/databridge/query"
 )
 
 // The checks every write makes of its input before anything is sent, so
@@ -18,12 +19,13 @@ import (
 // document, never reaches the server and never counts as a write of
 // unknown outcome.
 
-// ErrNilFilter is returned by a write that takes a filter when the filter
-// says nothing: nil (typed or untyped), an empty map, an empty bson.Raw, a
-// zero query.Filter, or a struct that encodes to an empty document. A write
-// to every document must say so with bson.D{}, the one spelling of "every
-// document". Nothing is sent.
-var ErrNilFilter = errors.New("odm: nil or empty filter (pass bson.D{} to write to every document)")
+// errNilFilter is the error of a write that takes a filter when the
+// filter says nothing: nil (typed or untyped), an empty map, an empty
+// bson.Raw, a zero query.Filter, or a struct that encodes to an empty
+// document. A write to every document must say so with bson.D{}, the one
+// spelling of "every document". Nothing is sent. It matches
+// query.ErrNoFilters.
+var errNilFilter = fmt.Errorf("%w (pass bson.D{} to write to every document)", query.ErrNoFilters)
 
 // ErrInvalidUpdate is returned by an update whose update document the
 // server (or the driver) would refuse: nil, empty, or not made only of
@@ -33,27 +35,11 @@ var ErrNilFilter = errors.New("odm: nil or empty filter (pass bson.D{} to write 
 var ErrInvalidUpdate = errors.New("odm: invalid update (want update operators such as $set, or a pipeline)")
 
 // ErrNilModel is the error of a nil WriteModel in a BulkWrite (in a
-// *ModelError), and of a nil document given to Save, Insert, Replace or
+// *WriteError), and of a nil document given to Save, Insert, Replace or
 // Delete. Nothing is sent.
 var ErrNilModel = errors.New("odm: nil write model")
 
-// ModelError reports a BulkWrite model refused before anything was sent:
-// a nil model, a document of the wrong type, a filter that says nothing
-// (ErrNilFilter), an invalid update (ErrInvalidUpdate).
-type ModelError struct {
-	Index int // the model's position in the BulkWrite
-	Err   error
-}
-
-// Error implements error.
-func (e *ModelError) Error() string {
-	return fmt.Sprintf("odm: bulk write model %d: %v", e.Index, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *ModelError) Unwrap() error { return e.Err }
-
-// checkFilter returns the filter a write sends, or ErrNilFilter (or the
+// checkFilter returns the filter a write sends, or errNilFilter (or the
 // filter's own construction error) when it says nothing. bson.D{} (non-nil,
 // empty) is the explicit "every document" and passes.
 func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
@@ -62,16 +48,16 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 			return nil, err
 		}
 		if d == nil {
-			return nil, fmt.Errorf("%w: a zero query.Filter", ErrNilFilter)
+			return nil, fmt.Errorf("%w: a zero query.Filter", errNilFilter)
 		}
 		return d, nil
 	}
 	switch f := filter.(type) {
 	case nil:
-		return nil, fmt.Errorf("%w: the filter is nil", ErrNilFilter)
+		return nil, fmt.Errorf("%w: the filter is nil", errNilFilter)
 	case bson.D:
 		if f == nil {
-			return nil, fmt.Errorf("%w: a nil bson.D", ErrNilFilter)
+			return nil, fmt.Errorf("%w: a nil bson.D", errNilFilter)
 		}
 		return f, nil
 	case bson.Raw:
@@ -83,16 +69,16 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 	switch rv.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if rv.IsNil() {
-			return nil, fmt.Errorf("%w: a nil %T", ErrNilFilter, filter)
+			return nil, fmt.Errorf("%w: a nil %T", errNilFilter, filter)
 		}
 		return checkFilter(rv.Elem().Interface(), reg, opts)
 	case reflect.Map:
 		if rv.Len() == 0 {
-			return nil, fmt.Errorf("%w: an empty %T", ErrNilFilter, filter)
+			return nil, fmt.Errorf("%w: an empty %T", errNilFilter, filter)
 		}
 	case reflect.Slice:
 		if rv.IsNil() {
-			return nil, fmt.Errorf("%w: a nil %T", ErrNilFilter, filter)
+			return nil, fmt.Errorf("%w: a nil %T", errNilFilter, filter)
 		}
 	case reflect.Struct:
 		raw, err := marshal(filter, reg, opts)
@@ -100,7 +86,7 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 			return nil, fmt.Errorf("odm: encode the filter: %w", err)
 		}
 		if len(raw) <= 5 {
-			return nil, fmt.Errorf("%w: a %T that encodes to an empty document", ErrNilFilter, filter)
+			return nil, fmt.Errorf("%w: a %T that encodes to an empty document", errNilFilter, filter)
 		}
 		return raw, nil
 	}
@@ -109,7 +95,7 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 
 func rawFilter(raw []byte) (any, error) {
 	if len(raw) <= 5 {
-		return nil, fmt.Errorf("%w: an empty or nil bson.Raw", ErrNilFilter)
+		return nil, fmt.Errorf("%w: an empty or nil bson.Raw", errNilFilter)
 	}
 	return bson.Raw(raw), nil
 }

@@ -189,8 +189,9 @@ func TestValidation(t *testing.T) {
 	bad.Email = "nope"
 
 	err := e.users.Save(ctx, &bad)
-	var ve *odm.ValidationError
+	var ve *odm.HookError
 	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "Validate", ve.Hook)
 	assert.ErrorIs(t, err, errInvalid)
 	assert.Empty(t, e.stored(t), "nothing is written")
 
@@ -401,7 +402,7 @@ func TestNewChecksTheType(t *testing.T) {
 	err = noID.Save(context.Background(), &NoID{Name: "a"})
 	assert.ErrorContains(t, err, `no field tagged bson:"_id"`)
 	_, err = noID.BulkWrite(context.Background(), []odm.WriteModel{odm.InsertModel(&NoID{})})
-	var me *odm.ModelError
+	var me *odm.WriteError
 	assert.ErrorAs(t, err, &me)
 }
 

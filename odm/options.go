@@ -11,11 +11,11 @@ import (
 	"github.com/databridge-go/databridge/query"
 )
 
-// WithCache attaches c to the collection: its reads with query.Cached are
-// served from c, and every handle on the same *mongo.Collection value reads
-// through it too (see New). Default: the cache already attached to the
-// collection value, if any; else none, and a Cached read fails with
-// query.ErrNoCache.
+// WithCache gives the handle cache c: its reads with query.Cached are
+// served from c. Only this handle reads through c (another handle on the
+// same collection needs WithCache too); every write of the process
+// invalidates c (see New). Default: no cache, and a Cached read fails with
+// query.ErrUncacheable.
 func WithCache(c *cache.Cache) Option { return collOptionFunc(func(cc *collConfig) { cc.cache = c }) }
 
 // WithBSON declares the registry and BSON options that the collection's

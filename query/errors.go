@@ -22,11 +22,9 @@ func (notFoundError) Unwrap() error { return mongo.ErrNoDocuments }
 // Register call that binds it.
 var ErrNotRegistered = errors.New("query: model type is not registered")
 
-// ErrNoCache is returned by a read with the Cached option on a collection
-// handle that has no cache (see odm.WithCache).
-var ErrNoCache = errors.New("query: Cached read of a collection without a cache (attach one with odm.WithCache)")
-
-// ErrUncacheable is returned by an aggregation with the Cached option that
-// cannot be cached: one that writes ($out, $merge), or whose pipeline
-// could not be read for the collections it depends on.
-var ErrUncacheable = errors.New("query: aggregation cannot be cached")
+// ErrUncacheable is returned by a read with the Cached option that no
+// cache can serve, rather than silently running it uncached: a read
+// through a handle that has no cache (give it one with odm.WithCache), or
+// an aggregation that writes ($out, $merge) or whose pipeline could not be
+// read for the collections it depends on. The message says which.
+var ErrUncacheable = errors.New("query: Cached read cannot be cached")

@@ -35,7 +35,7 @@ func ExampleAnd() {
 func ExampleOr_empty() {
 	var alternatives []query.Filter
 	fmt.Println(query.Or(alternatives...).Err())
-	// Output: query: And, Or, Not or ElemMatch without a filter
+	// Output: query: a filter that says nothing: $or of no filters
 }
 
 // Iter streams typed values; the error, if any, comes last. Register binds
@@ -73,13 +73,11 @@ func ExampleSanitize() {
 	var hostile bson.M
 	_ = bson.UnmarshalExtJSON([]byte(`{"$where": "sleep(1000)"}`), false, &hostile)
 	f := query.Sanitize(hostile)
-	fmt.Println(errors.Is(f.Err(), query.ErrOperatorRefused))
 	var oe *query.OperatorError
 	if errors.As(f.Err(), &oe) {
 		fmt.Println(oe.Operator)
 	}
 	// Output:
 	// {"name": {"$eq": {"$ne": ""}}}
-	// true
 	// $where
 }

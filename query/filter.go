@@ -19,12 +19,15 @@ var ErrInvalidField = errors.New("query: invalid field name")
 // a call given a Sort that is not a sort document.
 var ErrInvalidValue = errors.New("query: value the server would not read as given")
 
-// ErrNoFilters is the error of And, Or, Not or ElemMatch called with
-// no filters, or with a zero Filter among them. Their MongoDB forms need at
-// least one condition, and treating none as "match every document" turns
-// an empty list built from user input into a query of the whole
-// collection, or a DeleteMany of it.
-var ErrNoFilters = errors.New("query: And, Or, Not or ElemMatch without a filter")
+// ErrNoFilters is the error of a filter that says nothing where one is
+// needed: And, Or, Not or ElemMatch called with no filters, or with a zero
+// Filter among them (their MongoDB forms need at least one condition), and
+// an odm write that takes a filter given nil, an empty map, an empty
+// bson.Raw, a zero Filter or a struct that encodes to an empty document.
+// Treating none as "match every document" turns an empty list built from
+// user input into a query of the whole collection, or a DeleteMany of it:
+// a write to every document says so with bson.D{}.
+var ErrNoFilters = errors.New("query: a filter that says nothing")
 
 // Filter is a query filter built by the typed helpers (Eq, In, Gt, And, …).
 // It is safe with untrusted values: every value is placed under an operator
@@ -155,7 +158,7 @@ func combine(operator string, filters []Filter) Filter {
 		a = append(a, f.d)
 	}
 	if len(a) == 0 {
-		return Filter{err: ErrNoFilters}
+		return Filter{err: fmt.Errorf("%w: %s of no filters", ErrNoFilters, operator)}
 	}
 	return Filter{d: bson.D{{Key: operator, Value: a}}}
 }

@@ -169,7 +169,7 @@ func CursorOptions(opts ...cursor.Option) ReadOption {
 // Cached serves a read from the result cache of its collection (see
 // package cache and odm.WithCache) and fills it on a miss; ttl 0 uses the
 // cache's DefaultTTL. A collection without a cache fails the read with
-// ErrNoCache rather than silently running it uncached. Cached results
+// ErrUncacheable rather than silently running it uncached. Cached results
 // reflect every write made through databridge in this process (or any
 // write, on a client with cache.Observer) as soon as that write returns;
 // writes by other processes are seen through a coherence source, or after

@@ -1,7 +1,6 @@
 package query
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,11 +8,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
-
-// ErrOperatorRefused is matched (with errors.Is) by the error of a filter
-// from Sanitize whose input holds an operator that Sanitize does not pass
-// on; errors.As with *OperatorError names the operator.
-var ErrOperatorRefused = errors.New("query: operator refused in a filter from untrusted input")
 
 // OperatorError is the error of Sanitize for an input that holds an
 // operator where a field name belongs: at the top of the filter or of a
@@ -34,8 +28,6 @@ func (e *OperatorError) Error() string {
 	return fmt.Sprintf("query: operator %q %s is refused in a filter from untrusted input (only $and, $or and $nor are passed on; build other conditions with the typed helpers)", e.Operator, where)
 }
 
-func (e *OperatorError) Unwrap() error { return ErrOperatorRefused }
-
 // Sanitize turns a filter from untrusted input (JSON decoded into a bson.M
 // or map[string]any, a bson.D, raw BSON) into one that matches literally,
 // as Mongoose's sanitizeFilter does and more strictly:
@@ -46,7 +38,7 @@ func (e *OperatorError) Unwrap() error { return ErrOperatorRefused }
 //   - $and, $or and $nor are passed on, each with a non-empty array of
 //     filters that are sanitized the same way;
 //   - any other operator where a field name belongs is refused with an
-//     *OperatorError (matching ErrOperatorRefused), and a field name that
+//     *OperatorError (match it with errors.As), and a field name that
 //     is empty, holds a NUL or has a path segment that starts with '$' or
 //     is empty with ErrInvalidField.
 //
@@ -54,7 +46,7 @@ func (e *OperatorError) Unwrap() error { return ErrOperatorRefused }
 // is. A refused input yields a Filter whose Err is that error: running it, or
 // marshaling it, fails with the error, and nothing is sent. An empty input
 // ({}) yields the zero Filter: a read of it matches every document, and
-// odm's writes refuse it with odm.ErrNilFilter (a write to every document
+// odm's writes refuse it with ErrNoFilters (a write to every document
 // must say so with bson.D{}). An input that is not a document (a string, a
 // number, an array) is refused with ErrInvalidValue.
 //

@@ -58,15 +58,15 @@ func TestSanitizeRefuses(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		give any
-		is   error
+		is   error  // nil: an *OperatorError
 		op   string // the operator an *OperatorError names
 	}{
-		{"$where", fromJSON(t, `{"$where": "sleep(1000)"}`), query.ErrOperatorRefused, "$where"},
-		{"$expr", bson.D{{Key: "$expr", Value: bson.D{{Key: "$eq", Value: bson.A{"$a", "$b"}}}}}, query.ErrOperatorRefused, "$expr"},
-		{"$function inside $or", bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "$function", Value: "x"}}}}}, query.ErrOperatorRefused, "$function"},
-		{"$jsonSchema", bson.D{{Key: "$jsonSchema", Value: bson.D{}}}, query.ErrOperatorRefused, "$jsonSchema"},
-		{"$text", bson.D{{Key: "$text", Value: bson.D{{Key: "$search", Value: "x"}}}}, query.ErrOperatorRefused, "$text"},
-		{"$comment", bson.D{{Key: "$comment", Value: "x"}}, query.ErrOperatorRefused, "$comment"},
+		{"$where", fromJSON(t, `{"$where": "sleep(1000)"}`), nil, "$where"},
+		{"$expr", bson.D{{Key: "$expr", Value: bson.D{{Key: "$eq", Value: bson.A{"$a", "$b"}}}}}, nil, "$expr"},
+		{"$function inside $or", bson.D{{Key: "$or", Value: bson.A{bson.D{{Key: "$function", Value: "x"}}}}}, nil, "$function"},
+		{"$jsonSchema", bson.D{{Key: "$jsonSchema", Value: bson.D{}}}, nil, "$jsonSchema"},
+		{"$text", bson.D{{Key: "$text", Value: bson.D{{Key: "$search", Value: "x"}}}}, nil, "$text"},
+		{"$comment", bson.D{{Key: "$comment", Value: "x"}}, nil, "$comment"},
 		{"operator path segment", bson.D{{Key: "a.$ne", Value: 1}}, query.ErrInvalidField, ""},
 		{"empty path segment", bson.D{{Key: "a..b", Value: 1}}, query.ErrInvalidField, ""},
 		{"NUL in a field (the driver refuses to encode it)", bson.D{{Key: "a\x00", Value: 1}}, query.ErrInvalidValue, ""},
@@ -80,7 +80,10 @@ func TestSanitizeRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := query.Sanitize(tt.give)
 			err := f.Err()
-			require.ErrorIs(t, err, tt.is)
+			require.Error(t, err)
+			if tt.is != nil {
+				require.ErrorIs(t, err, tt.is)
+			}
 			var oe *query.OperatorError
 			if tt.op != "" {
 				require.ErrorAs(t, err, &oe)
@@ -90,7 +93,10 @@ func TestSanitizeRefuses(t *testing.T) {
 				assert.False(t, errors.As(err, &oe))
 			}
 			_, merr := bson.Marshal(f)
-			assert.ErrorIs(t, merr, tt.is, "a refused filter never marshals")
+			assert.Error(t, merr, "a refused filter never marshals")
+			if tt.is != nil {
+				assert.ErrorIs(t, merr, tt.is)
+			}
 		})
 	}
 }
@@ -122,7 +128,8 @@ func TestSanitizeAgainstTheServer(t *testing.T) {
 	assert.Equal(t, "user003", got[0].Name)
 
 	_, err = h.FindMany(ctx, query.Sanitize(fromJSON(t, `{"$where": "true"}`)))
-	require.ErrorIs(t, err, query.ErrOperatorRefused)
+	var oe *query.OperatorError
+	require.ErrorAs(t, err, &oe)
 }
 
 // FuzzSanitize: whatever the input, a sanitized filter holds operators only
