@@ -38,10 +38,8 @@ type node interface {
 }
 
 // Compile compiles filter, a query document, or fails with
-// ErrUnanalysable when it uses anything outside the allow-list: $eq, $ne,
-// $gt, $gte, $lt, $lte, $in, $nin, $exists, $type, $size, $all,
-// $elemMatch, $not, $and, $or, $nor (and $comment, which matches
-// everything).
+// ErrUnanalysable when it uses anything outside the allow-list: the
+// operators [Operators] returns (and $comment, which selects nothing).
 func Compile(filter bson.Raw, o Options) (*Filter, error) {
 	clauses, err := compileDoc(filter, 0)
 	if err != nil {
@@ -111,37 +109,11 @@ func compileDoc(filter bson.Raw, depth int) ([]node, error) {
 }
 
 func compileElement(key string, v bson.RawValue, depth int) (node, error) {
-	switch key {
-	case "$and", "$or", "$nor":
-		arr, ok := v.ArrayOK()
-		if !ok {
-			return nil, fmt.Errorf("%w: %s is not an array", ErrUnanalysable, key)
-		}
-		vals, err := arr.Values()
-		if err != nil || len(vals) == 0 {
-			return nil, fmt.Errorf("%w: %s of no filters", ErrUnanalysable, key)
-		}
-		var subs []node
-		for _, sv := range vals {
-			d, ok := sv.DocumentOK()
-			if !ok {
-				return nil, fmt.Errorf("%w: a clause of %s is not a document", ErrUnanalysable, key)
-			}
-			cs, err := compileDoc(d, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			subs = append(subs, andNode(cs))
-		}
-		switch key {
-		case "$and":
-			return andNode(subs), nil
-		case "$or":
-			return orNode(subs), nil
-		}
-		return norNode(subs), nil
-	case "$comment":
-		return nil, nil
+	if op := queryOperators[key]; op.logical != nil {
+		return compileLogical(key, op.logical, v, depth)
+	}
+	if key == "$comment" {
+		return nil, nil // an annotation, not an operator: it selects nothing
 	}
 	if strings.HasPrefix(key, "$") || !validPath(key) {
 		return nil, fmt.Errorf("%w: %q", ErrUnanalysable, key)
@@ -181,118 +153,12 @@ func compileCondition(v bson.RawValue, depth int) ([]fieldOp, error) {
 	return ops, nil
 }
 
-func compileOp(name string, v bson.RawValue, depth int) (fieldOp, error) {
-	switch name {
-	case "$eq":
-		return eqOp{v}, nil
-	case "$ne":
-		return notOp{[]fieldOp{eqOp{v}}}, nil
-	case "$gt", "$gte", "$lt", "$lte":
-		return rangeOp{name, v}, nil
-	case "$in", "$nin":
-		arr, ok := v.ArrayOK()
-		if !ok {
-			return nil, fmt.Errorf("%w: %s of a non-array", ErrUnanalysable, name)
-		}
-		vals, err := arr.Values()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnanalysable, err)
-		}
-		for _, x := range vals {
-			if x.Type == bson.TypeRegex {
-				return nil, fmt.Errorf("%w: a regular expression in %s", ErrUnanalysable, name)
-			}
-		}
-		if name == "$nin" {
-			return notOp{[]fieldOp{inOp(vals)}}, nil
-		}
-		return inOp(vals), nil
-	case "$exists":
-		return existsOp{truthy(v)}, nil
-	case "$type":
-		return compileType(v)
-	case "$size":
-		n, ok := v.AsInt64OK()
-		if !ok || n < 0 {
-			if f, fok := v.DoubleOK(); !fok || f != math.Trunc(f) || f < 0 {
-				return nil, fmt.Errorf("%w: $size of %v", ErrUnanalysable, v)
-			}
-			n = int64(v.Double())
-		}
-		return sizeOp(n), nil
-	case "$all":
-		arr, ok := v.ArrayOK()
-		if !ok {
-			return nil, fmt.Errorf("%w: $all of a non-array", ErrUnanalysable)
-		}
-		vals, err := arr.Values()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnanalysable, err)
-		}
-		for _, x := range vals {
-			if d, ok := x.DocumentOK(); x.Type == bson.TypeRegex || (ok && strings.HasPrefix(firstKey(d), "$")) {
-				return nil, fmt.Errorf("%w: $all of patterns or $elemMatch", ErrUnanalysable)
-			}
-		}
-		return allOp(vals), nil
-	case "$elemMatch":
-		return compileElemMatch(v, depth)
-	case "$not":
-		d, ok := v.DocumentOK()
-		if !ok {
-			return nil, fmt.Errorf("%w: $not of a regular expression", ErrUnanalysable)
-		}
-		ops, err := compileCondition(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d}, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		if _, literal := ops[0].(eqOp); literal && !strings.HasPrefix(firstKey(d), "$") {
-			return nil, fmt.Errorf("%w: $not of a literal", ErrUnanalysable)
-		}
-		return notOp{ops}, nil
-	}
-	return nil, fmt.Errorf("%w: %s", ErrUnanalysable, name)
-}
-
 func firstKey(d bson.Raw) string {
 	el, err := d.IndexErr(0)
 	if err != nil {
 		return ""
 	}
 	return el.Key()
-}
-
-// truthy is the server's reading of $exists' operand.
-func truthy(v bson.RawValue) bool {
-	switch v.Type {
-	case bson.TypeBoolean:
-		return v.Boolean()
-	case bson.TypeNull, bson.TypeUndefined:
-		return false
-	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble, bson.TypeDecimal128:
-		n, ok := numberOf(v)
-		return !ok || cmpNumbers(n, number{isInt: true}) != 0
-	}
-	return true
-}
-
-func compileElemMatch(v bson.RawValue, depth int) (fieldOp, error) {
-	d, ok := v.DocumentOK()
-	if !ok {
-		return nil, fmt.Errorf("%w: $elemMatch of a non-document", ErrUnanalysable)
-	}
-	if k := firstKey(d); strings.HasPrefix(k, "$") && k != "$and" && k != "$or" && k != "$nor" {
-		ops, err := compileCondition(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: d}, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		return elemMatchOp{ops: ops}, nil
-	}
-	sub, err := compileDoc(d, depth+1)
-	if err != nil {
-		return nil, err
-	}
-	return elemMatchOp{doc: andNode(sub)}, nil
 }
 
 // flatten returns the top-level conjunction's clauses, through nested
@@ -308,45 +174,6 @@ func flatten(ns []node) []node {
 	}
 	return out
 }
-
-type andNode []node
-
-func (a andNode) eval(e env, doc bson.Raw) Tri {
-	res := Yes
-	for _, n := range a {
-		if res = and(res, n.eval(e, doc)); res == No {
-			return No
-		}
-	}
-	return res
-}
-
-func (a andNode) paths(dst []string) []string {
-	for _, n := range a {
-		dst = n.paths(dst)
-	}
-	return dst
-}
-
-type orNode []node
-
-func (o orNode) eval(e env, doc bson.Raw) Tri {
-	res := No
-	for _, n := range o {
-		if res = or(res, n.eval(e, doc)); res == Yes {
-			return Yes
-		}
-	}
-	return res
-}
-
-func (o orNode) paths(dst []string) []string { return andNode(o).paths(dst) }
-
-type norNode []node
-
-func (n norNode) eval(e env, doc bson.Raw) Tri { return orNode(n).eval(e, doc).not() }
-
-func (n norNode) paths(dst []string) []string { return andNode(n).paths(dst) }
 
 // fieldNode is the conditions on one path, all of which must hold.
 type fieldNode struct {
