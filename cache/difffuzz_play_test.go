@@ -195,7 +195,7 @@ func (w diffWrite) apply(ctx context.Context, e diffEnv) error {
 	case "deleteMany":
 		_, err = h.DeleteMany(ctx, w.filter)
 	case "bulkWrite":
-		ms := make([]odm.WriteModel, len(w.models))
+		ms := make([]mongo.WriteModel, len(w.models))
 		for i, m := range w.models {
 			ms[i] = m.odm()
 		}
@@ -204,22 +204,22 @@ func (w diffWrite) apply(ctx context.Context, e diffEnv) error {
 	return err
 }
 
-func (m diffModel) odm() odm.WriteModel {
+func (m diffModel) odm() mongo.WriteModel {
 	switch m.op {
 	case "insertOne":
 		d := diffDocOf(m.doc)
-		return odm.InsertModel(&d)
+		return mongo.NewInsertOneModel().SetDocument(&d)
 	case "replaceOne":
 		d := diffDocOf(m.doc)
-		return odm.ReplaceModel(&d)
+		return mongo.NewReplaceOneModel().SetReplacement(&d)
 	case "updateOne":
-		return odm.UpdateOneModel(m.filter, m.update)
+		return mongo.NewUpdateOneModel().SetFilter(m.filter).SetUpdate(m.update)
 	case "updateMany":
-		return odm.UpdateManyModel(m.filter, m.update)
+		return mongo.NewUpdateManyModel().SetFilter(m.filter).SetUpdate(m.update)
 	case "deleteOne":
-		return odm.DeleteOneModel(m.filter)
+		return mongo.NewDeleteOneModel().SetFilter(m.filter)
 	}
-	return odm.DeleteManyModel(m.filter)
+	return mongo.NewDeleteManyModel().SetFilter(m.filter)
 }
 
 func (m diffModel) driver() mongo.WriteModel {

@@ -90,9 +90,9 @@ func TestMultiStatementWriteOnOneID(t *testing.T) {
 			setB := bson.D{{Key: "$set", Value: bson.D{{Key: "b", Value: 5}}}}
 			setA := bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 5}}}}
 			if path == "odm" {
-				_, err := e.h.BulkWrite(ctx, []odm.WriteModel{
-					odm.UpdateOneModel(bson.D{{Key: "_id", Value: 1}}, setB),
-					odm.UpdateOneModel(bson.D{{Key: "_id", Value: 1}}, setA),
+				_, err := e.h.BulkWrite(ctx, []mongo.WriteModel{
+					mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: 1}}).SetUpdate(setB),
+					mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: 1}}).SetUpdate(setA),
 				})
 				require.NoError(t, err)
 			} else {
@@ -140,9 +140,9 @@ func TestReplaceThenCurrentDateOnOneID(t *testing.T) {
 			var err error
 			if path == "odm" {
 				ps := handle[P](t, e.raw, odm.WithCache(e.c))
-				_, err = ps.BulkWrite(ctx, []odm.WriteModel{
-					odm.ReplaceModel(&P{ID: 1, A: 7}),
-					odm.UpdateOneModel(bson.D{{Key: "_id", Value: 1}}, cur),
+				_, err = ps.BulkWrite(ctx, []mongo.WriteModel{
+					mongo.NewReplaceOneModel().SetReplacement(&P{ID: 1, A: 7}),
+					mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: 1}}).SetUpdate(cur),
 				})
 			} else {
 				_, err = e.raw.BulkWrite(ctx, []mongo.WriteModel{

@@ -288,7 +288,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 			_, err = w.raw.BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(o),
 				mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(set("status", "paid"))})
 		} else {
-			_, err = w.h.BulkWrite(ctx, []odm.WriteModel{odm.InsertModel(&o), odm.UpdateOneModel(query.Eq("_id", id), set("status", "paid"))})
+			_, err = w.h.BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&o), mongo.NewUpdateOneModel().SetFilter(query.Eq("_id", id)).SetUpdate(set("status", "paid"))})
 		}
 		next[o.ID] = o
 		p := next[id]

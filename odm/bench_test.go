@@ -196,7 +196,7 @@ func BenchmarkUpdateMany(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			return benchdata.Count(int(res.Matched), 1000)
+			return benchdata.Count(int(res.MatchedCount), 1000)
 		})
 	})
 	b.Run("docs=1000/lib=driver", func(b *testing.B) { benchdata.MeasureOp(b, benchdata.DriverUpdateMany(seed(b), 1000)) })

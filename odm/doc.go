@@ -21,7 +21,7 @@
 //	err = users.InsertMany(ctx, batch)        // acknowledged batches, hooks per document
 //	err = users.BulkSave(ctx, batch)          // one BulkWrite of per-document upserts
 //	res, err := users.UpdateMany(ctx, query.Lt("age", 18), bson.D{{Key: "$set", Value: bson.D{{Key: "minor", Value: true}}}})
-//	del, err := users.DeleteMany(ctx, query.Eq("status", "gone")) // del.Deleted documents
+//	del, err := users.DeleteMany(ctx, query.Eq("status", "gone")) // del.DeletedCount documents
 //
 // The per-call options of reads and writes are query.Options: this
 // package's configure writes ([Upsert], [WithoutHooks], …), query's shape

@@ -75,7 +75,7 @@ func ExampleCollection_UpdateMany() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(res.Matched, res.Modified)
+	fmt.Println(res.MatchedCount, res.ModifiedCount)
 }
 
 // EnsureIndexes creates what the model declares (Indexer) and can run at
@@ -97,10 +97,10 @@ func ExampleCollection_EnsureIndexes() {
 func ExampleCollection_BulkWrite() {
 	ctx := context.Background()
 	newcomer := Account{Email: "grace@example.com", Plan: "free"}
-	res, err := accounts().BulkWrite(ctx, []odm.WriteModel{
-		odm.InsertModel(&newcomer),
-		odm.UpdateManyModel(query.Eq("plan", "trial"), bson.D{{Key: "$set", Value: bson.D{{Key: "plan", Value: "free"}}}}),
-		odm.DeleteOneModel(query.Eq("email", "gone@example.com")),
+	res, err := accounts().BulkWrite(ctx, []mongo.WriteModel{
+		mongo.NewInsertOneModel().SetDocument(&newcomer),
+		mongo.NewUpdateManyModel().SetFilter(query.Eq("plan", "trial")).SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "plan", Value: "free"}}}}),
+		mongo.NewDeleteOneModel().SetFilter(query.Eq("email", "gone@example.com")),
 	}, odm.Unordered())
 	var be *odm.BulkError
 	if errors.As(err, &be) {
@@ -110,7 +110,7 @@ func ExampleCollection_BulkWrite() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(res.Inserted, res.Modified, res.Deleted)
+	fmt.Println(res.InsertedCount, res.ModifiedCount, res.DeletedCount)
 }
 
 // FindMany collects into a slice the caller owns; with query.Cached,

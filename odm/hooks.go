@@ -13,12 +13,12 @@ import (
 // before anything is sent; WithoutHooks skips them.
 type (
 	// BeforeSaveHook runs first in Save, Replace, BulkSave, FindOneAndReplace
-	// and for BulkWrite's ReplaceModel.
+	// and for BulkWrite's replace models.
 	BeforeSaveHook interface {
 		BeforeSave(ctx context.Context) error
 	}
 	// AfterSaveHook runs after a successful Save, Replace, BulkSave,
-	// FindOneAndReplace, or BulkWrite ReplaceModel.
+	// FindOneAndReplace, or BulkWrite replace model.
 	AfterSaveHook interface {
 		AfterSave(ctx context.Context) error
 	}

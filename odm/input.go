@@ -34,7 +34,7 @@ var errNilFilter = fmt.Errorf("%w (pass bson.D{} to write to every document)", q
 // Nothing is sent.
 var ErrInvalidUpdate = errors.New("odm: invalid update (want update operators such as $set, or a pipeline)")
 
-// ErrNilModel is the error of a nil WriteModel in a BulkWrite (in a
+// ErrNilModel is the error of a nil mongo.WriteModel in a BulkWrite (in a
 // *WriteError), and of a nil document given to Save, Insert, Replace or
 // Delete. Nothing is sent.
 var ErrNilModel = errors.New("odm: nil write model")

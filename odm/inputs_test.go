@@ -78,19 +78,19 @@ func TestNothingFiltersAreRefused(t *testing.T) {
 		},
 		"FindOneAndDelete": func(f any) error { _, err := e.users.FindOneAndDelete(ctx, f); return err },
 		"BulkWrite UpdateOneModel": func(f any) error {
-			_, err := e.users.BulkWrite(ctx, []odm.WriteModel{odm.UpdateOneModel(f, set)})
+			_, err := e.users.BulkWrite(ctx, []mongo.WriteModel{mongo.NewUpdateOneModel().SetFilter(f).SetUpdate(set)})
 			return err
 		},
 		"BulkWrite UpdateManyModel": func(f any) error {
-			_, err := e.users.BulkWrite(ctx, []odm.WriteModel{odm.UpdateManyModel(f, set)})
+			_, err := e.users.BulkWrite(ctx, []mongo.WriteModel{mongo.NewUpdateManyModel().SetFilter(f).SetUpdate(set)})
 			return err
 		},
 		"BulkWrite DeleteOneModel": func(f any) error {
-			_, err := e.users.BulkWrite(ctx, []odm.WriteModel{odm.DeleteOneModel(f)})
+			_, err := e.users.BulkWrite(ctx, []mongo.WriteModel{mongo.NewDeleteOneModel().SetFilter(f)})
 			return err
 		},
 		"BulkWrite DeleteManyModel": func(f any) error {
-			_, err := e.users.BulkWrite(ctx, []odm.WriteModel{odm.DeleteManyModel(f)})
+			_, err := e.users.BulkWrite(ctx, []mongo.WriteModel{mongo.NewDeleteManyModel().SetFilter(f)})
 			return err
 		},
 	}
@@ -113,7 +113,7 @@ func TestNothingFiltersAreRefused(t *testing.T) {
 	// The one explicit spelling of every document.
 	res, err := e.users.UpdateMany(ctx, bson.D{}, set)
 	require.NoError(t, err)
-	assert.EqualValues(t, 2, res.Matched)
+	assert.EqualValues(t, 2, res.MatchedCount)
 }
 
 // TestMalformedBulkModels: each malformed model is a *odm.WriteError naming
@@ -126,28 +126,28 @@ func TestMalformedBulkModels(t *testing.T) {
 	filter := query.Eq("name", "a")
 	tests := []struct {
 		name    string
-		give    odm.WriteModel
+		give    mongo.WriteModel
 		wantErr error // matched with errors.Is, when not nil
 	}{
 		{"nil model", nil, odm.ErrNilModel},
-		{"insert of nil", odm.InsertModel(nil), nil},
-		{"insert of a nil *T", odm.InsertModel((*User)(nil)), nil},
-		{"insert of a T, not a *T", odm.InsertModel(User{}), nil},
-		{"insert of another type", odm.InsertModel(&struct{ A int }{}), nil},
-		{"replace of a nil *T", odm.ReplaceModel((*User)(nil)), nil},
-		{"update with a nil update", odm.UpdateOneModel(filter, nil), odm.ErrInvalidUpdate},
-		{"update without operators", odm.UpdateOneModel(filter, bson.D{{Key: "age", Value: 1}}), odm.ErrInvalidUpdate},
-		{"update with an empty document", odm.UpdateManyModel(filter, bson.D{}), odm.ErrInvalidUpdate},
-		{"update mixing operators and fields", odm.UpdateManyModel(filter, bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}, {Key: "b", Value: 2}}), odm.ErrInvalidUpdate},
-		{"delete with a nil filter", odm.DeleteOneModel(nil), query.ErrNoFilters},
+		{"insert of nil", mongo.NewInsertOneModel().SetDocument(nil), nil},
+		{"insert of a nil *T", mongo.NewInsertOneModel().SetDocument((*User)(nil)), nil},
+		{"insert of a T, not a *T", mongo.NewInsertOneModel().SetDocument(User{}), nil},
+		{"insert of another type", mongo.NewInsertOneModel().SetDocument(&struct{ A int }{}), nil},
+		{"replace of a nil *T", mongo.NewReplaceOneModel().SetReplacement((*User)(nil)), nil},
+		{"update with a nil update", mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(nil), odm.ErrInvalidUpdate},
+		{"update without operators", mongo.NewUpdateOneModel().SetFilter(filter).SetUpdate(bson.D{{Key: "age", Value: 1}}), odm.ErrInvalidUpdate},
+		{"update with an empty document", mongo.NewUpdateManyModel().SetFilter(filter).SetUpdate(bson.D{}), odm.ErrInvalidUpdate},
+		{"update mixing operators and fields", mongo.NewUpdateManyModel().SetFilter(filter).SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}, {Key: "b", Value: 2}}), odm.ErrInvalidUpdate},
+		{"delete with a nil filter", mongo.NewDeleteOneModel().SetFilter(nil), query.ErrNoFilters},
 	}
 	e.log.Reset()
 	for _, tt := range tests {
 		for _, at := range []int{0, 1} { // alone, and after a valid model
 			t.Run(fmt.Sprintf("%s/at %d", tt.name, at), func(t *testing.T) {
-				models := []odm.WriteModel{tt.give}
+				models := []mongo.WriteModel{tt.give}
 				if at == 1 {
-					models = []odm.WriteModel{odm.InsertModel(&ok), tt.give}
+					models = []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&ok), tt.give}
 				}
 				var err error
 				require.NotPanics(t, func() { _, err = e.users.BulkWrite(ctx, models) })
@@ -180,7 +180,7 @@ func TestRefusedUpdateIsNotUnknown(t *testing.T) {
 	_, errs[0] = e.users.UpdateOne(ctx, query.Eq("name", "a"), noOps)
 	_, errs[1] = e.users.UpdateMany(ctx, query.Eq("name", "a"), noOps)
 	_, errs[2] = e.users.FindOneAndUpdate(ctx, query.Eq("name", "a"), noOps)
-	_, errs[3] = e.users.BulkWrite(ctx, []odm.WriteModel{odm.UpdateOneModel(query.Eq("name", "a"), noOps)})
+	_, errs[3] = e.users.BulkWrite(ctx, []mongo.WriteModel{mongo.NewUpdateOneModel().SetFilter(query.Eq("name", "a")).SetUpdate(noOps)})
 	assert.Zero(t, e.cache.Stats().Unsettled, "nothing was sent: no write of unknown outcome")
 	for i, err := range errs {
 		assert.ErrorIs(t, err, odm.ErrInvalidUpdate, "write %d", i)

@@ -92,7 +92,7 @@ func TestUpdateOptions(t *testing.T) {
 	if err != nil {
 		t.Skipf("NOT RUN: the server refuses arrayFilters (%v)", err)
 	}
-	assert.EqualValues(t, 1, res.Modified)
+	assert.EqualValues(t, 1, res.ModifiedCount)
 	var doc struct {
 		Scores []int `bson:"scores"`
 	}

@@ -66,7 +66,7 @@ func TestNilCollection(t *testing.T) {
 		{"InsertMany", func(c *odm.Collection[indexed]) error { return c.InsertMany(ctx, []indexed{{}}) }},
 		{"BulkSave", func(c *odm.Collection[indexed]) error { return c.BulkSave(ctx, []indexed{{}}) }},
 		{"BulkWrite", func(c *odm.Collection[indexed]) error {
-			_, err := c.BulkWrite(ctx, []odm.WriteModel{odm.InsertModel(&indexed{}), odm.DeleteOneModel(f)})
+			_, err := c.BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&indexed{}), mongo.NewDeleteOneModel().SetFilter(f)})
 			return err
 		}},
 		{"UpdateOne", func(c *odm.Collection[indexed]) error { _, err := c.UpdateOne(ctx, f, set); return err }},

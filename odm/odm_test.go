@@ -401,7 +401,7 @@ func TestNewChecksTheType(t *testing.T) {
 	require.NoError(t, err)
 	err = noID.Save(context.Background(), &NoID{Name: "a"})
 	assert.ErrorContains(t, err, `no field tagged bson:"_id"`)
-	_, err = noID.BulkWrite(context.Background(), []odm.WriteModel{odm.InsertModel(&NoID{})})
+	_, err = noID.BulkWrite(context.Background(), []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&NoID{})})
 	var me *odm.WriteError
 	assert.ErrorAs(t, err, &me)
 }
@@ -555,7 +555,7 @@ func TestInsertManyBatches(t *testing.T) {
 
 // TestWriteResultsAreUniform: UpdateOne and UpdateMany report the upserted
 // _id (on 16a31ad Upserted could never be non-zero), DeleteOne and
-// DeleteMany report a DeleteResult, and not-found errors are odm's own
+// DeleteMany the driver's DeleteResult, and not-found errors are odm's own
 // while matching query's and the driver's.
 func TestWriteResultsAreUniform(t *testing.T) {
 	e := setup(t)
@@ -563,22 +563,22 @@ func TestWriteResultsAreUniform(t *testing.T) {
 	set := bson.D{{Key: "$set", Value: bson.D{{Key: "age", Value: 40}}}}
 	res, err := e.users.UpdateOne(ctx, query.Eq("name", "nobody"), set)
 	require.NoError(t, err)
-	assert.Equal(t, odm.UpdateResult{}, res)
+	assert.Equal(t, mongo.UpdateResult{Acknowledged: true}, *res)
 	res, err = e.users.UpdateOne(ctx, query.Eq("name", "nobody"), set, odm.Upsert())
 	require.NoError(t, err)
 	assert.NotNil(t, res.UpsertedID)
 	res, err = e.users.UpdateMany(ctx, query.Eq("name", "nobody"), set, odm.Upsert())
 	require.NoError(t, err)
-	assert.EqualValues(t, 1, res.Matched)
+	assert.EqualValues(t, 1, res.MatchedCount)
 	assert.Nil(t, res.UpsertedID)
 
 	require.NoError(t, e.users.InsertMany(ctx, []User{e.user("a"), e.user("b"), e.user("c")}))
 	del, err := e.users.DeleteOne(ctx, query.In("name", "a", "b"))
 	require.NoError(t, err)
-	assert.Equal(t, odm.DeleteResult{Deleted: 1}, del)
+	assert.Equal(t, mongo.DeleteResult{DeletedCount: 1, Acknowledged: true}, *del)
 	del, err = e.users.DeleteMany(ctx, bson.D{})
 	require.NoError(t, err)
-	assert.Equal(t, odm.DeleteResult{Deleted: 3}, del)
+	assert.Equal(t, mongo.DeleteResult{DeletedCount: 3, Acknowledged: true}, *del)
 
 	u := e.user("gone")
 	err = e.users.Delete(ctx, &u)

@@ -65,7 +65,7 @@ func Unordered() query.WriteOption { return writeOption(func(c *opt.Config) { c.
 
 // Upsert makes UpdateOne, UpdateMany, FindOneAndUpdate, FindOneAndReplace
 // and BulkWrite's update and replace models insert a document when none
-// matches the filter; UpdateResult.UpsertedID is then its _id. Default: no
+// matches the filter; the result's UpsertedID is then its _id. Default: no
 // upsert. Save always upserts by _id.
 func Upsert() query.WriteOption { return writeOption(func(c *opt.Config) { c.Upsert = true }) }
 

@@ -169,41 +169,33 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Write
 	return after(ctx, doc, 0, cfg, afterSave...)
 }
 
-// UpdateResult is the outcome of UpdateOne and UpdateMany.
-type UpdateResult struct {
-	Matched, Modified int64 // documents the filter matched, and those the update changed
-	UpsertedID        any   // the _id of the document an Upsert inserted; nil if none
-}
-
-// DeleteResult is the outcome of DeleteOne and DeleteMany.
-type DeleteResult struct {
-	Deleted int64 // documents deleted
-}
-
 // UpdateOne applies update (e.g. bson.D{{"$set", …}}) to the first document
 // matching filter; with Upsert, it inserts one when none matches. No hooks
-// run: there is no document value to run them on.
-func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.WriteOption) (UpdateResult, error) {
+// run: there is no document value to run them on. The result is the
+// driver's, as the server reported it (MatchedCount, ModifiedCount,
+// UpsertedCount, UpsertedID); nil with an error.
+func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.WriteOption) (*mongo.UpdateResult, error) {
 	return c.update(ctx, filter, update, false, opts)
 }
 
 // UpdateMany applies update to every document matching filter; with
-// Upsert, it inserts one when none matches. No hooks run.
-func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...query.WriteOption) (UpdateResult, error) {
+// Upsert, it inserts one when none matches. No hooks run. The result is the
+// driver's, as UpdateOne's.
+func (c *Collection[T]) UpdateMany(ctx context.Context, filter, update any, opts ...query.WriteOption) (*mongo.UpdateResult, error) {
 	return c.update(ctx, filter, update, true, opts)
 }
 
-func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.WriteOption) (UpdateResult, error) {
+func (c *Collection[T]) update(ctx context.Context, filter, update any, many bool, opts []query.WriteOption) (*mongo.UpdateResult, error) {
 	if err := c.usable(); err != nil {
-		return UpdateResult{}, err
+		return nil, err
 	}
 	f, u, err := c.filterUpdate(filter, update)
 	if err != nil {
-		return UpdateResult{}, err
+		return nil, err
 	}
 	cfg := writeConfig(opts)
 	if cfg.Err != nil {
-		return UpdateResult{}, cfg.Err
+		return nil, cfg.Err
 	}
 	var res *mongo.UpdateResult
 	what := "update one"
@@ -226,9 +218,9 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 		return err
 	})
 	if err != nil {
-		return UpdateResult{}, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
+		return nil, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
 	}
-	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}, nil
+	return res, nil
 }
 
 // updateBuilder is a driver option builder of an update (UpdateOne,
@@ -280,27 +272,29 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.WriteO
 	return after(ctx, doc, 0, cfg, afterDeleteHooks...)
 }
 
-// DeleteOne deletes the first document matching filter. No hooks run.
-func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.WriteOption) (DeleteResult, error) {
+// DeleteOne deletes the first document matching filter. No hooks run. The
+// result is the driver's (DeletedCount); nil with an error.
+func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.WriteOption) (*mongo.DeleteResult, error) {
 	return c.delete(ctx, filter, false, opts)
 }
 
-// DeleteMany deletes every document matching filter. No hooks run.
-func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...query.WriteOption) (DeleteResult, error) {
+// DeleteMany deletes every document matching filter. No hooks run. The
+// result is the driver's, as DeleteOne's.
+func (c *Collection[T]) DeleteMany(ctx context.Context, filter any, opts ...query.WriteOption) (*mongo.DeleteResult, error) {
 	return c.delete(ctx, filter, true, opts)
 }
 
-func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.WriteOption) (DeleteResult, error) {
+func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts []query.WriteOption) (*mongo.DeleteResult, error) {
 	if err := c.usable(); err != nil {
-		return DeleteResult{}, err
+		return nil, err
 	}
 	f, err := c.filter(filter)
 	if err != nil {
-		return DeleteResult{}, err
+		return nil, err
 	}
 	cfg := writeConfig(opts)
 	if cfg.Err != nil {
-		return DeleteResult{}, cfg.Err
+		return nil, cfg.Err
 	}
 	var res *mongo.DeleteResult
 	ch := change(c.deleteStmt(f, many, cfg))
@@ -321,9 +315,9 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 		return err
 	})
 	if err != nil {
-		return DeleteResult{}, fmt.Errorf("odm: delete in %s: %w", c.name, err)
+		return nil, fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}
-	return DeleteResult{Deleted: res.DeletedCount}, nil
+	return res, nil
 }
 
 // filter checks a write's filter (see checkFilter) with the collection's

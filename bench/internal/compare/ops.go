@@ -141,7 +141,7 @@ func ops(e *env, quick bool) []*op {
 				if err != nil {
 					return err
 				}
-				return benchdata.Count(int(res.Matched), 1000)
+				return benchdata.Count(int(res.MatchedCount), 1000)
 			},
 			driver: benchdata.DriverUpdateMany(drColl, 1000),
 		})
