@@ -233,5 +233,3 @@ func (s sink) Lost(error) {
 }
 
 func (s sink) Synced() { s.c.synced.Store(true) }
-
-func (c *Cache) isClosed() bool { return c.isShut.Load() }
