@@ -55,7 +55,10 @@ func WithoutValidation() query.WriteOption {
 }
 
 // WithoutHooks skips every hook for this write. Default: hooks run. With
-// WithoutValidation too, Save is a single driver call.
+// WithoutValidation too, Save is a single driver call. What a hook would
+// have filled in (a default, a timestamp, a slug) stays as the struct
+// holds it, zero if unset, and is written so: use it for documents that
+// are complete without their hooks.
 func WithoutHooks() query.WriteOption { return writeOption(func(c *opt.Config) { c.SkipHooks = true }) }
 
 // Unordered lets InsertMany, BulkSave and BulkWrite continue past a

@@ -168,12 +168,21 @@ func CursorOptions(opts ...cursor.Option) ReadOption {
 
 // Cached serves a read from the result cache of its collection (see
 // package cache and odm.WithCache) and fills it on a miss; ttl 0 uses the
-// cache's DefaultTTL. A collection without a cache fails the read with
-// ErrUncacheable rather than silently running it uncached. Cached results
-// reflect every write made through databridge in this process (or any
-// write, on a client with cache.Observer) as soon as that write returns;
-// writes by other processes are seen through a coherence source, or after
-// ttl. Default: no caching.
+// cache's DefaultTTL. A handle without a cache fails the read with
+// ErrUncacheable rather than silently running it uncached; a cache stores
+// only what it loads through a client with cache.Observer. Cached results
+// reflect every write made in this process (through databridge, or any
+// write on such a client) as soon as that write returns; writes by other
+// processes are seen through a coherence source, or after ttl. Default: no
+// caching.
+//
+// A write drops only the cached reads it can change, for the shapes
+// docs/caching.md lists; any other read is dropped by every write to its
+// collection. In particular, a sorted list with a Limit is kept across
+// writes that cannot change it only when its sort ends in _id (a total
+// order), e.g. Sort(bson.D{{Key: "age", Value: -1}, {Key: "_id", Value: 1}});
+// a Skip, a Hint, a $regex or $where filter always fall back to the
+// collection-wide rule.
 //
 // It applies to FindMany, FindOne, Count, Iter and Aggregate. A cached Iter
 // is a cached FindMany: the whole result is loaded (and held by the cache)
