@@ -272,7 +272,10 @@ func inTransaction(ctx context.Context) bool {
 // cursorOptions are the options of the handle's cursors: the call's, the
 // codecs in use, and no prefetch with an explicit session.
 func (c *Collection[T]) cursorOptions(ctx context.Context, cfg *opt.Config) []cursor.Option {
-	copts := cfg.Cursor
+	var copts []cursor.Option
+	for _, o := range cfg.Cursor {
+		copts = append(copts, o.(cursor.Option))
+	}
 	if c.codecs != nil {
 		copts = slices.Concat(copts, []cursor.Option{cursor.DecodeOptions(c.codecs.dec...)})
 	}

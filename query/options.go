@@ -163,7 +163,11 @@ func BatchSize(n int32) ReadOption { return opt.ReadFunc(func(c *opt.Config) { c
 // (decode.ZeroCopy() decodes strings without copying them). Default: the
 // cursor's defaults.
 func CursorOptions(opts ...cursor.Option) ReadOption {
-	return opt.ReadFunc(func(c *opt.Config) { c.Cursor = append(c.Cursor, opts...) })
+	return opt.ReadFunc(func(c *opt.Config) {
+		for _, o := range opts {
+			c.Cursor = append(c.Cursor, o)
+		}
+	})
 }
 
 // Cached serves a read from the result cache of its collection (see

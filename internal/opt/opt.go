@@ -14,8 +14,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/databridge-go/databridge/cursor"
 )
 
 // Config is what the options of one call say. Each operation reads the
@@ -26,7 +24,7 @@ type Config struct {
 	Collation              *options.Collation
 	Limit, Skip            int64
 	BatchSize              int32
-	Cursor                 []cursor.Option
+	Cursor                 []any // cursor.Option values: this package imports no public one
 	Cached                 bool
 	TTL                    time.Duration
 
