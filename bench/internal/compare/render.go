@@ -163,11 +163,17 @@ func (r *Report) Chart(path string) error {
 // shifted to start above zero (bar charts grow from zero), with ticks
 // labelled in real units; a row without a floor has no floor bar. Each
 // databridge bar is labelled with ratio(row) ("2.37x": driver /
-// databridge), and, with floorRatio, with databridge / floor below it.
+// databridge), and, with floorRatio, with its 95% interval and floor /
+// databridge below it: every label reads the same way, higher is better.
 func (r *Report) panel(title string, value func(LibResult) float64, ratio func(Row) float64, floorRatio bool) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
-	p.Y.Label.Text = "time per operation (log scale); labels: driver / databridge"
+	p.Y.Label.Text = "time per operation (log scale)"
+	p.X.Label.Text = "labels: driver / databridge, higher is better"
+	if floorRatio {
+		p.X.Label.Text = "labels: driver / databridge and, for the finds, raw floor / databridge, both higher is better\n" +
+			"(1x: as fast as the other; the floor cannot be beaten on the driver's cursor), [95% interval over the block pairs]"
+	}
 	names := make([]string, len(r.Rows))
 	var raw [3][]float64
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -219,8 +225,17 @@ func (r *Report) panel(title string, value func(LibResult) float64, ratio func(R
 			top = math.Max(top, raw[2][i])
 		}
 		t := fmt.Sprintf("%.2fx", ratio(row))
-		if floorRatio && row.Floor != nil {
-			t += fmt.Sprintf("\n%.2fx floor", row.Floor.Ratio)
+		if floorRatio && row.Target.Metric == MetricCPU && row.Pairs > 1 && row.CILow > 0 {
+			t += fmt.Sprintf("\n[%.2f–%.2f]", row.CILow, row.CIHigh)
+		}
+		if floorRatio && row.Floor != nil && row.Floor.Ratio > 0 {
+			// The report's table gives databridge / floor (lower is
+			// better, against #20's targets); the chart reads every label
+			// the same way, higher is better.
+			t += fmt.Sprintf("\nfloor %.2fx", 1/row.Floor.Ratio)
+			if row.Floor.Pairs > 1 && row.Floor.CILow > 0 {
+				t += fmt.Sprintf("\n[%.2f–%.2f]", 1/row.Floor.CIHigh, 1/row.Floor.CILow)
+			}
 		}
 		xys = append(xys, plotter.XY{X: float64(i), Y: top - base + 0.05})
 		texts = append(texts, t)
