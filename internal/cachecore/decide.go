@@ -21,10 +21,34 @@ const (
 // and change events alike: can statement s change the result of entry d?
 // Sound before precise: whatever it cannot decide, it invalidates. It
 // reads s and d and changes neither: s was derived when the cache took its
-// copy of the write (space.derive). docs/caching.md, "Precise
-// invalidation", is its specification, rule by rule; every entry a rule
-// can invalidate must be named by the index walk (walk.go), which
-// TestIndexNamesEveryAffectedEntry checks.
+// copy of the write (space.derive). The rules, in the order they apply:
+//
+//	entry outside the rules (no compiled filter)   → wide
+//	the reply says the statement changed nothing   → keep
+//	insert (or an upsert's new document):
+//	  matches the filter, and enters a full limited
+//	  sorted result only if it sorts before its last → match, else keep
+//	delete, find with known _ids:
+//	  by _id: one of them → id; by filter: one of
+//	  the result's documents matches → match        → else keep
+//	delete, count or aggregation: the image (the
+//	  document as it was) matches → match; no image  → wide
+//	update or replace, find with known _ids:
+//	  selects a result document (as delete)         → id, match
+//	  else a replacement that may enter (as insert),
+//	  a pipeline, or a touched filter/sort path
+//	  whose document may match afterwards and sort
+//	  before the last                               → path
+//	  else an upsert that may insert                 → match, else keep
+//	update or replace, count, aggregation or a find
+//	without ids: the image matches neither before
+//	  nor after → keep; a replacement, a pipeline or
+//	  a find → wide; a touched path the entry reads  → path
+//
+// docs/caching.md, "Precise invalidation", states them for users. Every
+// entry a rule can invalidate must be named by the index walk (walk.go),
+// which TestIndexNamesEveryAffectedEntry checks on random entries and
+// writes.
 func decide(s *Stmt, d *dep) rule {
 	if d.filter == nil {
 		return ruleWide
