@@ -2,7 +2,13 @@ package testdb_test
 
 import (
 	"context"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -56,6 +62,96 @@ func TestName(t *testing.T) {
 			n := testdb.Name(t)
 			assert.LessOrEqual(t, len(n), 63)
 			assert.Regexp(t, `^[A-Za-z0-9_]+$`, n)
+		})
+	}
+}
+
+// fallbackChildEnv makes TestFallbackChild run: it names the address the
+// child tries when MONGODB_URI is unset.
+const fallbackChildEnv = "TESTDB_FALLBACK_CHILD"
+
+// TestFallbackChild is TestFallback's child process: two tests that need a
+// server, run without MONGODB_URI.
+func TestFallbackChild(t *testing.T) {
+	addr := os.Getenv(fallbackChildEnv)
+	if addr == "" {
+		return // not a child
+	}
+	testdb.SetFallbackAddr(addr)
+	for _, name := range []string{"a", "b"} {
+		t.Run(name, func(t *testing.T) {
+			t.Logf("uri=[%s]", testdb.URI())
+			require.NoError(t, testdb.Client(t).Ping(context.Background(), nil))
+		})
+	}
+}
+
+// TestFallback runs TestFallbackChild without MONGODB_URI: it uses a server
+// that answers at the fallback address, and without one its skips print one
+// banner. On fe625ca both tests skipped with a server there, and silently:
+// `go test ./...` showed only "ok" for a package whose integration tests had
+// all been skipped.
+func TestFallback(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := l.Addr().String()
+	require.NoError(t, l.Close())
+
+	tests := []struct {
+		name       string
+		give       string // the fallback address; "" for the server this test uses
+		ci         bool
+		wantURI    string // "" for mongodb://give/
+		wantBanner bool
+		wantResult string // how each child test ends
+	}{
+		{name: "no server", give: closed, wantURI: "[]", wantBanner: true, wantResult: "--- SKIP"},
+		{name: "no server in CI", give: closed, ci: true, wantURI: "[]", wantResult: "--- FAIL"},
+		{name: "server", give: "", wantResult: "--- PASS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.give
+			if addr == "" {
+				testdb.Client(t) // skips without a server
+				u, err := url.Parse(testdb.URI())
+				if err != nil || u.Scheme != "mongodb" || u.User != nil || u.RawQuery != "" || strings.Contains(u.Host, ",") {
+					t.Skip("needs a server URI that the fallback can stand for: mongodb://, one host, no credentials or options")
+				}
+				addr = u.Host
+			}
+			wantURI := tt.wantURI
+			if wantURI == "" {
+				wantURI = "[mongodb://" + addr + "/]"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestFallbackChild$", "-test.v", "-test.count=1")
+			cmd.Env = []string{fallbackChildEnv + "=" + addr}
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, testdb.EnvURI+"=") && !strings.HasPrefix(kv, "CI=") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			if tt.ci {
+				cmd.Env = append(cmd.Env, "CI=true")
+			}
+			out, err := cmd.CombinedOutput()
+			if tt.wantResult == "--- FAIL" {
+				require.Error(t, err, "%s", out)
+			} else {
+				require.NoError(t, err, "%s", out)
+			}
+			s := string(out)
+			assert.Equal(t, 2, strings.Count(s, "uri="+wantURI), "%s", s)
+			assert.Equal(t, 2, strings.Count(s, "    "+tt.wantResult), "%s", s)
+			if tt.wantBanner {
+				assert.Equal(t, 1, strings.Count(s, "testdb: SKIPPED (not run): tests of testdb that need the following"), "one banner for both skips:\n%s", s)
+				assert.Contains(t, s, "testdb:   NO MONGODB SERVER: MONGODB_URI is not set, and no server answered at mongodb://"+addr+"/ (")
+				assert.Contains(t, s, "testdb:   run `make test`")
+			} else {
+				assert.NotContains(t, s, "SKIPPED (not run)")
+			}
 		})
 	}
 }
