@@ -1,20 +1,24 @@
 package testdb_test
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/internal/devproc"
 	"github.com/databridge-go/databridge/internal/testdb"
 )
 
@@ -154,4 +158,76 @@ func TestFallback(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDevServerLog runs the dev server binary that make test builds: a
+// request FerretDB cannot handle (a Decimal128 value: it recovers from a
+// panic and closes the connection) is logged on a line that says it is the
+// dev server's, and SIGINT stops the server with status 0. On fe625ca the
+// line was FerretDB's bare "time=... level=ERROR+1 msg=...", which in the
+// middle of a passing test run read as a failure.
+func TestDevServerLog(t *testing.T) {
+	bin := os.Getenv(testdb.EnvServerBinary)
+	if bin == "" {
+		testdb.Unavailable(t, testdb.EnvServerBinary+" is not set: run `make test`, which builds the dev server for fault-injection tests")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	uri, err := devproc.Start(ctx, cmd)
+	require.NoError(t, err)
+	exited := false
+	t.Cleanup(func() {
+		if !exited {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+
+	cl, err := mongo.Connect(options.Client().ApplyURI(uri))
+	require.NoError(t, err)
+	d, err := bson.ParseDecimal128("1.5")
+	require.NoError(t, err)
+	_, err = cl.Database("devserverlog").Collection("c").InsertOne(ctx, bson.D{{Key: "d", Value: d}})
+	require.Error(t, err, "FerretDB closes the connection on a Decimal128")
+	require.NoError(t, cl.Disconnect(ctx)) // the server waits for open connections when it stops
+
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+		exited = true
+		require.NoError(t, err, "exit status after SIGINT; standard error:\n%s", stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the dev server did not stop within 30 s of SIGINT; standard error:\n%s", stderr.String())
+	}
+
+	out := stderr.String()
+	assert.Contains(t, out, "devserver (FerretDB): time=", "FerretDB's line about the Decimal128")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		assert.True(t, strings.HasPrefix(line, "devserver: ") || strings.HasPrefix(line, "devserver (FerretDB): "),
+			"a line that does not say whose it is: %q", line)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a process's output can be copied
+// into while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -46,10 +47,9 @@ func Serve(ctx context.Context, addr, dataDir string, ready func(uri string)) er
 		return fmt.Errorf("devserver: data dir: %w", err)
 	}
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
-		Logger:    logger,
+		Logger:    newLogger(os.Stderr),
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + strings.TrimSuffix(dataDir, "/") + "/",
 	})
@@ -73,6 +73,29 @@ func Serve(ctx context.Context, addr, dataDir string, ready func(uri string)) er
 		return err
 	}
 	return <-done
+}
+
+// logPrefix starts each line of FerretDB's log, so that in the middle of a
+// test run it reads as the dev server's, not as a test's failure.
+const logPrefix = "devserver (FerretDB): "
+
+// newLogger returns FerretDB's logger: ERROR and above, each line after
+// logPrefix. FerretDB logs the errors it answers clients with below ERROR;
+// what it logs from ERROR up is described in cmd/devserver's documentation.
+// A failure to start is Serve's error, not a log line.
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(prefixed{w}, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// prefixed writes logPrefix before each write: a slog.TextHandler writes
+// each record, one line, in one Write.
+type prefixed struct{ w io.Writer }
+
+func (p prefixed) Write(b []byte) (int, error) {
+	if _, err := p.w.Write(append([]byte(logPrefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // BinaryEnv names a prebuilt devserver binary for Spawn to run instead of
