@@ -58,6 +58,8 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 	if c.cache == nil {
 		return nil, errNoCache
 	}
+	reg, bo := c.codecs.bson()
+	pipeline = pin(pipeline, reg, bo) // the bytes the rules read are the bytes sent
 	deps, err := dependencies(c.db, pipeline)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", query.ErrUncacheable, err)

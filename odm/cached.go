@@ -57,6 +57,8 @@ func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Con
 	if err != nil {
 		return nil, err
 	}
+	reg, bo := c.codecs.bson()
+	f = pin(f, reg, bo) // the bytes the rules read are the bytes sent
 	return fetchAll[T](ctx, c.cache, c.codecs, c.key("", f, cfg), cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
 		cur, err := c.coll.Find(ctx, f, findOptions(cfg))
 		if err != nil {
@@ -72,6 +74,8 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 	if c.cache == nil {
 		return 0, errNoCache
 	}
+	reg, bo := c.codecs.bson()
+	f = pin(f, reg, bo) // the bytes the rules read are the bytes sent
 	k := c.key("count", f, cfg)
 	k.Sort, k.Projection = nil, nil
 	res, err := c.cache.Fetch(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {

@@ -27,6 +27,7 @@ type Collection[T any] struct {
 	scope        uint64           // the cache scope of coll (see cachecore.Cache.ScopeOf)
 	writers      []*mongo.Client  // coll's client, as each write reports it (cachecore.Change.Writers)
 	codecs       *codecs          // nil: the driver's defaults
+	docMaps      bool             // a T can hold a Go map (see stable.go)
 	id           idField
 	idErr        error // why T cannot be written whole (no _id field), or nil
 	writeTimeout time.Duration
@@ -71,6 +72,7 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 		return nil, fmt.Errorf("odm: %v cannot be read: %w", t, err)
 	}
 	encode.For(t) // compiled now rather than at the first write
+	c.docMaps = typeMayHoldMap(t, map[reflect.Type]bool{})
 	c.encodeFn, c.shapeFn = c.encoded, c.shape
 	if cfg.cache != nil {
 		c.cache = cachecore.Unwrap(cfg.cache)

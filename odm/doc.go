@@ -50,9 +50,11 @@
 // Every write that takes a filter (UpdateOne, UpdateMany, DeleteOne,
 // DeleteMany, the find-and-modify writes, BulkWrite's models) refuses a
 // filter that says nothing, with query.ErrNoFilters: nil, typed or not (a nil
-// bson.M, bson.D, bson.Raw or pointer), an empty map or bson.Raw, a zero
-// query.Filter, a struct that encodes to an empty document. bson.D{} is the
-// one spelling of "every document". query.And, Or, Not and ElemMatch
+// bson.M, bson.D, bson.Raw or pointer), an empty map, slice or bson.Raw, a
+// pointer to an empty bson.D, a zero query.Filter, a struct that encodes
+// to an empty document, and a filter whose every condition is a $comment,
+// a null on the empty field name, or an $and or $or of such filters. A
+// top-level, non-nil bson.D{} is the one spelling of "every document". query.And, Or, Not and ElemMatch
 // of no filters, or of a zero Filter, are errors too (query.ErrNoFilters),
 // so an empty list from user input never becomes "every document". Updates
 // must be update operators or a pipeline (ErrInvalidUpdate); a malformed

@@ -43,6 +43,94 @@ var ErrNilModel = errors.New("odm: nil write model")
 // filter's own construction error) when it says nothing. bson.D{} (non-nil,
 // empty) is the explicit "every document" and passes.
 func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
+	if d, ok := filter.(bson.D); ok && d != nil && len(d) == 0 {
+		return d, nil // the one spelling of every document
+	}
+	f, err := checkFilterValue(filter, reg, opts)
+	if err != nil {
+		return nil, err
+	}
+	f = pin(f, reg, opts) // the bytes the rules read are the bytes sent
+	if nothing(f, reg, opts) {
+		return nil, fmt.Errorf("%w: a %T that selects every document without saying so (only $comment, an empty field name, or $and/$or of such filters)", errNilFilter, filter)
+	}
+	return f, nil
+}
+
+// nothing reports whether filter f (as checkFilterValue passed it) says
+// nothing: an empty document other than the top-level bson.D{}, or one
+// whose every condition is a $comment, a null on the empty field name, or
+// an $and or $or of such documents. Only a filter whose top-level keys
+// could make it so is encoded to look.
+func nothing(f any, reg *bson.Registry, opts *options.BSONOptions) bool {
+	switch v := f.(type) {
+	case bson.Raw:
+		return nothingRaw(v)
+	case bson.D:
+		if len(v) == 0 {
+			return true // not the top-level bson.D{}: checkFilter returned that already
+		}
+		for _, e := range v {
+			if !suspect(e.Key) {
+				return false
+			}
+		}
+	default:
+		rv := reflect.ValueOf(f)
+		if rv.Kind() == reflect.Map && rv.Type().Key().Kind() == reflect.String {
+			for _, k := range rv.MapKeys() {
+				if !suspect(k.String()) {
+					return false
+				}
+			}
+		} else if rv.Kind() == reflect.Slice && rv.Len() == 0 {
+			return true
+		}
+	}
+	raw, err := marshal(f, reg, opts)
+	return err == nil && nothingRaw(raw)
+}
+
+// suspect reports whether a top-level key can be part of a filter that
+// says nothing.
+func suspect(key string) bool { return key == "$comment" || key == "$and" || key == "$or" || key == "" }
+
+// nothingRaw is nothing for an encoded filter.
+func nothingRaw(raw bson.Raw) bool {
+	els, err := raw.Elements()
+	if err != nil {
+		return false // the server will say what is wrong with it
+	}
+	for _, el := range els {
+		switch v := el.Value(); el.Key() {
+		case "$comment":
+		case "":
+			if v.Type != bson.TypeNull && v.Type != bson.TypeUndefined {
+				return false
+			}
+		case "$and", "$or":
+			arr, ok := v.ArrayOK()
+			if !ok {
+				return false
+			}
+			vals, err := arr.Values()
+			if err != nil || len(vals) == 0 {
+				return false // an empty $and or $or: the server refuses it
+			}
+			for _, x := range vals {
+				d, ok := x.DocumentOK()
+				if !ok || !nothingRaw(d) {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkFilterValue(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {
 	if d, err, ok := opt.FilterD(filter); ok { // a query.Filter
 		if err != nil {
 			return nil, err
@@ -71,7 +159,7 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 		if rv.IsNil() {
 			return nil, fmt.Errorf("%w: a nil %T", errNilFilter, filter)
 		}
-		return checkFilter(rv.Elem().Interface(), reg, opts)
+		return checkFilterValue(rv.Elem().Interface(), reg, opts)
 	case reflect.Map:
 		if rv.Len() == 0 {
 			return nil, fmt.Errorf("%w: an empty %T", errNilFilter, filter)

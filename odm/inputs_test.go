@@ -48,6 +48,14 @@ func nothingFilters() map[string]any {
 		"query.Or(Filter{}, Eq)":    query.Or(query.Filter{}, query.Eq("name", "a")),
 		"query.Not(Filter{})":       query.Not(query.Filter{}),
 		"query.ElemMatch(Filter{})": query.ElemMatch("tags", query.Filter{}),
+		// Found by an independent tester: on 3a1c28b each of these
+		// selected, and deleted, every document.
+		"[]bson.E{}":             []bson.E{},
+		"&bson.D{}":              &bson.D{},
+		"only $comment":          bson.D{{Key: "$comment", Value: "x"}},
+		"$and of {}":             bson.D{{Key: "$and", Value: bson.A{bson.D{}}}},
+		"$or of {} and $comment": bson.M{"$or": bson.A{bson.D{}, bson.D{{Key: "$comment", Value: "y"}}}},
+		"bson.D{{}}":             bson.D{{}},
 	}
 }
 

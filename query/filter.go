@@ -22,8 +22,9 @@ var ErrInvalidValue = errors.New("query: value the server would not read as give
 // ErrNoFilters is the error of a filter that says nothing where one is
 // needed: And, Or, Not or ElemMatch called with no filters, or with a zero
 // Filter among them (their MongoDB forms need at least one condition), and
-// an odm write that takes a filter given nil, an empty map, an empty
-// bson.Raw, a zero Filter or a struct that encodes to an empty document.
+// an odm write that takes a filter given nil, an empty map, slice or
+// bson.Raw, a zero Filter, a struct that encodes to an empty document, or
+// a filter of only $comment (package odm lists them).
 // Treating none as "match every document" turns an empty list built from
 // user input into a query of the whole collection, or a DeleteMany of it:
 // a write to every document says so with bson.D{}.

@@ -1,0 +1,92 @@
+package odm
+
+import (
+	"errors"
+	"reflect"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Go maps encode in a random field order, and MongoDB compares embedded
+// documents field by field, in order: a filter or a document holding a map
+// may be encoded one way for the driver and another way for the cache's
+// rules, which would then judge a write the server did not run. So a
+// filter that holds a map is encoded once (pin) and the same bytes are
+// sent and judged, and a document that holds one is not given to the rules
+// at all (they take it for "any document"). Found by an independent tester:
+// odm's TestMapsAreJudgedAsSent.
+
+// errMapOrder is why a document that holds a map is not given to the
+// rules.
+var errMapOrder = errors.New("odm: the document holds a map, encoded in an order not known here")
+
+// maxWalk bounds holdsMap's walk; deeper values count as holding a map.
+const maxWalk = 100
+
+// holdsMap reports whether v holds a non-empty Go map the encoder would
+// write, at any depth.
+func holdsMap(v reflect.Value, depth int) bool {
+	if depth > maxWalk {
+		return true
+	}
+	switch v.Kind() {
+	case reflect.Map:
+		return v.Len() > 1 || (v.Len() == 1 && holdsMap(v.MapIndex(v.MapKeys()[0]), depth+1))
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && holdsMap(v.Elem(), depth+1)
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return false // bytes: bson.Raw, binary
+		}
+		for i := range v.Len() {
+			if holdsMap(v.Index(i), depth+1) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			if t.Field(i).IsExported() && holdsMap(v.Field(i), depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// typeMayHoldMap reports whether a value of t can hold a Go map: a map, an
+// interface, or a type made of one (seen guards recursive types).
+func typeMayHoldMap(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Map, reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return typeMayHoldMap(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && typeMayHoldMap(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pin returns v encoded when it holds a map of more than one field (so
+// that the driver sends the bytes the rules judge), and v otherwise. A
+// value it cannot encode is returned as it is: the driver will say why.
+func pin(v any, reg *bson.Registry, opts *options.BSONOptions) any {
+	if _, ok := v.(bson.Raw); ok || !holdsMap(reflect.ValueOf(v), 0) {
+		return v
+	}
+	raw, err := marshal(v, reg, opts)
+	if err != nil {
+		return v
+	}
+	return raw
+}
