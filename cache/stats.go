@@ -54,7 +54,7 @@ type Stats struct {
 	// this process's own last write.
 	Lagging uint64
 	// Unobserved counts loads not stored because no command monitor of
-	// a cache (Cache.Monitor) saw their commands: their client's raw
+	// a cache ([Observer]) saw their commands: their client's raw
 	// writes and transactions cannot reach the cache, so what they read
 	// cannot be kept correct. A steady rise means a client is connected
 	// without the monitor.

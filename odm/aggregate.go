@@ -85,7 +85,8 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 // results decoded into R, as Cursor does for a find: the next batch is
 // fetched while this one is consumed, values may be owned (All, AppendAll)
 // or borrowed (Borrowed), and the caller must close the cursor (its
-// iterators and collectors do). query.Cached does not apply.
+// iterators and collectors do). It is never served from the cache: with
+// query.Cached it fails with query.ErrUncacheable (use Aggregate).
 func AggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.ReadOption) (*cursor.Cursor[R], error) {
 	if err := c.usable(); err != nil {
 		return nil, err
@@ -93,6 +94,9 @@ func AggregateCursor[R, T any](ctx context.Context, c *Collection[T], pipeline a
 	cfg := readConfig(opts)
 	if cfg.Err != nil {
 		return nil, cfg.Err
+	}
+	if cfg.Cached {
+		return nil, fmt.Errorf("%w: AggregateCursor streams from the server (use Aggregate)", query.ErrUncacheable)
 	}
 	return aggregateCursor[R](ctx, c, pipeline, cfg)
 }
@@ -156,7 +160,8 @@ type valueOf[V any] struct {
 // that match filter, decoded into V as a field of type V would be (with
 // the collection's codecs). A field name that could be read as an operator
 // is refused with query.ErrInvalidField, as filters refuse it.
-// query.Collation applies; the other options are ignored.
+// query.Collation applies; the other options are ignored, but query.Cached,
+// which fails with query.ErrUncacheable: distinct values are not cached.
 //
 //	teams, err := odm.Distinct[string](ctx, users, "team", query.Gte("age", 18))
 func Distinct[V, T any](ctx context.Context, c *Collection[T], field string, filter any, opts ...query.ReadOption) ([]V, error) {
@@ -169,6 +174,9 @@ func Distinct[V, T any](ctx context.Context, c *Collection[T], field string, fil
 	cfg := readConfig(opts)
 	if cfg.Err != nil {
 		return nil, cfg.Err
+	}
+	if cfg.Cached {
+		return nil, fmt.Errorf("%w: Distinct is not cached", query.ErrUncacheable)
 	}
 	f, err := readFilter(filter)
 	if err != nil {

@@ -156,3 +156,20 @@ func TestDistinctRefusesOperatorFields(t *testing.T) {
 		assert.ErrorIs(t, err, query.ErrInvalidField, "%q", field)
 	}
 }
+
+// TestStreamsRefuseCached: Cursor, AggregateCursor and Distinct are never
+// served from the cache, and say so rather than silently reading
+// uncached. Found by an independent tester: on 3a1c28b each ignored
+// query.Cached, even on a handle without a cache, where FindMany fails.
+func TestStreamsRefuseCached(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	cached := query.Cached(time.Minute)
+	_, err := e.users.Cursor(ctx, bson.D{}, cached)
+	assert.ErrorIs(t, err, query.ErrUncacheable)
+	_, err = odm.AggregateCursor[User](ctx, e.users, bson.A{}, cached)
+	assert.ErrorIs(t, err, query.ErrUncacheable)
+	_, err = odm.Distinct[string](ctx, e.users, "name", bson.D{}, cached)
+	assert.ErrorIs(t, err, query.ErrUncacheable)
+	assert.Zero(t, e.log.Count("find")+e.log.Count("aggregate")+e.log.Count("distinct"), "nothing was sent")
+}

@@ -108,14 +108,16 @@
 //
 // # Cache invalidation
 //
-// A cache is attached to a collection value once ([WithCache]); every
-// handle on that *mongo.Collection reads through it. Every write goes
-// through one path that bounds its deadline, classifies its outcome and
-// reports what it may have changed to every cache of the process, whatever
-// handle it came from, after the server answers, including writes that fail
-// or fail partway: see package cache for the guarantee this gives. odm does
-// this itself, so a client without cache.Observer stays correct for odm's
-// writes; with the observer, the observer leaves odm's writes to odm, and
-// each write is counted once. Inside a transaction, only the observer can
-// invalidate at commit time: install it when you use transactions.
+// A handle reads through the cache [WithCache] gave it, or none. Every
+// write goes through one path that bounds its deadline, classifies its
+// outcome and reports what it may have changed to every cache of the
+// process (the invalidation bus of package cache), whatever handle it came
+// from, with a cache or without, after the server answers, including
+// writes that fail or fail partway: see package cache for the guarantee
+// this gives. The observer (cache.Observer) leaves odm's writes to odm, so
+// each write is counted once; it is required all the same, on every client
+// whose reads a cache stores: a cache stores nothing else. Inside a
+// transaction, the observer invalidates at commit time; a transaction's
+// write on a client without it pauses caching of its collection (see
+// package cache).
 package odm

@@ -32,8 +32,8 @@ func WithBSON(reg *bson.Registry, opts *options.BSONOptions) Option {
 // deadline to the server as maxTimeMS, so even a write whose reply is lost
 // ends by then, which is what lets the cache resume after it. A write with
 // its own context deadline keeps it. d <= 0 sends no limit: after a lost
-// reply such a write's collection then bypasses the cache for the cache's
-// DefaultTTL. Default: 1 minute.
+// reply such a write's collection then bypasses the cache for the longest
+// TTL of its entries (DefaultTTL at least). Default: 1 minute.
 func WriteTimeout(d time.Duration) Option {
 	return collOptionFunc(func(cc *collConfig) { cc.writeTimeout = d })
 }

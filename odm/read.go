@@ -42,7 +42,8 @@ func readFilter(filter any) (any, error) {
 // Cursor runs the query and returns a streaming cursor, for full control:
 // Next and Decode, borrowed values (cursor.Cursor.Borrowed), AppendAll. The
 // caller must close it (its iterators and collectors close it themselves).
-// Cached does not apply.
+// A cursor is never served from the cache: with query.Cached it fails with
+// query.ErrUncacheable (use FindMany or Iter).
 func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.ReadOption) (*cursor.Cursor[T], error) {
 	if err := c.usable(); err != nil {
 		return nil, err
@@ -50,6 +51,9 @@ func (c *Collection[T]) Cursor(ctx context.Context, filter any, opts ...query.Re
 	cfg := readConfig(opts)
 	if cfg.Err != nil {
 		return nil, cfg.Err
+	}
+	if cfg.Cached {
+		return nil, fmt.Errorf("%w: Cursor streams from the server (use FindMany or Iter)", query.ErrUncacheable)
 	}
 	return c.cursor(ctx, filter, cfg)
 }

@@ -25,8 +25,9 @@
 // refuses an option given to the wrong kind of call. The read options are
 // [Limit], [Skip], [BatchSize], [CursorOptions] and [Cached]; the write
 // options are package odm's (odm.Upsert, odm.WithoutHooks, …); [Sort],
-// [Projection], [Hint] and [Collation] shape reads and the writes that take
-// a filter alike, and are both ([Option]). An operation ignores the options
+// [Projection], [Hint] and [Collation] are both ([Option]): Sort and
+// Projection shape reads and the find-and-modify writes, Hint and
+// Collation reads and every write that takes a filter. An operation ignores the options
 // of its kind that do not apply to it (a sort for Count, say).
 //
 // # Reads

@@ -14,7 +14,8 @@ import (
 // ReadOption configures one read: a find (Iter, FindMany, FindOne,
 // Cursor), Count, Distinct or an aggregation. The read options are Limit,
 // Skip, BatchSize, CursorOptions and Cached, and the options of reads and
-// writes alike (Option). Only this module's options implement it, so an
+// writes alike (Option). Only this module's options implement it (a type
+// of yours can, only by embedding one, and must not embed a nil one), so an
 // option of writes (odm.Upsert, odm.WithoutHooks, …) given to a read does
 // not compile. A read ignores the options that do not apply to it (a sort
 // for Count, say). A nil ReadOption sets nothing.
@@ -23,15 +24,16 @@ type ReadOption interface{ opt.Read }
 // WriteOption configures one write of package odm. The write options are
 // package odm's (odm.Upsert, odm.Unordered, odm.WithoutHooks, …) and the
 // options of reads and writes alike (Option). Only this module's options
-// implement it, so a read option (Limit, Cached, …) given to a write does
-// not compile. A write ignores the options that do not apply to it. A nil
-// WriteOption sets nothing.
+// implement it (a type of yours can, only by embedding one, and must not
+// embed a nil one), so a read option (Limit, Cached, …) given to a write
+// does not compile. A write ignores the options that do not apply to it. A
+// nil WriteOption sets nothing.
 type WriteOption interface{ opt.Write }
 
-// Option is an option of reads and writes alike: Sort, Projection, Hint and
-// Collation, which shape a read and also the writes that take
-// a filter (Sort chooses which document a find-and-modify changes,
-// Projection what it returns).
+// Option is an option of reads and writes alike: Sort and Projection shape
+// a read and a find-and-modify write (Sort chooses which document it
+// changes, Projection what it returns; other writes ignore them), Hint and
+// Collation a read and every write that takes a filter.
 type Option interface {
 	ReadOption
 	WriteOption
@@ -94,10 +96,15 @@ func checkSort(spec any) error {
 	default:
 		return bad("got a %T", spec)
 	}
+	seen := make(map[string]bool, len(d))
 	for _, e := range d {
 		if !sortDirection(e.Value) {
 			return bad("field %q has %v (%T), not 1, -1 or {$meta: …}", e.Key, e.Value, e.Value)
 		}
+		if seen[e.Key] {
+			return bad("field %q is sorted on twice", e.Key)
+		}
+		seen[e.Key] = true
 	}
 	return nil
 }
@@ -188,7 +195,8 @@ func CursorOptions(opts ...cursor.Option) ReadOption {
 // a Skip, a Hint, a $regex or $where filter always fall back to the
 // collection-wide rule.
 //
-// It applies to FindMany, FindOne, Count, Iter and Aggregate. A cached Iter
+// It applies to FindMany, FindOne, Count, Iter and Aggregate; Cursor,
+// AggregateCursor and Distinct refuse it with ErrUncacheable. A cached Iter
 // is a cached FindMany: the whole result is loaded (and held by the cache)
 // before the first value is yielded, so use it for results that fit in
 // memory, not for streams. The read right after a miss stored its entry is

@@ -460,6 +460,7 @@ func TestSortRefusesWhatIsNotASortDocument(t *testing.T) {
 		{bson.M{"a": 1, "b": 1}, "a map of 2 fields has no order"},
 		{bson.D{{Key: "name", Value: "asc"}}, `field "name" has asc (string)`},
 		{bson.D{{Key: "name", Value: 2}}, `field "name" has 2 (int)`},
+		{bson.D{{Key: "name", Value: 1}, {Key: "name", Value: -1}}, `field "name" is sorted on twice`},
 	}
 	for _, tt := range tests {
 		_, err := users.FindMany(ctx, bson.D{}, query.Sort(tt.give))
