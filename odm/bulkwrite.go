@@ -44,7 +44,9 @@ import (
 // reported. A malformed model (nil, a document that is not a *T, a filter
 // that says nothing, an invalid update, another model type) is a
 // *WriteError naming its index, returned before anything is sent, with a
-// nil result. The cache is invalidated for what the models may change.
+// nil result; no models at all fail as the driver fails them
+// (mongo.ErrEmptySlice). The cache is invalidated for what the models may
+// change.
 func (c *Collection[T]) BulkWrite(ctx context.Context, models []mongo.WriteModel, opts ...query.WriteOption) (*mongo.BulkWriteResult, error) {
 	if err := c.usable(); err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func (c *Collection[T]) BulkWrite(ctx context.Context, models []mongo.WriteModel
 		return nil, cfg.Err
 	}
 	if len(models) == 0 {
-		return &mongo.BulkWriteResult{Acknowledged: true, UpsertedIDs: map[int64]any{}}, nil
+		return nil, fmt.Errorf("odm: bulk write of no models: %w", mongo.ErrEmptySlice) // as the driver
 	}
 	b := &bulk[T]{c: c, cfg: cfg, docs: make([]*T, len(models)), fresh: make([]bool, len(models)), inserts: make([]bool, len(models)),
 		wms: make([]mongo.WriteModel, len(models)), stmts: make([]cachecore.Stmt, len(models))}

@@ -595,3 +595,38 @@ func TestWriteResultsAreUniform(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
 }
+
+// TestResultsComeWithErrors: a write that fails partway returns the
+// driver's result with its error, as the driver does (compared with the
+// raw driver on the same documents), and BulkWrite of no models fails as
+// the driver's does. Found by an independent tester: on a832584 odm
+// returned a nil result with the error (on 3a1c28b a zero one), and an
+// empty BulkWrite succeeded.
+func TestResultsComeWithErrors(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	docs := []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 1}}, bson.D{{Key: "_id", Value: 2}, {Key: "n", Value: 2}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "n", Value: "x"}}, bson.D{{Key: "_id", Value: 4}, {Key: "n", Value: 4}},
+	}
+	inc := bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 10}}}}
+	var got [2]*mongo.UpdateResult
+	for i, name := range []string{"odm", "driver"} {
+		coll := e.coll.Database().Collection("partway_" + name)
+		_, err := coll.InsertMany(ctx, docs)
+		require.NoError(t, err)
+		if name == "odm" {
+			h, err := odm.New[bson.Raw](coll)
+			require.NoError(t, err)
+			got[i], err = h.UpdateMany(ctx, bson.D{}, inc)
+			require.Error(t, err, "$inc of a string fails")
+		} else {
+			got[i], err = coll.UpdateMany(ctx, bson.D{}, inc)
+			require.Error(t, err)
+		}
+	}
+	assert.Equal(t, got[1], got[0], "the driver's result, with the error")
+
+	_, err := e.users.BulkWrite(ctx, nil)
+	require.ErrorIs(t, err, mongo.ErrEmptySlice)
+}

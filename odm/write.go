@@ -173,7 +173,8 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Write
 // matching filter; with Upsert, it inserts one when none matches. No hooks
 // run: there is no document value to run them on. The result is the
 // driver's, as the server reported it (MatchedCount, ModifiedCount,
-// UpsertedCount, UpsertedID); nil with an error.
+// UpsertedCount, UpsertedID), also with an error when the driver gave one
+// (an UpdateMany that failed partway reports what it changed).
 func (c *Collection[T]) UpdateOne(ctx context.Context, filter, update any, opts ...query.WriteOption) (*mongo.UpdateResult, error) {
 	return c.update(ctx, filter, update, false, opts)
 }
@@ -218,7 +219,7 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
+		return res, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
 	}
 	return res, nil
 }
@@ -273,7 +274,8 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.WriteO
 }
 
 // DeleteOne deletes the first document matching filter. No hooks run. The
-// result is the driver's (DeletedCount); nil with an error.
+// result is the driver's (DeletedCount), also with an error when the
+// driver gave one.
 func (c *Collection[T]) DeleteOne(ctx context.Context, filter any, opts ...query.WriteOption) (*mongo.DeleteResult, error) {
 	return c.delete(ctx, filter, false, opts)
 }
@@ -315,7 +317,7 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("odm: delete in %s: %w", c.name, err)
+		return res, fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}
 	return res, nil
 }
