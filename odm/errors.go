@@ -33,6 +33,10 @@ func (e *HookError) Unwrap() error { return e.Err }
 // the three lists were not sent. Nothing is listed as written that the
 // server did not acknowledge.
 //
+// A call the server refused as a whole (ok: 0, no per-document errors)
+// lists its documents as Unknown too: some such errors (an interruption at
+// maxTimeMS) come after part of the write ran.
+//
 // Unknown documents whose _id was assigned before the call (by the caller,
 // or by odm when hooks run) can be looked up by it once the server is back;
 // see InsertMany for the fast path, where the driver assigns ids.
