@@ -38,6 +38,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Docs, "docs", 2000, "orders in the collection")
 	fs.DurationVar(&cfg.Phase, "phase", time.Minute, "how long each phase runs")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "phases per rule")
+	fs.IntVar(&cfg.WritePercent, "writes", 10, "percent of operations that are writes")
 	readme := fs.String("readme", "", "replace the section between the PRECISION markers of this `README` with the results")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -4,14 +4,16 @@
 // and with the collection-wide rule (cache.Config.CollectionWideOnly) in
 // the same run.
 //
-// The workload (issue 27): about 2,000 orders of 20 tenants drawn Zipf;
-// 4 goroutines read cached list queries ({tenant, status: "paid"} sorted
-// by createdAt and _id descending, limit 20), counts per tenant, a filter
-// on a nested field, a $match-first aggregation and reads by _id; 10% of
-// operations are writes (inserts, $set of the status and $inc of the total
-// by _id, deletes by _id, and 1% of operations an UpdateMany by filter),
-// half through odm and half raw through the driver with the write
-// observer. The benchmark is the only writer: it keeps an exact copy of the
+// The workload (issue 27, made as hard as users' by issue 36): about 2,000
+// orders of 20 tenants drawn Zipf; 4 goroutines read cached lists ({tenant,
+// status: "paid"} sorted by createdAt and _id descending, limit 20; a
+// tenant's orders sorted by the total that writes increment, limit 20; the
+// orders of a status in a city, across tenants, limit 20), counts per
+// tenant, a filter on a nested field, a $match-first aggregation and reads
+// by _id; Config.WritePercent of operations are writes (inserts 25%, $set
+// of the status by _id 25%, $inc of the total by _id 20%, deletes by _id
+// 22%, UpdateMany by filter 8%), half through odm and half raw through the
+// driver with the write observer. The benchmark is the only writer: it keeps an exact copy of the
 // collection and, for every read, computes what a perfect invalidator
 // would have done. A read is an ideal hit when its key was read before
 // within the TTL and its true result has not changed since; a read is a
@@ -46,13 +48,15 @@ import (
 
 // Config sizes a run.
 type Config struct {
-	URI      string
-	Docs     int           // orders in the collection at the start of each phase (2,000)
-	Tenants  int           // 20
-	Phase    time.Duration // how long each phase runs
-	Rounds   int           // phases per rule, interleaved
-	TTL      time.Duration // of every cached read (and of the ideal cache)
-	Progress io.Writer
+	URI     string
+	Docs    int           // orders in the collection at the start of each phase (2,000)
+	Tenants int           // 20
+	Phase   time.Duration // how long each phase runs
+	Rounds  int           // phases per rule, interleaved
+	TTL     time.Duration // of every cached read (and of the ideal cache)
+	// WritePercent is the share of operations that are writes (10).
+	WritePercent int
+	Progress     io.Writer
 }
 
 // Order is the benchmark's document.
@@ -112,7 +116,7 @@ func (p Phase) Total() Counts {
 }
 
 // Shapes are the query shapes, in report order.
-var Shapes = []string{"list", "count", "nested", "aggregate", "by _id"}
+var Shapes = []string{"list", "list by total", "list by status, city", "count", "nested", "aggregate", "by _id"}
 
 // Run runs cfg.Rounds phases of each rule, interleaved (the first rule of
 // each round alternates), each from the same seeded collection and a new
@@ -212,7 +216,28 @@ func pickRead(cfg Config, r *rand.Rand, maxID int) read {
 	t := tenant(cfg, r)
 	ttl := query.Cached(cfg.TTL)
 	switch k := r.Intn(100); {
-	case k < 30:
+	case k < 10:
+		return read{"list by total", "total " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
+			_, err := h.FindMany(ctx, query.Eq("tenant", t),
+				query.Sort(bson.D{{Key: "total", Value: -1}, {Key: "_id", Value: 1}}), query.Limit(20), ttl)
+			return err
+		}, func(m model) any {
+			out := where(m, func(o Order) bool { return o.Tenant == t })
+			slices.SortFunc(out, func(a, b Order) int { return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.ID, b.ID)) })
+			return out[:min(20, len(out))]
+		}}
+	case k < 20:
+		st, city := statuses[r.Intn(len(statuses))], cities[r.Intn(len(cities))]
+		return read{"list by status, city", "city " + st + " " + city, func(ctx context.Context, h *odm.Collection[Order]) error {
+			_, err := h.FindMany(ctx, query.And(query.Eq("status", st), query.Eq("customer.city", city)),
+				query.Sort(bson.D{{Key: "_id", Value: 1}}), query.Limit(20), ttl)
+			return err
+		}, func(m model) any {
+			out := where(m, func(o Order) bool { return o.Status == st && o.Customer != nil && o.Customer.City == city })
+			slices.SortFunc(out, func(a, b Order) int { return cmp.Compare(a.ID, b.ID) })
+			return out[:min(20, len(out))]
+		}}
+	case k < 40:
 		return read{"list", "list " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
 			_, err := h.FindMany(ctx, query.And(query.Eq("tenant", t), query.Eq("status", "paid")),
 				query.Sort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}), query.Limit(20), ttl)
@@ -222,7 +247,7 @@ func pickRead(cfg Config, r *rand.Rand, maxID int) read {
 			slices.SortFunc(out, func(a, b Order) int { return cmp.Or(cmp.Compare(b.CreatedAt, a.CreatedAt), cmp.Compare(b.ID, a.ID)) })
 			return out[:min(20, len(out))]
 		}}
-	case k < 50:
+	case k < 55:
 		return read{"count", "count " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
 			_, err := h.Count(ctx, query.Eq("tenant", t), ttl)
 			return err
@@ -362,7 +387,7 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 			defer wg.Done()
 			r := rand.New(rand.NewSource(round*100 + int64(g)))
 			for time.Now().Before(deadline) && ctx.Err() == nil {
-				if r.Intn(10) == 0 {
+				if r.Intn(100) < cfg.WritePercent {
 					wmu.Lock()
 					err := write(ctx, cfg, r, h, raw, &state, &nextID, &clock)
 					writes++
@@ -416,7 +441,7 @@ func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Orde
 	viaODM := r.Intn(2) == 0
 	var err error
 	switch k := r.Intn(100); {
-	case k < 35:
+	case k < 25:
 		*clock++
 		o := newOrder(cfg, r, int(nextID.Add(1)), *clock)
 		o.Status = "open"
@@ -426,7 +451,7 @@ func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Orde
 			_, err = raw.InsertOne(ctx, o)
 		}
 		next[o.ID] = o
-	case k < 65:
+	case k < 50:
 		id := any()
 		o := next[id]
 		switch o.Status {
@@ -444,7 +469,7 @@ func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Orde
 			_, err = raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
 		}
 		next[id] = o
-	case k < 85:
+	case k < 70:
 		id := any()
 		o := next[id]
 		o.Total += 10
@@ -455,7 +480,7 @@ func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Orde
 			_, err = raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
 		}
 		next[id] = o
-	case k < 90:
+	case k < 92:
 		id := any()
 		if viaODM {
 			_, err = h.DeleteOne(ctx, query.Eq("_id", id))
@@ -463,7 +488,7 @@ func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Orde
 			_, err = raw.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 		}
 		delete(next, id)
-	default: // 10% of writes, 1% of operations
+	default: // 8% of writes
 		t := tenant(cfg, r)
 		before := *clock - 200
 		f := bson.D{{Key: "tenant", Value: t}, {Key: "status", Value: "open"}, {Key: "createdAt", Value: bson.D{{Key: "$lt", Value: before}}}}

@@ -37,10 +37,11 @@ func Report(w io.Writer, cfg Config, phases []Phase, elapsed time.Duration) {
 		writes[p.Rule] += p.Writes
 		stats[p.Rule].add(p)
 	}
-	fmt.Fprintf(w, "Measured %s by `make bench-precision` with %s on %s/%s (%d CPUs); %d orders of %d tenants (Zipf), 4 goroutines, 10%% writes; "+
+	fmt.Fprintf(w, "Measured %s by `make bench-precision` (`-writes %d`) with %s on %s/%s (%d CPUs); %d orders of %d tenants (Zipf), 4 goroutines, %d%% writes "+
+		"(a quarter deletes, half raw through the observer; status and a sorted total changed by _id); "+
 		"%d phases of %s per rule, interleaved, each from the same seeded collection and a new cache; TTL %s; %s in all.\n\n",
-		time.Now().Format("2006-01-02"), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		cfg.Docs, cfg.Tenants, cfg.Rounds, cfg.Phase, cfg.TTL, elapsed.Round(time.Second))
+		time.Now().Format("2006-01-02"), cfg.WritePercent, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		cfg.Docs, cfg.Tenants, cfg.WritePercent, cfg.Rounds, cfg.Phase, cfg.TTL, elapsed.Round(time.Second))
 	fmt.Fprintln(w, "| query | reads | hit ratio | ideal hit ratio | **precision** | collection-wide: hit ratio | ideal | precision |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	row := func(name string, p, c Counts) {
