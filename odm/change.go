@@ -2,7 +2,6 @@ package odm
 
 import (
 	"context"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -36,7 +35,7 @@ func (c *Collection[T]) encoded(v any) (bson.Raw, error) {
 // cannot be encoded here (the driver will say why), which the rules read as
 // "any document".
 func (c *Collection[T]) rawFilter(f any) bson.Raw {
-	if _, ok := f.(bson.Raw); !ok && holdsMap(reflect.ValueOf(f), 0) {
+	if holdsMap(f, 0) {
 		return nil // pin could not encode it: the driver's order is not known here
 	}
 	raw, err := c.encoded(f)
@@ -65,7 +64,7 @@ func (c *Collection[T]) idFilter(id any) bson.Raw {
 // docFunc encodes doc when a rule needs it (before the write returns).
 func (c *Collection[T]) docFunc(doc *T) func() (bson.Raw, error) {
 	return func() (bson.Raw, error) {
-		if c.docMaps && holdsMap(reflect.ValueOf(doc), 0) {
+		if c.docMaps && holdsMap(doc, 0) {
 			return nil, errMapOrder // the driver encodes its maps in an order not known here
 		}
 		return c.encoded(doc)

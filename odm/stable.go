@@ -24,30 +24,73 @@ var errMapOrder = errors.New("odm: the document holds a map, encoded in an order
 // maxWalk bounds holdsMap's walk; deeper values count as holding a map.
 const maxWalk = 100
 
-// holdsMap reports whether v holds a non-empty Go map the encoder would
-// write, at any depth.
-func holdsMap(v reflect.Value, depth int) bool {
+// holdsMap reports whether v holds a Go map of more than one field the
+// encoder would write, at any depth. The common filter types are walked
+// without reflect, so that a cached read's filter costs no allocation.
+func holdsMap(v any, depth int) bool {
+	if depth > maxWalk {
+		return true
+	}
+	switch x := v.(type) {
+	case nil, string, bool, int, int32, int64, float64, bson.ObjectID, bson.Raw, []byte:
+		return false
+	case bson.M:
+		return mapHolds(x, depth)
+	case map[string]any:
+		return mapHolds(x, depth)
+	case bson.D:
+		for _, e := range x {
+			if holdsMap(e.Value, depth+1) {
+				return true
+			}
+		}
+		return false
+	case bson.A:
+		for _, e := range x {
+			if holdsMap(e, depth+1) {
+				return true
+			}
+		}
+		return false
+	case []any:
+		return holdsMap(bson.A(x), depth)
+	}
+	return holdsMapValue(reflect.ValueOf(v), depth)
+}
+
+func mapHolds(m map[string]any, depth int) bool {
+	if len(m) > 1 {
+		return true
+	}
+	for _, x := range m {
+		return holdsMap(x, depth+1)
+	}
+	return false
+}
+
+// holdsMapValue is holdsMap for any other type, by reflect.
+func holdsMapValue(v reflect.Value, depth int) bool {
 	if depth > maxWalk {
 		return true
 	}
 	switch v.Kind() {
 	case reflect.Map:
-		return v.Len() > 1 || (v.Len() == 1 && holdsMap(v.MapIndex(v.MapKeys()[0]), depth+1))
+		return v.Len() > 1 || (v.Len() == 1 && holdsMapValue(v.MapIndex(v.MapKeys()[0]), depth+1))
 	case reflect.Pointer, reflect.Interface:
-		return !v.IsNil() && holdsMap(v.Elem(), depth+1)
+		return !v.IsNil() && holdsMapValue(v.Elem(), depth+1)
 	case reflect.Slice, reflect.Array:
 		if v.Type().Elem().Kind() == reflect.Uint8 {
 			return false // bytes: bson.Raw, binary
 		}
 		for i := range v.Len() {
-			if holdsMap(v.Index(i), depth+1) {
+			if holdsMapValue(v.Index(i), depth+1) {
 				return true
 			}
 		}
 	case reflect.Struct:
 		t := v.Type()
 		for i := range t.NumField() {
-			if t.Field(i).IsExported() && holdsMap(v.Field(i), depth+1) {
+			if t.Field(i).IsExported() && holdsMapValue(v.Field(i), depth+1) {
 				return true
 			}
 		}
@@ -81,7 +124,7 @@ func typeMayHoldMap(t reflect.Type, seen map[reflect.Type]bool) bool {
 // that the driver sends the bytes the rules judge), and v otherwise. A
 // value it cannot encode is returned as it is: the driver will say why.
 func pin(v any, reg *bson.Registry, opts *options.BSONOptions) any {
-	if _, ok := v.(bson.Raw); ok || !holdsMap(reflect.ValueOf(v), 0) {
+	if !holdsMap(v, 0) {
 		return v
 	}
 	raw, err := marshal(v, reg, opts)
