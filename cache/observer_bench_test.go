@@ -120,7 +120,7 @@ func BenchmarkObserverEvents(b *testing.B) {
 		{"insert_many(1000)", mk("insert", bson.D{{Key: "insert", Value: "users"}, {Key: "ordered", Value: true}, {Key: "lsid", Value: lsid}, {Key: "txnNumber", Value: int64(1)}, {Key: "$db", Value: "app"}, {Key: "documents", Value: docs(1000)}})},
 		{"update_by_id", mk("update", bson.D{{Key: "update", Value: "users"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: bson.NewObjectID()}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}}}}, {Key: "lsid", Value: lsid}, {Key: "$db", Value: "app"}})},
 	} {
-		for _, entries := range []int{0, 1000} {
+		for _, entries := range []int{0, 1000, 10_000} {
 			b.Run(fmt.Sprintf("op=%s/entries=%d", tt.name, entries), func(b *testing.B) {
 				live := watch(b, c, "app", "users", entries)
 				defer live()
