@@ -59,8 +59,8 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		return nil, errNoCache
 	}
 	reg, bo := c.codecs.bson()
-	pipeline = pin(pipeline, reg, bo) // the bytes the rules read are the bytes sent
-	deps, err := dependencies(c.db, pipeline)
+	sent, pinned := pinPipeline(pipeline, reg, bo) // the bytes the rules read are the bytes sent
+	deps, err := dependencies(c.db, sent)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", query.ErrUncacheable, err)
 	}
@@ -69,11 +69,14 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 	}
 	k := cachecore.Key{
 		Scope: c.scope, Client: c.coll.Database().Client(), Op: "aggregate", Database: c.db, Collection: c.name, Also: deps.Reads,
-		Filter: pipeline, Hint: cfg.Hint,
+		Filter: pipeline, Hint: cfg.Hint, // maps sorted: equal pipelines share an entry
+	}
+	if pinned {
+		k.Sent = sent
 	}
 	c.describe(&k, cfg)
 	return fetchAll[R](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
-		cur, err := c.coll.Aggregate(ctx, pipeline, aggregateOptions(cfg))
+		cur, err := c.coll.Aggregate(ctx, sent, aggregateOptions(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("odm: aggregate on %s: %w", c.name, err)
 		}

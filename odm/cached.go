@@ -58,9 +58,13 @@ func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Con
 		return nil, err
 	}
 	reg, bo := c.codecs.bson()
-	f = pin(f, reg, bo) // the bytes the rules read are the bytes sent
-	return fetchAll[T](ctx, c.cache, c.codecs, c.key("", f, cfg), cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
-		cur, err := c.coll.Find(ctx, f, findOptions(cfg))
+	k := c.key("", f, cfg) // maps sorted: equal filters share an entry
+	sent, pinned := pin(f, reg, bo)
+	if pinned {
+		k.Sent = sent // the bytes the rules read are the bytes sent
+	}
+	return fetchAll[T](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
+		cur, err := c.coll.Find(ctx, sent, findOptions(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("odm: find in %s: %w", c.name, err)
 		}
@@ -75,9 +79,11 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 		return 0, errNoCache
 	}
 	reg, bo := c.codecs.bson()
-	f = pin(f, reg, bo) // the bytes the rules read are the bytes sent
-	k := c.key("count", f, cfg)
+	k := c.key("count", f, cfg) // maps sorted: equal filters share an entry
 	k.Sort, k.Projection = nil, nil
+	if sent, pinned := pin(f, reg, bo); pinned {
+		k.Sent, f = sent, sent // the bytes the rules read are the bytes sent
+	}
 	res, err := c.cache.Fetch(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
 		n, err := c.coll.CountDocuments(ctx, f, o)
 		if err != nil {

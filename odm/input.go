@@ -50,7 +50,7 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 	if err != nil {
 		return nil, err
 	}
-	f = pin(f, reg, opts) // the bytes the rules read are the bytes sent
+	f, _ = pin(f, reg, opts) // the bytes the rules read are the bytes sent
 	if nothing(f, reg, opts) {
 		return nil, fmt.Errorf("%w: a %T that selects every document without saying so (only $comment, an empty field name, or $and/$or of such filters)", errNilFilter, filter)
 	}

@@ -120,16 +120,39 @@ func typeMayHoldMap(t reflect.Type, seen map[reflect.Type]bool) bool {
 	return false
 }
 
-// pin returns v encoded when it holds a map of more than one field (so
-// that the driver sends the bytes the rules judge), and v otherwise. A
-// value it cannot encode is returned as it is: the driver will say why.
-func pin(v any, reg *bson.Registry, opts *options.BSONOptions) any {
+// pinPipeline is pin for an aggregation pipeline (a slice of stages): each
+// stage is encoded once, into a bson.A of bson.Raw that the driver sends
+// as it is.
+func pinPipeline(p any, reg *bson.Registry, opts *options.BSONOptions) (any, bool) {
+	if !holdsMap(p, 0) {
+		return p, false
+	}
+	rv := reflect.ValueOf(p)
+	if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+		return p, false // the driver will say what is wrong with it
+	}
+	out := make(bson.A, rv.Len())
+	for i := range out {
+		raw, err := marshal(rv.Index(i).Interface(), reg, opts)
+		if err != nil {
+			return p, false
+		}
+		out[i] = raw
+	}
+	return out, true
+}
+
+// pin returns v encoded, and true, when it holds a map of more than one
+// field (so that the driver sends the bytes the rules judge), and v
+// otherwise. A value it cannot encode is returned as it is: the driver
+// will say why.
+func pin(v any, reg *bson.Registry, opts *options.BSONOptions) (any, bool) {
 	if !holdsMap(v, 0) {
-		return v
+		return v, false
 	}
 	raw, err := marshal(v, reg, opts)
 	if err != nil {
-		return v
+		return v, false
 	}
-	return raw
+	return raw, true
 }

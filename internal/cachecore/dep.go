@@ -100,7 +100,7 @@ func (d *dep) analyse(q Key, docs []bson.Raw, wideOnly bool) {
 		if q.Limit != 0 {
 			return
 		}
-		d.setFilter(q, q.Filter)
+		d.setFilter(q, q.sent())
 	case "aggregate":
 		d.kind = kindAgg
 		d.analyseAggregate(q)
@@ -158,7 +158,7 @@ func (d *dep) analyseFind(q Key) {
 		d.spaths = d.sort.Paths()
 		d.last = d.docs[len(d.docs)-1]
 	}
-	d.setFilter(q, q.Filter)
+	d.setFilter(q, q.sent())
 	if d.filter == nil {
 		return
 	}
@@ -190,7 +190,7 @@ func (d *dep) analyseFind(q Key) {
 // idsWithin reports whether q's filter confines it to at most q.Limit _ids
 // (a FindOne by _id): the limit then cuts nothing.
 func (d *dep) idsWithin(q Key) bool {
-	raw, err := q.encode(q.Filter)
+	raw, err := q.encode(q.sent())
 	if err != nil || raw == nil {
 		return false
 	}
@@ -201,7 +201,7 @@ func (d *dep) idsWithin(q Key) bool {
 func (d *dep) analyseAggregate(q Key) {
 	// The pipeline encoded as a value of a document, so that the
 	// collection's codecs encode what it holds as the driver does.
-	doc, err := q.encode(bson.D{{Key: "p", Value: q.Filter}})
+	doc, err := q.encode(bson.D{{Key: "p", Value: q.sent()}})
 	if err != nil {
 		return
 	}

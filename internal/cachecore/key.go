@@ -55,6 +55,12 @@ type Key struct {
 	// Encode encodes a query part as the driver sends it (with the
 	// collection's registry); nil encodes with bson.Marshal.
 	Encode func(v any) (bson.Raw, error)
+	// Sent, when not nil, is Filter as the load sends it, encoded by the
+	// caller (odm encodes a filter or pipeline that holds a Go map once,
+	// since a map's fields encode in a random order): the rules read it
+	// instead of encoding Filter again. The key stays Filter's, whose maps
+	// it sorts.
+	Sent any
 	// Simple: the query has no collation of its own, or "simple" (the
 	// collection's default collation is Shape's). Otherwise the rules
 	// treat every string comparison of the entry as undecided.
@@ -191,6 +197,14 @@ func encodeSlice(enc *msgpack.Encoder, a []any) error {
 		}
 	}
 	return nil
+}
+
+// sent is the filter (or pipeline) as the load sends it.
+func (q Key) sent() any {
+	if q.Sent != nil {
+		return q.Sent
+	}
+	return q.Filter
 }
 
 // encode encodes a query part (a document) for the rules.
