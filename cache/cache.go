@@ -42,7 +42,7 @@ type Config struct {
 const DefaultSettleMargin = cachecore.DefaultSettleMargin
 
 // Cache is an in-process cache of query results. It is safe for concurrent
-// use. Attach it to collections with odm.WithCache; see the package
+// use. Give it to collection handles with odm.WithCache; see the package
 // documentation for its guarantees.
 type Cache struct {
 	core *cachecore.Cache

@@ -19,7 +19,7 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	// Attach it to collections with odm.New(coll, odm.WithCache(c)).
+	// Give it to collection handles: odm.New(coll, odm.WithCache(c)).
 	fmt.Println(c.Stats().MaxBytes>>20, "MiB,", c.Stats().HitRatio())
 	// Output: 256 MiB, 0
 }

@@ -27,5 +27,5 @@ func ExampleNewLog() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	// Then attach c to the collections it caches: odm.New(coll, odm.WithCache(c)).
+	// Then give c to the handles of the collections it caches: odm.New(coll, odm.WithCache(c)).
 }
