@@ -44,8 +44,9 @@ func main() {
 }
 
 func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
-	// Once, at start-up: a cache, the collection's typed handle with it,
-	// and the type registered for query.Iter[User] and friends.
+	// Once, at start-up: a cache, and the collection's typed handle with it.
+	// (An application's main may also bind the type to the handle with
+	// query.Register[User](users), for query.Iter[User] and friends.)
 	c, err := cache.New(cache.Config{MaxCost: 64 << 20})
 	if err != nil {
 		return err
@@ -55,7 +56,6 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer query.Register[User](users)()
 	// Start from an empty collection, so that every run prints the same.
 	if _, err := users.DeleteMany(ctx, bson.D{}); err != nil {
 		return err
@@ -72,7 +72,7 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 
 	// A streaming, typed read: range-over-func, values decoded straight
 	// from the driver's batches.
-	for u, err := range query.Iter[User](ctx, query.Gte("age", 35), query.Sort(bson.D{{Key: "age", Value: 1}})) {
+	for u, err := range users.Iter(ctx, query.Gte("age", 35), query.Sort(bson.D{{Key: "age", Value: 1}})) {
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func run(ctx context.Context, db *mongo.Database, out io.Writer) error {
 	// A cached read: later identical reads are served from memory until a
 	// write invalidates them (through databridge, or any write on a client
 	// with cache.Observer, as connect's is), or until 30 s pass.
-	all, err := query.FindMany[User](ctx, nil, query.Cached(30*time.Second))
+	all, err := users.FindMany(ctx, nil, query.Cached(30*time.Second))
 	if err != nil {
 		return err
 	}
