@@ -52,9 +52,11 @@
 // filter that says nothing, with query.ErrNoFilters: nil, typed or not (a nil
 // bson.M, bson.D, bson.Raw or pointer), an empty map, slice or bson.Raw, a
 // pointer to an empty bson.D, a zero query.Filter, a struct that encodes
-// to an empty document, and a filter whose every condition is a $comment,
-// a null on the empty field name, or an $and or $or of such filters. A
-// top-level, non-nil bson.D{} is the one spelling of "every document". query.And, Or, Not and ElemMatch
+// to an empty document, and a filter whose every condition selects every
+// document whatever it holds: a $comment, any condition on the empty field
+// name, an $expr of a true constant, an $and of such filters, or an $or
+// with one such branch. A top-level, non-nil bson.D{} is the one spelling
+// of "every document". query.And, Or, Not and ElemMatch
 // of no filters, or of a zero Filter, are errors too (query.ErrNoFilters),
 // so an empty list from user input never becomes "every document". Updates
 // must be update operators or a pipeline (ErrInvalidUpdate); a malformed

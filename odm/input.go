@@ -52,7 +52,7 @@ func checkFilter(filter any, reg *bson.Registry, opts *options.BSONOptions) (any
 	}
 	f, _ = pin(f, reg, opts) // the bytes the rules read are the bytes sent
 	if nothing(f, reg, opts) {
-		return nil, fmt.Errorf("%w: a %T that selects every document without saying so (only $comment, an empty field name, or $and/$or of such filters)", errNilFilter, filter)
+		return nil, fmt.Errorf("%w: a %T that selects every document without saying so ($comment, the empty field name, a constant $expr, $and/$or of such filters)", errNilFilter, filter)
 	}
 	return f, nil
 }
@@ -93,9 +93,16 @@ func nothing(f any, reg *bson.Registry, opts *options.BSONOptions) bool {
 
 // suspect reports whether a top-level key can be part of a filter that
 // says nothing.
-func suspect(key string) bool { return key == "$comment" || key == "$and" || key == "$or" || key == "" }
+func suspect(key string) bool {
+	return key == "$comment" || key == "$and" || key == "$or" || key == "$expr" || key == ""
+}
 
-// nothingRaw is nothing for an encoded filter.
+// nothingRaw is nothing for an encoded filter: it selects every document
+// whatever they hold when each of its conditions does. A $comment selects
+// every document; so does any condition on the empty field name (refused
+// rather than judged: no filter means it), an $expr of a constant that is
+// true, an $and whose every branch does, and an $or one of whose branches
+// does.
 func nothingRaw(raw bson.Raw) bool {
 	els, err := raw.Elements()
 	if err != nil {
@@ -103,31 +110,76 @@ func nothingRaw(raw bson.Raw) bool {
 	}
 	for _, el := range els {
 		switch v := el.Value(); el.Key() {
-		case "$comment":
-		case "":
-			if v.Type != bson.TypeNull && v.Type != bson.TypeUndefined {
+		case "$comment", "":
+		case "$expr":
+			if !truthyConstant(v) {
 				return false
 			}
 		case "$and", "$or":
-			arr, ok := v.ArrayOK()
+			vals, ok := branches(v)
 			if !ok {
 				return false
 			}
-			vals, err := arr.Values()
-			if err != nil || len(vals) == 0 {
-				return false // an empty $and or $or: the server refuses it
+			any := false
+			all := true
+			for _, d := range vals {
+				n := nothingRaw(d)
+				any, all = any || n, all && n
 			}
-			for _, x := range vals {
-				d, ok := x.DocumentOK()
-				if !ok || !nothingRaw(d) {
-					return false
-				}
+			if (el.Key() == "$and" && !all) || (el.Key() == "$or" && !any) {
+				return false
 			}
 		default:
 			return false
 		}
 	}
 	return true
+}
+
+// branches returns the documents of an $and or $or; ok is false for what
+// the server would refuse (not an array, empty, not documents).
+func branches(v bson.RawValue) ([]bson.Raw, bool) {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil, false
+	}
+	vals, err := arr.Values()
+	if err != nil || len(vals) == 0 {
+		return nil, false
+	}
+	out := make([]bson.Raw, 0, len(vals))
+	for _, x := range vals {
+		d, ok := x.DocumentOK()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, d)
+	}
+	return out, true
+}
+
+// truthyConstant reports whether an $expr value is a constant that is
+// true for every document: not an operator expression, not a field path,
+// and neither false, zero, null nor undefined.
+func truthyConstant(v bson.RawValue) bool {
+	switch v.Type {
+	case bson.TypeBoolean:
+		return v.Boolean()
+	case bson.TypeInt32:
+		return v.Int32() != 0
+	case bson.TypeInt64:
+		return v.Int64() != 0
+	case bson.TypeDouble:
+		return v.Double() != 0
+	case bson.TypeNull, bson.TypeUndefined, bson.TypeDecimal128:
+		return false // a decimal: not decided here
+	case bson.TypeString:
+		return !strings.HasPrefix(v.StringValue(), "$")
+	case bson.TypeEmbeddedDocument:
+		el, err := v.Document().IndexErr(0)
+		return err != nil || !strings.HasPrefix(el.Key(), "$") // {} or a literal document: true
+	}
+	return true // an array, an ObjectID, a date, …: true
 }
 
 func checkFilterValue(filter any, reg *bson.Registry, opts *options.BSONOptions) (any, error) {

@@ -56,6 +56,14 @@ func nothingFilters() map[string]any {
 		"$and of {}":             bson.D{{Key: "$and", Value: bson.A{bson.D{}}}},
 		"$or of {} and $comment": bson.M{"$or": bson.A{bson.D{}, bson.D{{Key: "$comment", Value: "y"}}}},
 		"bson.D{{}}":             bson.D{{}},
+		// Found by a second independent tester: on 700c2a6 each of these
+		// selected every document.
+		`{"": {$eq: null}}`:               bson.D{{Key: "", Value: bson.D{{Key: "$eq", Value: nil}}}},
+		`{"": {$exists: false}}`:          bson.D{{Key: "", Value: bson.D{{Key: "$exists", Value: false}}}},
+		`$or of {} and a condition`:       bson.D{{Key: "$or", Value: bson.A{bson.D{}, bson.D{{Key: "_id", Value: -1}}}}},
+		`$or of $comment and a condition`: bson.M{"$or": bson.A{bson.D{{Key: "$comment", Value: "x"}}, bson.D{{Key: "_id", Value: -1}}}},
+		`{$expr: true}`:                   bson.D{{Key: "$expr", Value: true}},
+		`{$expr: 1}`:                      bson.D{{Key: "$expr", Value: 1}},
 	}
 }
 
