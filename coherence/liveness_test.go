@@ -75,7 +75,13 @@ func testLostServer(t *testing.T, opts ...LogOption) {
 	a.write(t, 2)
 	assert.Equal(t, 2, b.read(t), "no stale hit while the log is unreachable")
 	proxy.Resume()
-	require.Eventually(t, func() bool { return bc.Stats().Synced }, 30*time.Second, 5*time.Millisecond, "follows again")
+	// Following again takes a read of the log within the liveness bound;
+	// on a loaded machine (the race detector, the other packages' tests)
+	// the first reads can outlast it and resync again: the time is
+	// logged, and only never following fails (as after the restart).
+	resumed := time.Now()
+	require.Eventually(t, func() bool { return bc.Stats().Synced }, 60*time.Second, 5*time.Millisecond, "follows again")
+	t.Logf("following again %v after the resume", time.Since(resumed).Round(time.Millisecond))
 	a.write(t, 3)
 	b.waitFor(t, 3)
 	require.Equal(t, 3, b.read(t))
