@@ -72,7 +72,7 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		Filter: pipeline, Hint: cfg.Hint, // maps sorted: equal pipelines share an entry
 	}
 	if pinned {
-		k.Sent = sent
+		k.Sent = func() any { return sent }
 	}
 	c.describe(&k, cfg)
 	return fetchAll[R](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {

@@ -59,12 +59,10 @@ func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Con
 	}
 	reg, bo := c.codecs.bson()
 	k := c.key("", f, cfg) // maps sorted: equal filters share an entry
-	sent, pinned := pin(f, reg, bo)
-	if pinned {
-		k.Sent = sent // the bytes the rules read are the bytes sent
-	}
+	pinned := pinLater(f, reg, bo)
+	k.Sent = pinned // the bytes the rules read are the bytes sent
 	return fetchAll[T](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
-		cur, err := c.coll.Find(ctx, sent, findOptions(cfg))
+		cur, err := c.coll.Find(ctx, sending(f, pinned), findOptions(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("odm: find in %s: %w", c.name, err)
 		}
@@ -81,11 +79,10 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 	reg, bo := c.codecs.bson()
 	k := c.key("count", f, cfg) // maps sorted: equal filters share an entry
 	k.Sort, k.Projection = nil, nil
-	if sent, pinned := pin(f, reg, bo); pinned {
-		k.Sent, f = sent, sent // the bytes the rules read are the bytes sent
-	}
+	pinned := pinLater(f, reg, bo)
+	k.Sent = pinned // the bytes the rules read are the bytes sent
 	res, err := c.cache.Fetch(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
-		n, err := c.coll.CountDocuments(ctx, f, o)
+		n, err := c.coll.CountDocuments(ctx, sending(f, pinned), o)
 		if err != nil {
 			return nil, fmt.Errorf("odm: count in %s: %w", c.name, err)
 		}

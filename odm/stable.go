@@ -3,6 +3,7 @@ package odm
 import (
 	"errors"
 	"reflect"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -118,6 +119,30 @@ func typeMayHoldMap(t reflect.Type, seen map[reflect.Type]bool) bool {
 		}
 	}
 	return false
+}
+
+// pinLater returns, when a cached read's filter f holds a map, the func
+// that encodes it once (pin) for both its load and its Key.Sent, so that
+// the rules read the bytes sent; nil otherwise (f goes as it is). A hit,
+// which neither loads nor reads its filter, encodes nothing.
+func pinLater(f any, reg *bson.Registry, opts *options.BSONOptions) func() any {
+	if !holdsMap(f, 0) {
+		return nil
+	}
+	var once sync.Once
+	var pinned any
+	return func() any {
+		once.Do(func() { pinned, _ = pin(f, reg, opts) })
+		return pinned
+	}
+}
+
+// sending is the filter a load sends: f, or its pinned form.
+func sending(f any, pinned func() any) any {
+	if pinned != nil {
+		return pinned()
+	}
+	return f
 }
 
 // pinPipeline is pin for an aggregation pipeline (a slice of stages): each

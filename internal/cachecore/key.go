@@ -55,12 +55,12 @@ type Key struct {
 	// Encode encodes a query part as the driver sends it (with the
 	// collection's registry); nil encodes with bson.Marshal.
 	Encode func(v any) (bson.Raw, error)
-	// Sent, when not nil, is Filter as the load sends it, encoded by the
-	// caller (odm encodes a filter or pipeline that holds a Go map once,
-	// since a map's fields encode in a random order): the rules read it
-	// instead of encoding Filter again. The key stays Filter's, whose maps
-	// it sorts.
-	Sent any
+	// Sent, when not nil, returns Filter as the load sends it, encoded by
+	// the caller (odm encodes a filter or pipeline that holds a Go map
+	// once, since a map's fields encode in a random order): the rules read
+	// it instead of encoding Filter again. It is called only after a load,
+	// never on a hit. The key stays Filter's, whose maps it sorts.
+	Sent func() any
 	// Simple: the query has no collation of its own, or "simple" (the
 	// collection's default collation is Shape's). Otherwise the rules
 	// treat every string comparison of the entry as undecided.
@@ -202,7 +202,7 @@ func encodeSlice(enc *msgpack.Encoder, a []any) error {
 // sent is the filter (or pipeline) as the load sends it.
 func (q Key) sent() any {
 	if q.Sent != nil {
-		return q.Sent
+		return q.Sent()
 	}
 	return q.Filter
 }
