@@ -75,6 +75,10 @@ func nothing(f any, reg *bson.Registry, opts *options.BSONOptions) bool {
 				return false
 			}
 		}
+	case bson.M:
+		return mapNothing(v, reg, opts)
+	case map[string]any:
+		return mapNothing(v, reg, opts)
 	default:
 		rv := reflect.ValueOf(f)
 		if rv.Kind() == reflect.Map && rv.Type().Key().Kind() == reflect.String {
@@ -88,6 +92,21 @@ func nothing(f any, reg *bson.Registry, opts *options.BSONOptions) bool {
 		}
 	}
 	raw, err := marshal(f, reg, opts)
+	return err == nil && nothingRaw(raw)
+}
+
+// mapNothing is nothing for a map, without reflect: a write's filter is
+// checked on every write.
+func mapNothing(m map[string]any, reg *bson.Registry, opts *options.BSONOptions) bool {
+	if len(m) == 0 {
+		return true
+	}
+	for k := range m {
+		if !suspect(k) {
+			return false
+		}
+	}
+	raw, err := marshal(m, reg, opts)
 	return err == nil && nothingRaw(raw)
 }
 
