@@ -64,6 +64,14 @@ type Stats struct {
 	// policy, when the cache is full of more frequently used entries): a
 	// steady rise means MaxCost is too small for the working set.
 	Rejected uint64
+
+	// Writes through a handle with pre-images on (odm.WithPreImages,
+	// docs/caching.md): Held counts entries such a write held while it
+	// ran (not served, not dropped) for want of the document's other
+	// values, Released those its pre-image then showed it could not
+	// change, served again; PreImages counts the writes whose pre-image
+	// the cache judged its entries by.
+	Held, Released, PreImages uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.

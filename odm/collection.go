@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,16 +22,19 @@ import (
 // cache and codecs, comes from it. It is safe for concurrent use; make one
 // per collection at start-up and share it.
 type Collection[T any] struct {
-	coll         *mongo.Collection
-	db, name     string
-	cache        *cachecore.Cache // nil: no cache
-	scope        uint64           // the cache scope of coll (see cachecore.Cache.ScopeOf)
-	writers      []*mongo.Client  // coll's client, as each write reports it (cachecore.Change.Writers)
-	codecs       *codecs          // nil: the driver's defaults
-	docMaps      bool             // a T can hold a Go map (see stable.go)
-	id           idField
-	idErr        error // why T cannot be written whole (no _id field), or nil
-	writeTimeout time.Duration
+	coll           *mongo.Collection
+	db, name       string
+	cache          *cachecore.Cache // nil: no cache
+	scope          uint64           // the cache scope of coll (see cachecore.Cache.ScopeOf)
+	writers        []*mongo.Client  // coll's client, as each write reports it (cachecore.Change.Writers)
+	codecs         *codecs          // nil: the driver's defaults
+	docMaps        bool             // a T can hold a Go map (see stable.go)
+	id             idField
+	idErr          error // why T cannot be written whole (no _id field), or nil
+	writeTimeout   time.Duration
+	preImages      bool        // WithPreImages
+	preImagesOff   atomic.Bool // a server refused them (see withPreImage)
+	preImagesWhole atomic.Bool // a server refused their projection
 	// For the cache's invalidation rules: made once, not per read.
 	encodeFn func(any) (bson.Raw, error)
 	shapeFn  func(context.Context) (cachecore.Shape, error)
@@ -66,7 +70,7 @@ func New[T any](coll *mongo.Collection, opts ...Option) (*Collection[T], error) 
 	t := reflect.TypeFor[T]()
 	id, idErr := idFieldOf(t)
 	c := &Collection[T]{coll: coll, db: coll.Database().Name(), name: coll.Name(), id: id, idErr: idErr,
-		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout,
+		codecs: newCodecs(cfg.reg, cfg.bsonOpts), writeTimeout: cfg.writeTimeout, preImages: cfg.preImages,
 		writers: []*mongo.Client{coll.Database().Client()}}
 	if _, err := decode.Compile[T](c.codecs.decodeOptions()...); err != nil {
 		return nil, fmt.Errorf("odm: %v cannot be read: %w", t, err)
@@ -96,6 +100,7 @@ func (c *Collection[T]) usable() error {
 type Option interface{ applyColl(*collConfig) }
 
 type collConfig struct {
+	preImages    bool
 	cache        *cache.Cache
 	writeTimeout time.Duration
 	reg          *bson.Registry

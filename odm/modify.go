@@ -140,6 +140,11 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 	}
 	stmt.Filter = c.rawFilter(f)
 	ch := change(stmt)
+	// The document a find-and-modify returns before its write is the
+	// write's pre-image, whole: the entries it would invalidate for want
+	// of the document's values are held until it says (no change to the
+	// command sent).
+	ch.Hold = !cfg.ReturnAfter && cfg.Projection == nil
 	var raw bson.Raw
 	err = c.do(ctx, ch, func(ctx context.Context) error {
 		var err error
@@ -159,6 +164,9 @@ func (c *Collection[T]) findAndModify(ctx context.Context, filter any, what stri
 			// the statement (unless a projection left it out).
 			if id, lerr := raw.LookupErr("_id"); lerr == nil {
 				s.Filter = idRaw(id)
+			}
+			if ch.Hold {
+				setPreImage(s, raw, nil)
 			}
 		}
 		return err

@@ -25,6 +25,14 @@ import (
 // ch says what the write may change; call may refine it from the reply
 // before it is reported.
 func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(ctx context.Context) error) error {
+	return c.doPre(ctx, ch, call, nil)
+}
+
+// doPre is do for a write that may carry a pre-image (see withPreImage):
+// pre, when not nil, is the write as a findAndModify returning the
+// document before it, projected to the fields it is given; call is the
+// plain write.
+func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call func(ctx context.Context) error, pre func(context.Context, []string) error) error {
 	wctx, cancel := c.bounded(ctx)
 	defer cancel()
 	var seen *atomic.Bool
@@ -34,7 +42,11 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 		wctx, seen = cachecore.Probe(wctx)
 	}
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
-	f := cachecore.Begin(*ch)                            // the statements as sent
+	if pre != nil {
+		ch.Hold = true
+	}
+	f := cachecore.Begin(*ch) // the statements as sent
+	call = c.withPreImage(f, call, pre)
 	ended := false
 	defer func() {
 		if !ended { // call panicked: what the write did is not known
@@ -42,7 +54,7 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 		}
 	}()
 	err := call(wctx)
-	if outcome.Of(err) == outcome.Unknown {
+	if outcome.Of(err) == outcome.Unknown || ch.Unknown { // ch.Unknown: sent unacknowledged (see unacknowledged)
 		ch.Unknown = true
 		ch.Deadline, _ = wctx.Deadline()
 	}

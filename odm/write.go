@@ -53,7 +53,11 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.WriteOpt
 	if !isNew {
 		ch = change(c.replaceStmt(id, doc, true))
 	}
-	err = c.do(ctx, ch, func(ctx context.Context) error {
+	var pre func(context.Context, []string) error
+	if !isNew {
+		pre = c.preReplace(ctx, ch, bson.D{{Key: "_id", Value: id}}, doc, true, new(*mongo.UpdateResult))
+	}
+	err = c.doPre(ctx, ch, func(ctx context.Context) error {
 		if isNew {
 			_, err := c.coll.InsertOne(ctx, doc)
 			return err
@@ -61,7 +65,7 @@ func (c *Collection[T]) Save(ctx context.Context, doc *T, opts ...query.WriteOpt
 		res, err := c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
 		updated(&ch.Stmts[0], res, err)
 		return err
-	})
+	}, pre)
 	if err != nil {
 		if isNew && !keepID(err) {
 			c.clearID(doc)
@@ -154,12 +158,13 @@ func (c *Collection[T]) Replace(ctx context.Context, doc *T, opts ...query.Write
 	id := c.idOf(doc)
 	var res *mongo.UpdateResult
 	ch := change(c.replaceStmt(id, doc, false))
-	err := c.do(ctx, ch, func(ctx context.Context) error {
+	f := bson.D{{Key: "_id", Value: id}}
+	err := c.doPre(ctx, ch, func(ctx context.Context) error {
 		var err error
-		res, err = c.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc)
+		res, err = c.coll.ReplaceOne(ctx, f, doc)
 		updated(&ch.Stmts[0], res, err)
 		return err
-	})
+	}, c.preReplace(ctx, ch, f, doc, false, &res))
 	if err != nil {
 		return fmt.Errorf("odm: replace in %s: %w", c.name, err)
 	}
@@ -204,7 +209,11 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 		what = "update many"
 	}
 	ch := change(c.updateStmt(f, u, many, cfg))
-	err = c.do(ctx, ch, func(ctx context.Context) error {
+	var pre func(context.Context, []string) error
+	if !many {
+		pre = c.preUpdate(ctx, cfg, ch, f, u, &res)
+	}
+	err = c.doPre(ctx, ch, func(ctx context.Context) error {
 		var err error
 		defer func() { updated(&ch.Stmts[0], res, err) }()
 		if many {
@@ -217,7 +226,7 @@ func (c *Collection[T]) update(ctx context.Context, filter, update any, many boo
 			res, err = c.coll.UpdateOne(ctx, f, u, o)
 		}
 		return err
-	})
+	}, pre)
 	if err != nil {
 		return res, fmt.Errorf("odm: %s in %s: %w", what, c.name, err)
 	}
@@ -258,12 +267,13 @@ func (c *Collection[T]) Delete(ctx context.Context, doc *T, opts ...query.WriteO
 	id := c.idOf(doc)
 	var res *mongo.DeleteResult
 	ch := change(cachecore.Stmt{Op: cachecore.OpDelete, Filter: c.idFilter(id)})
-	err := c.do(ctx, ch, func(ctx context.Context) error {
+	f := bson.D{{Key: "_id", Value: id}}
+	err := c.doPre(ctx, ch, func(ctx context.Context) error {
 		var err error
-		res, err = c.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+		res, err = c.coll.DeleteOne(ctx, f)
 		deleted(&ch.Stmts[0], res, err)
 		return err
-	})
+	}, c.preDelete(ctx, nil, ch, f, &res))
 	if err != nil {
 		return fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}
@@ -300,7 +310,11 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 	}
 	var res *mongo.DeleteResult
 	ch := change(c.deleteStmt(f, many, cfg))
-	err = c.do(ctx, ch, func(ctx context.Context) error {
+	var pre func(context.Context, []string) error
+	if _, one := namesOneID(ch.Stmts[0].Filter); one && !many {
+		pre = c.preDelete(ctx, cfg, ch, f, &res)
+	}
+	err = c.doPre(ctx, ch, func(ctx context.Context) error {
 		var err error
 		defer func() { deleted(&ch.Stmts[0], res, err) }()
 		if many {
@@ -315,7 +329,7 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 			res, err = c.coll.DeleteOne(ctx, f, o)
 		}
 		return err
-	})
+	}, pre)
 	if err != nil {
 		return res, fmt.Errorf("odm: delete in %s: %w", c.name, err)
 	}

@@ -36,14 +36,22 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 	// first cache's copy is the writer's; each other cache's is a clone,
 	// made before this runs).
 	imgs := ch.images[c]
-	for i := range ch.Stmts {
-		ch.Stmts[i].image = nil
-		if i < len(imgs) {
-			ch.Stmts[i].image = imgs[i]
-		}
-	}
 	sp.mu.Lock()
 	sp.derive(ch.Stmts) // this cache's copy: what the rules read from it, once
+	for i := range ch.Stmts {
+		s := &ch.Stmts[i]
+		switch {
+		case i < len(imgs) && imgs[i] != nil:
+			s.setImage(imgs[i], nil)
+		case s.PreImage != nil:
+			// The server's: a fact for every cache (a cache whose entries
+			// are another deployment's is not changed by the write at all).
+			s.setImage(s.PreImage, s.PreImageFields)
+			c.preImages.Add(1)
+		default:
+			s.setImage(nil, nil)
+		}
+	}
 	sp.seq.Add(1)
 	sp.forgetImages()
 	if sp.inflight == 0 && len(sp.deps) == 0 {

@@ -75,6 +75,7 @@ type Cache struct {
 	hits, misses, invalidations, evictions, loads, unsettledWrites, rejected atomic.Uint64
 	unsettledNoDeadline, lagging, unobserved                                 atomic.Uint64
 	byID, byMatch, byPath, byWide, kept, discarded                           atomic.Uint64
+	held, released, preImages                                                atomic.Uint64
 
 	source                                   Source
 	synced                                   atomic.Bool

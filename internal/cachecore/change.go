@@ -39,6 +39,11 @@ type Change struct {
 	// what it changes (TestImagesAreTheWritersDeployments). Nil: no image.
 	Writers []*mongo.Client
 
+	// Hold: the writer asks the server for the statement's pre-image
+	// (Stmt.PreImage) when Begin holds an entry (see Flight.Held). Only
+	// for a change of one statement.
+	Hold bool
+
 	// images are the images (see Stmt) each cache's part of the write's
 	// flight still held at its end, by statement index: each cache's
 	// rules read its own only.
@@ -85,6 +90,14 @@ type Stmt struct {
 	// document was inserted.
 	Upserted, NotUpserted bool
 	UpsertedID            bson.RawValue
+	// PreImage is the document the statement changed, as it was right
+	// before, returned by the server atomically with the write (a
+	// findAndModify with new: false): a fact about the write, whatever
+	// other writes and loads are doing. PreImageFields are the top-level
+	// fields it holds (it was projected to them), nil when it is whole.
+	// Nil PreImage: none (not asked for, or nothing matched).
+	PreImage       bson.Raw
+	PreImageFields []string
 
 	// What the cache adds to its own copy (each cache on the bus has one):
 	// never set by the writer.
@@ -101,6 +114,13 @@ type stmtState struct {
 	// as the server has it right before this write runs). The rules read
 	// in it the fields the write does not touch.
 	image bson.Raw
+	// imageFields are the top-level fields image holds (a pre-image
+	// projected to them); nil: it is the whole document. The rules judge
+	// an entry by image only when it holds every field the entry reads.
+	imageFields []string
+	// post is the document after an update, as match.Apply computes it
+	// from image (nil when it cannot).
+	post bson.Raw
 
 	// Derived by the rules, once (not for inserts, which the rules read
 	// whole).

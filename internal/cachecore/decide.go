@@ -1,6 +1,8 @@
 package cachecore
 
 import (
+	"slices"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/databridge-go/databridge/internal/match"
@@ -61,8 +63,8 @@ func decide(s *Stmt, d *dep) rule {
 		return d.inserted(s.entering(), nil)
 	case OpDelete:
 		if d.kind != kindFind || d.ids == nil {
-			if s.image != nil { // the document deleted, as it was
-				if d.filter.Match(s.image) == match.No {
+			if img := s.imageFor(d); img != nil { // the document deleted, as it was
+				if d.filter.Match(img) == match.No {
 					return keep
 				}
 				return ruleMatch
@@ -155,7 +157,7 @@ func (d *dep) updated(s *Stmt) rule {
 		// No ids: a document may enter, leave or change in the output
 		// whenever the write changes a path the entry reads; unless the
 		// document, as it was and as it is after, is outside the filter.
-		if s.image != nil && d.filter.Match(s.image) == match.No && d.afterwards(s) == match.No {
+		if img := s.imageFor(d); img != nil && d.filter.Match(img) == match.No && d.afterwards(s) == match.No {
 			return keep
 		}
 		if s.Op == OpReplace || s.u.All || d.outAll || d.kind == kindFind {
@@ -196,13 +198,64 @@ func (d *dep) afterwards(s *Stmt) match.Tri {
 		}
 		return d.filter.Match(doc)
 	}
+	if post := s.postFor(d); post != nil {
+		return d.filter.Match(post)
+	}
 	return d.filter.CanMatchAfter(s.u, untouched(s))
+}
+
+// imageFor returns the statement's image when it holds every field d
+// reads (a pre-image may be projected), or nil.
+func (s *Stmt) imageFor(d *dep) bson.Raw {
+	if s.image == nil || s.imageFields == nil || d.readsOnly(s.imageFields) {
+		return s.image
+	}
+	return nil
+}
+
+// postFor is imageFor for the document after an update.
+func (s *Stmt) postFor(d *dep) bson.Raw {
+	if s.post == nil || s.imageFields == nil || d.readsOnly(s.imageFields) {
+		return s.post
+	}
+	return nil
+}
+
+// readsOnly reports whether every path d's filter and sort read lies
+// under one of fields.
+func (d *dep) readsOnly(fields []string) bool {
+	for _, group := range [][]string{d.fpaths, d.spaths} {
+		for _, p := range group {
+			if !slices.Contains(fields, match.Field(p)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// setImage sets the statement's image (fields: the top-level fields it
+// holds, nil for all), and the document after it when the statement is
+// an update match.Apply reproduces. s is derived.
+func (s *Stmt) setImage(img bson.Raw, fields []string) {
+	s.image, s.imageFields, s.post = img, fields, nil
+	if img == nil || s.Op != OpUpdate || s.derivation == nil || s.u.All {
+		return
+	}
+	for _, t := range s.u.Touched {
+		if fields != nil && !slices.Contains(fields, match.Field(t)) {
+			return // the image lacks what the update changes
+		}
+	}
+	if post, _, ok := match.Apply(img, s.Update); ok {
+		s.post = post
+	}
 }
 
 // untouched returns the top-level fields of the statement's image that its
 // update leaves as they are (nil without an image).
 func untouched(s *Stmt) map[string]bson.RawValue {
-	if s.image == nil || s.u.All {
+	if s.image == nil || s.u.All { // a projected image: only the fields it holds are facts
 		return nil
 	}
 	elems, err := s.image.Elements()
@@ -221,11 +274,12 @@ func untouched(s *Stmt) map[string]bson.RawValue {
 }
 
 // sortsAfterLast reports whether the document an update changes, which
-// may match a full limited result afterwards, still cannot enter it: the
-// update leaves its sort fields as they are, and, by its image, it sorts
-// after the result's last document.
+// may match a full limited result afterwards, still cannot enter it: by
+// the document after the update (computed from its image), or, when the
+// update leaves its sort fields as they are, by its image, it sorts after
+// the result's last document.
 func (d *dep) sortsAfterLast(s *Stmt) bool {
-	if !d.full || s.image == nil || s.Op != OpUpdate || touches(s.u.Touched, d.spaths) {
+	if !d.full || s.Op != OpUpdate {
 		return false
 	}
 	for _, p := range d.spaths {
@@ -233,7 +287,14 @@ func (d *dep) sortsAfterLast(s *Stmt) bool {
 			return false
 		}
 	}
-	return d.sort.Before(s.image, d.last, d.opts) == match.No
+	if post := s.postFor(d); post != nil { // its sort key after the update, computed
+		return d.sort.Before(post, d.last, d.opts) == match.No
+	}
+	img := s.imageFor(d)
+	if img == nil || touches(s.u.Touched, d.spaths) {
+		return false
+	}
+	return d.sort.Before(img, d.last, d.opts) == match.No
 }
 
 // upserted decides for the document an upsert may insert.

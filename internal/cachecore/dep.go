@@ -55,9 +55,10 @@ type dep struct {
 
 	// validity: read without locks on every hit.
 	invalid atomic.Bool
-	epoch   uint64 // the cache's InvalidateAll count when its load began
-	wide    uint64 // its collection's collection-wide invalidations then
-	seq0    uint64 // its collection's writes applied then
+	held    atomic.Int32 // writes in flight holding it (see Change.Hold): not served until they end
+	epoch   uint64       // the cache's InvalidateAll count when its load began
+	wide    uint64       // its collection's collection-wide invalidations then
+	seq0    uint64       // its collection's writes applied then
 	also    []alsoDep
 
 	indexed uint64 // the space's index generation it was registered in (0: not registered)
@@ -72,7 +73,7 @@ type alsoDep struct {
 
 // valid reports whether the entry may be served.
 func (d *dep) valid(c *Cache) bool {
-	if d.invalid.Load() || d.epoch != c.epoch.Load() || d.wide != d.sp.wide.Load() {
+	if d.invalid.Load() || d.held.Load() != 0 || d.epoch != c.epoch.Load() || d.wide != d.sp.wide.Load() {
 		return false
 	}
 	for _, a := range d.also {

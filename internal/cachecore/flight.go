@@ -26,6 +26,11 @@ type flightPart struct {
 	c  *Cache
 	sp *space
 	w  *flying
+	// A write with Change.Hold: the entries it holds (neither served nor
+	// dropped until End decides them with its pre-image), and the
+	// top-level fields the collection's entries read.
+	held   []*dep
+	fields []string
 }
 
 // flying is a write in flight in one collection of one cache: its
@@ -47,9 +52,38 @@ func (f *Flight) add(c *Cache, ch Change) {
 	}
 }
 
+// Held reports whether Begin held an entry (Change.Hold): only then is
+// the statement's pre-image worth asking the server for.
+func (f *Flight) Held() bool {
+	for _, p := range f.parts {
+		if len(p.held) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Fields returns the top-level fields the entries of the collection read,
+// in every cache the flight reached, when Begin held an entry: a
+// pre-image projected to them (and to what the write itself changes)
+// decides every entry it held.
+func (f *Flight) Fields() []string {
+	var out []string
+	for _, p := range f.parts {
+		for _, x := range p.fields {
+			if !slices.Contains(out, x) {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
 // End applies the write's change, refined by its reply (or Unknown), to
 // the caches Begin reached, publishes it, and ends the flight. Caches made
-// since Begin get the change too.
+// since Begin get the change too. The entries Begin held are decided with
+// the change like every other (by its pre-image, when it carries one),
+// then served again unless that invalidated them.
 func (f *Flight) End(ch Change) {
 	if !ch.Unknown {
 		ch.images = f.images()
@@ -58,7 +92,8 @@ func (f *Flight) End(ch Change) {
 	f.land()
 }
 
-// land removes the flight from the collections it was in.
+// land removes the flight from the collections it was in, and lets go of
+// the entries it held.
 func (f *Flight) land() {
 	if f == nil {
 		return
@@ -68,6 +103,11 @@ func (f *Flight) land() {
 		if i := slices.Index(p.sp.flying, p.w); i >= 0 {
 			p.sp.flying = slices.Delete(p.sp.flying, i, i+1)
 			p.sp.nflying.Add(-1)
+		}
+		for _, d := range p.held {
+			if d.held.Add(-1) == 0 && d.valid(p.c) {
+				p.c.released.Add(1)
+			}
 		}
 		p.sp.mu.Unlock()
 	}
@@ -94,15 +134,23 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 		return flightPart{c: c, sp: sp, w: w}, true
 	}
 	var stale []string
-	if w.wide {
+	var held []*dep
+	switch {
+	case w.wide:
 		c.byWide.Add(uint64(len(sp.deps)))
 		for d := range sp.deps {
 			d.invalid.Store(true)
 			stale = append(stale, d.key)
 		}
 		sp.reset()
-	} else {
+	case ch.Hold && len(w.stmts) == 1:
+		stale, held = c.decideHolding(sp, &w.stmts[0])
+	default:
 		stale = c.decideAll(sp, w.stmts)
+	}
+	part := flightPart{c: c, sp: sp, w: w, held: held}
+	if len(held) > 0 {
+		part.fields = sp.readFields()
 	}
 	sp.mu.Unlock()
 	c.ristretto(func() {
@@ -110,7 +158,52 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 			c.rc.Del(k)
 		}
 	})
-	return flightPart{c: c, sp: sp, w: w}, true
+	return part, true
+}
+
+// decideHolding is decideAll for the statement of a write that will carry
+// its pre-image (Change.Hold): an entry the rules would invalidate for
+// want of the document's other values is held instead, unserved until End
+// decides it with them. An entry whose documents the statement selects
+// by _id, or that is outside the rules, is invalidated now: no pre-image
+// can keep it.
+func (c *Cache) decideHolding(sp *space, s *Stmt) (stale []string, held []*dep) {
+	if s.NoChange {
+		return nil, nil
+	}
+	sp.stamp++
+	sp.candidates(s, func(d *dep) {
+		switch r := decide(s, d); {
+		case r == keep:
+			c.kept.Add(1)
+		case r != ruleID && d.filter != nil:
+			d.held.Add(1)
+			held = append(held, d)
+			c.held.Add(1)
+		default:
+			c.count(r)
+			d.invalid.Store(true)
+			sp.unregister(d)
+			stale = append(stale, d.key)
+		}
+	})
+	return stale, held
+}
+
+// readFields returns the top-level fields the collection's entries read
+// (under mu).
+func (sp *space) readFields() []string {
+	out := make([]string, 0, len(sp.readers)+len(sp.eqOnly)+1)
+	out = append(out, "_id")
+	for f := range sp.readers {
+		out = append(out, f)
+	}
+	for f := range sp.eqOnly {
+		if _, dup := sp.readers[f]; !dup {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // images sets the image of each statement that names one _id, from a
@@ -145,7 +238,7 @@ func (sp *space) images(c *Cache, stmts []Stmt, writers []*mongo.Client) {
 				continue
 			}
 			if doc := d.docWithID(s.ids[0]); doc != nil {
-				s.image = doc // immutable: the entry's buffer is never written
+				s.setImage(doc, nil) // immutable: the entry's buffer is never written
 				break
 			}
 		}
@@ -194,7 +287,7 @@ func (sp *space) shared(stmts []Stmt) (ids map[idKey]int, all bool) {
 func (sp *space) forgetImages() {
 	for _, w := range sp.flying {
 		for i := range w.stmts {
-			w.stmts[i].image = nil
+			w.stmts[i].setImage(nil, nil)
 		}
 	}
 }

@@ -10,6 +10,7 @@ type Stats struct {
 	Remote, RemotePrecise, Resyncs, Bypassed                                uint64
 	Synced                                                                  bool
 	Unsettled, UnsettledNoDeadline, Lagging, Unobserved, Rejected           uint64
+	Held, Released, PreImages                                               uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
@@ -33,6 +34,7 @@ func (c *Cache) Stats() Stats {
 		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(), UnsettledNoDeadline: c.unsettledNoDeadline.Load(), Lagging: c.lagging.Load(),
 		Unobserved: c.unobserved.Load(),
 		Rejected:   c.rejected.Load(),
+		Held:       c.held.Load(), Released: c.released.Load(), PreImages: c.preImages.Load(),
 	}
 }
 

@@ -1,0 +1,184 @@
+package odm_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
+)
+
+// Order is a document of the pre-image tests: lists filter on tenant and
+// status and sort on total.
+type Order struct {
+	ID     int    `bson:"_id"`
+	Tenant string `bson:"tenant"`
+	Status string `bson:"status"`
+	City   string `bson:"city"`
+	Total  int    `bson:"total"`
+}
+
+// orders is the collection of the pre-image tests: 24 orders, _id i in
+// tenant t(i%3), status "abc"[i%4/… ], total 10*i.
+func orders(i int) Order {
+	return Order{ID: i, Tenant: fmt.Sprintf("t%d", i%3), Status: string("abc"[(i/3)%3]), City: string("xy"[i%2]), Total: 10 * i}
+}
+
+// preImageReads are the cached reads the pre-image tests watch: a list
+// of one tenant and status sorted on total and limited (full), a count of
+// a status, and an aggregation of a status.
+var preImageReads = map[string]func(ctx context.Context, h *odm.Collection[Order], opts ...query.ReadOption) (any, error){
+	"list t0/a by total": func(ctx context.Context, h *odm.Collection[Order], opts ...query.ReadOption) (any, error) {
+		return h.FindMany(ctx, bson.D{{Key: "tenant", Value: "t0"}, {Key: "status", Value: "a"}},
+			append(opts, query.Sort(bson.D{{Key: "total", Value: -1}, {Key: "_id", Value: 1}}), query.Limit(2))...)
+	},
+	"count a": func(ctx context.Context, h *odm.Collection[Order], opts ...query.ReadOption) (any, error) {
+		return h.Count(ctx, bson.D{{Key: "status", Value: "a"}}, opts...)
+	},
+	"sum of a": func(ctx context.Context, h *odm.Collection[Order], opts ...query.ReadOption) (any, error) {
+		return odm.Aggregate[bson.M](ctx, h, bson.A{
+			bson.D{{Key: "$match", Value: bson.D{{Key: "status", Value: "a"}}}},
+			bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "n", Value: bson.D{{Key: "$sum", Value: "$total"}}}}}},
+		}, opts...)
+	},
+}
+
+// TestPreImagesKeepWhatTheWriteCannotChange is, for each rule that judges
+// a write by the document's prior values, a write through odm that the
+// pre-image proves cannot change a cached read (kept: served from the
+// cache, equal to the server's answer) and one that changes it (dropped),
+// with pre-images on; with them off, the kept reads are dropped.
+//
+// The documents (orders(i)): tenant t(i%3), status a for i%9 in 0..2, b
+// for 3..5, c for 6..8, total 10*i. "list t0/a by total" holds _ids 18
+// and 9 (totals 180, 90) of {0, 9, 18}.
+func TestPreImagesKeepWhatTheWriteCannotChange(t *testing.T) {
+	set := func(f string, v any) bson.D { return bson.D{{Key: "$set", Value: bson.D{{Key: f, Value: v}}}} }
+	inc := func(n int) bson.D { return bson.D{{Key: "$inc", Value: bson.D{{Key: "total", Value: n}}}} }
+	type write func(ctx context.Context, h *odm.Collection[Order]) error
+	updateOne := func(id int, u bson.D) write {
+		return func(ctx context.Context, h *odm.Collection[Order]) error {
+			_, err := h.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
+			return err
+		}
+	}
+	cases := []struct {
+		name  string
+		write write
+		kept  []string // the reads the write leaves cached with pre-images on (the others are dropped)
+		off   []string // and with them off
+	}{
+		// _id 4: t1, status b. Becomes a: the t0 list cannot hold it (its
+		// tenant, from the pre-image); the count and the sum of a change.
+		{"update sets the filtered field, other tenant", updateOne(4, set("status", "a")),
+			[]string{"list t0/a by total"}, nil},
+		// _id 3: t0, status b. Becomes a with total 30, after the list's
+		// last (90): the list cannot change.
+		{"update enters the filter, sorts after the last", updateOne(3, set("status", "a")),
+			[]string{"list t0/a by total"}, nil},
+		// _id 21: t0, status b, total 210: enters the list at the top.
+		{"update enters the filter, sorts before the last", updateOne(21, set("status", "a")),
+			nil, nil},
+		// _id 0: t0, status a, total 0, not in the list: +5 stays after 90.
+		// (The count does not read total.)
+		{"inc of the sort field, stays after the last", updateOne(0, inc(5)),
+			[]string{"list t0/a by total", "count a"}, []string{"count a"}},
+		// _id 0 +100: 100 > 90, enters the list.
+		{"inc of the sort field, passes the last", updateOne(0, inc(100)),
+			[]string{"count a"}, []string{"count a"}},
+		// _id 5: status b. The count and the sum of a cannot change.
+		{"delete outside the count's filter", func(ctx context.Context, h *odm.Collection[Order]) error {
+			_, err := h.DeleteOne(ctx, bson.D{{Key: "_id", Value: 5}})
+			return err
+		}, []string{"list t0/a by total", "count a", "sum of a"}, []string{"list t0/a by total"}},
+		// _id 1: status a: the count and the sum change.
+		{"delete inside the count's filter", func(ctx context.Context, h *odm.Collection[Order]) error {
+			o := orders(1)
+			return h.Delete(ctx, &o)
+		}, []string{"list t0/a by total"}, []string{"list t0/a by total"}},
+		// _id 7: t1, status c: a new city changes nothing the reads read.
+		// (The list keeps without the pre-image too: the replacement
+		// says the document's tenant.)
+		{"replace outside before and after", func(ctx context.Context, h *odm.Collection[Order]) error {
+			o := orders(7)
+			o.City = "z"
+			return h.Replace(ctx, &o)
+		}, []string{"list t0/a by total", "count a", "sum of a"}, []string{"list t0/a by total"}},
+		// _id 7 saved with status a: enters the count and the sum.
+		{"save enters the filter", func(ctx context.Context, h *odm.Collection[Order]) error {
+			o := orders(7)
+			o.Status = "a"
+			return h.Save(ctx, &o)
+		}, []string{"list t0/a by total"}, []string{"list t0/a by total"}},
+		// A find-and-modify returns its pre-image anyway: _id 4 (t1)
+		// becomes a.
+		{"find one and update, other tenant", func(ctx context.Context, h *odm.Collection[Order]) error {
+			_, err := h.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 4}}, set("status", "a"))
+			return err
+		}, []string{"list t0/a by total"}, []string{"list t0/a by total"}},
+	}
+	for _, tc := range cases {
+		for _, on := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/pre-images %v", tc.name, on), func(t *testing.T) {
+				ctx := context.Background()
+				coll := testdb.DB(t).Collection("orders")
+				var docs []any
+				for i := range 24 {
+					docs = append(docs, orders(i))
+				}
+				_, err := coll.InsertMany(ctx, docs)
+				require.NoError(t, err)
+				c, err := cache.New(cache.Config{})
+				require.NoError(t, err)
+				t.Cleanup(c.Close)
+				opts := []odm.Option{odm.WithCache(c)}
+				if on {
+					opts = append(opts, odm.WithPreImages())
+				}
+				h := handle[Order](t, coll, opts...)
+				plain := handle[Order](t, coll)
+				for name, read := range preImageReads {
+					_, err := read(ctx, h, query.Cached(time.Hour))
+					require.NoError(t, err, name)
+				}
+				require.NoError(t, tc.write(ctx, h))
+				want := tc.kept
+				if !on {
+					want = tc.off
+				}
+				for name, read := range preImageReads {
+					before := c.Stats().Hits
+					got, err := read(ctx, h, query.Cached(time.Hour))
+					require.NoError(t, err, name)
+					server, err := read(ctx, plain)
+					require.NoError(t, err, name)
+					require.Equal(t, server, got, "%s: the cached read must be the server's", name)
+					hit := c.Stats().Hits > before
+					require.Equal(t, contains(want, name), hit, "%s: kept", name)
+				}
+				if on && len(tc.kept) > len(tc.off) {
+					require.NotZero(t, c.Stats().Released, "the write held entries and released them")
+				}
+			})
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = mongo.ErrNoDocuments
