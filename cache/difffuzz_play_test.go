@@ -139,6 +139,7 @@ type diffEnv struct {
 	c   *cache.Cache
 	rd  *odm.Collection[bson.Raw]
 	h   *odm.Collection[diffDoc]
+	hp  *odm.Collection[diffDoc] // pre-images on
 	raw *mongo.Collection
 }
 
@@ -161,6 +162,9 @@ func (w diffWrite) apply(ctx context.Context, e diffEnv) error {
 		o = append(o, query.Sort(w.sort))
 	}
 	h := e.h
+	if w.pre {
+		h = e.hp
+	}
 	var err error
 	switch w.op {
 	case "insertOne":
@@ -324,6 +328,7 @@ func (t *diffTally) add(o diffTally) {
 	s.InvalidatedByID, s.InvalidatedByMatch = s.InvalidatedByID+o2.InvalidatedByID, s.InvalidatedByMatch+o2.InvalidatedByMatch
 	s.InvalidatedByPath, s.InvalidatedWide = s.InvalidatedByPath+o2.InvalidatedByPath, s.InvalidatedWide+o2.InvalidatedWide
 	s.Kept, s.Discarded = s.Kept+o2.Kept, s.Discarded+o2.Discarded
+	s.Held, s.Released, s.PreImages = s.Held+o2.Held, s.Released+o2.Released, s.PreImages+o2.PreImages
 }
 
 // diffFuzzer plays cases against the server.
@@ -354,7 +359,8 @@ func (f *diffFuzzer) play(ctx context.Context, cs diffCase, stop int) (tl diffTa
 	require.NoError(f.t, err)
 	defer c.Close()
 	defer func() { _ = raw.Drop(context.WithoutCancel(ctx)) }()
-	e := diffEnv{c: c, rd: handle[bson.Raw](f.t, coll, odm.WithCache(c)), h: handle[diffDoc](f.t, coll, odm.WithCache(c)), raw: raw}
+	e := diffEnv{c: c, rd: handle[bson.Raw](f.t, coll, odm.WithCache(c)), h: handle[diffDoc](f.t, coll, odm.WithCache(c)), raw: raw,
+		hp: handle[diffDoc](f.t, coll, odm.WithCache(c), odm.WithPreImages())}
 	if len(cs.docs) > 0 {
 		docs := make([]any, len(cs.docs))
 		for i, d := range cs.docs {

@@ -109,6 +109,7 @@ func TestDifferentialRules(t *testing.T) {
 	cst := total.stats
 	t.Logf("cache: hits %d, misses %d, bypassed %d, unsettled %d; invalidated by id %d, match %d, path %d, wide %d; kept %d; discarded %d",
 		cst.Hits, cst.Misses, cst.Bypassed, cst.Unsettled, cst.InvalidatedByID, cst.InvalidatedByMatch, cst.InvalidatedByPath, cst.InvalidatedWide, cst.Kept, cst.Discarded)
+	t.Logf("pre-images: %d writes carried one; %d entries held, %d released", cst.PreImages, cst.Held, cst.Released)
 	for _, gap := range run.excusedOrder {
 		st := run.excused[gap]
 		t.Logf("excused: dev-server gap %s, docs/ferretdb.md: %d rounds, %d reads", gap, st.rounds, st.reads)
@@ -122,6 +123,7 @@ func TestDifferentialRules(t *testing.T) {
 	assert.Zero(t, stale, "stale reads")
 	if only < 0 {
 		assert.Greater(t, float64(total.hitsAfterWrite), 0.25*float64(total.afterWrite), "cached reads after a write that were hits")
+		assert.Positive(t, cst.PreImages, "writes with pre-images among the writes")
 	}
 }
 
@@ -339,6 +341,8 @@ func (w diffWrite) String() string {
 	via := "odm"
 	if w.raw {
 		via = "raw"
+	} else if w.pre {
+		via = "odm with pre-images"
 	}
 	d := bson.D{{Key: "via", Value: via}, {Key: "op", Value: w.op}}
 	add := func(k string, v any, ok bool) {

@@ -21,6 +21,7 @@ type diffModel struct {
 // diffWrite is one write of the fuzzer, through odm or raw.
 type diffWrite struct {
 	raw       bool
+	pre       bool // through odm with pre-images on (odm.WithPreImages)
 	op        string
 	filter    bson.D
 	update    bson.D
@@ -243,6 +244,7 @@ func diffWriteFilter(g *diffGen) bson.D {
 
 func diffWriteOf(g *diffGen) diffWrite {
 	w := diffWrite{raw: g.Intn(2) == 0}
+	w.pre = !w.raw && g.Intn(2) == 0
 	upsert := func() (bson.D, bson.D) {
 		f, paths := diffUpsertFilter(g)
 		w.upsert = true

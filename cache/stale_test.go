@@ -168,11 +168,21 @@ func zipf(r *rand.Rand, n int) int {
 // staleWriter applies writes to the server and to the model.
 type staleWriter struct {
 	h      *odm.Collection[Order]
+	pre    *odm.Collection[Order] // the same collection and cache, pre-images on: half the odm writes
 	raw    *mongo.Collection
 	m      atomic.Pointer[model]
 	busy   atomic.Int64 // writes started
 	nextID int
 	clock  int
+}
+
+// hw returns the handle of an odm write: with pre-images or without, at
+// random.
+func (w *staleWriter) hw(r *rand.Rand) *odm.Collection[Order] {
+	if w.pre != nil && r.Intn(2) == 0 {
+		return w.pre
+	}
+	return w.h
 }
 
 func (w *staleWriter) order(r *rand.Rand, id int) Order {
@@ -204,7 +214,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.InsertOne(ctx, o)
 		} else {
-			err = w.h.Insert(ctx, &o)
+			err = w.hw(r).Insert(ctx, &o)
 		}
 		next[o.ID] = o
 	case k < 55:
@@ -214,7 +224,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
 		} else {
-			_, err = w.h.UpdateOne(ctx, query.Eq("_id", id), u)
+			_, err = w.hw(r).UpdateOne(ctx, query.Eq("_id", id), u)
 		}
 		o := next[id]
 		o.Status = s
@@ -226,7 +236,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
 		} else {
-			_, err = w.h.UpdateOne(ctx, query.Eq("_id", id), u)
+			_, err = w.hw(r).UpdateOne(ctx, query.Eq("_id", id), u)
 		}
 		o := next[id]
 		o.Total++
@@ -237,7 +247,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 		} else {
-			_, err = w.h.DeleteOne(ctx, query.Eq("_id", id))
+			_, err = w.hw(r).DeleteOne(ctx, query.Eq("_id", id))
 		}
 		delete(next, id)
 	case k < 85:
@@ -247,7 +257,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, o)
 		} else {
-			err = w.h.Save(ctx, &o)
+			err = w.hw(r).Save(ctx, &o)
 		}
 		next[id] = o
 	case k < 90:
@@ -257,7 +267,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			err = w.raw.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, u).Err()
 		} else {
-			_, err = w.h.FindOneAndUpdate(ctx, query.Eq("_id", id), u)
+			_, err = w.hw(r).FindOneAndUpdate(ctx, query.Eq("_id", id), u)
 		}
 		o := next[id]
 		a := Addr{City: city}
@@ -276,7 +286,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: o.ID}}, u, options.UpdateOne().SetUpsert(true))
 		} else {
-			_, err = w.h.UpdateOne(ctx, query.Eq("_id", o.ID), u, odm.Upsert())
+			_, err = w.hw(r).UpdateOne(ctx, query.Eq("_id", o.ID), u, odm.Upsert())
 		}
 		next[o.ID] = o
 	case k < 97:
@@ -288,7 +298,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 			_, err = w.raw.BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(o),
 				mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetUpdate(set("status", "paid"))})
 		} else {
-			_, err = w.h.BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&o), mongo.NewUpdateOneModel().SetFilter(query.Eq("_id", id)).SetUpdate(set("status", "paid"))})
+			_, err = w.hw(r).BulkWrite(ctx, []mongo.WriteModel{mongo.NewInsertOneModel().SetDocument(&o), mongo.NewUpdateOneModel().SetFilter(query.Eq("_id", id)).SetUpdate(set("status", "paid"))})
 		}
 		next[o.ID] = o
 		p := next[id]
@@ -302,7 +312,7 @@ func (w *staleWriter) write(ctx context.Context, r *rand.Rand) (string, error) {
 		if raw {
 			_, err = w.raw.UpdateMany(ctx, f, u)
 		} else {
-			_, err = w.h.UpdateMany(ctx, f, u)
+			_, err = w.hw(r).UpdateMany(ctx, f, u)
 		}
 		for id, o := range next {
 			if o.Tenant == tenant && o.Status == "open" {
@@ -327,7 +337,8 @@ func TestNoStaleReads(t *testing.T) {
 	db := testdb.DBOn(t, cl)
 	ctx := context.Background()
 	c := newCache(t, cache.Config{})
-	w := &staleWriter{h: handle[Order](t, db.Collection("orders"), odm.WithCache(c)), raw: db.Collection("orders")}
+	w := &staleWriter{h: handle[Order](t, db.Collection("orders"), odm.WithCache(c)), raw: db.Collection("orders"),
+		pre: handle[Order](t, db.Collection("orders"), odm.WithCache(c), odm.WithPreImages())}
 	r0 := rand.New(rand.NewSource(1))
 	seed := map[int]Order{}
 	docs := make([]any, 0, staleDocs)
@@ -424,6 +435,8 @@ func TestNoStaleReads(t *testing.T) {
 	assert.Zero(t, stale.Load(), "stale reads")
 	assert.GreaterOrEqual(t, checked.Load(), want, "checked reads")
 	assert.Positive(t, s.Kept, "the rules kept entries through writes")
+	t.Logf("pre-images: %d writes carried one; %d entries held, %d released", s.PreImages, s.Held, s.Released)
+	assert.Positive(t, s.PreImages, "writes with pre-images among the writes")
 }
 
 // TestNoStaleReadsConcurrentWriters is the stale-read checker with
@@ -447,7 +460,8 @@ func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 	db := testdb.DBOn(t, cl)
 	ctx := context.Background()
 	c := newCache(t, cache.Config{})
-	w := &staleWriter{h: handle[Order](t, db.Collection("orders"), odm.WithCache(c)), raw: db.Collection("orders")}
+	w := &staleWriter{h: handle[Order](t, db.Collection("orders"), odm.WithCache(c)), raw: db.Collection("orders"),
+		pre: handle[Order](t, db.Collection("orders"), odm.WithCache(c), odm.WithPreImages())}
 	r0 := rand.New(rand.NewSource(2))
 	docs := make([]any, 0, staleDocs)
 	for range staleDocs {
@@ -544,11 +558,13 @@ func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 	t.Logf("%d checked reads, %d not checked; %d writes; hits %d, misses %d; by id %d, match %d, path %d, wide %d; kept %d; discarded %d",
 		checked.Load(), skipped.Load(), writes.Load(), s.Hits, s.Misses, s.InvalidatedByID, s.InvalidatedByMatch,
 		s.InvalidatedByPath, s.InvalidatedWide, s.Kept, s.Discarded)
+	t.Logf("pre-images: %d writes carried one; %d entries held, %d released", s.PreImages, s.Held, s.Released)
 	if p := firstStale.Load(); p != nil {
 		t.Errorf("first stale read: %s", *p)
 	}
 	assert.Zero(t, stale.Load(), "stale reads")
 	assert.GreaterOrEqual(t, checked.Load(), want, "checked reads")
+	assert.Positive(t, s.PreImages, "writes with pre-images raced with the others")
 }
 
 // concurrentWrite makes one random write to a hot document (one of the
@@ -566,7 +582,7 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		if raw {
 			_, err = w.raw.InsertOne(ctx, o)
 		} else {
-			err = w.h.Insert(ctx, &o)
+			err = w.hw(r).Insert(ctx, &o)
 		}
 	case 1, 2, 3:
 		u := set("status", status)
@@ -576,7 +592,7 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		if raw {
 			_, err = w.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: hot}}, u)
 		} else {
-			_, err = w.h.UpdateOne(ctx, query.Eq("_id", hot), u)
+			_, err = w.hw(r).UpdateOne(ctx, query.Eq("_id", hot), u)
 		}
 	case 4, 5:
 		// By another filter: the rules judge it on cached documents.
@@ -585,21 +601,21 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		if raw {
 			_, err = w.raw.UpdateMany(ctx, f, u)
 		} else {
-			_, err = w.h.UpdateMany(ctx, f, u)
+			_, err = w.hw(r).UpdateMany(ctx, f, u)
 		}
 	case 6:
 		o := Order{ID: hot, Tenant: tenant, Status: status, CreatedAt: r.Intn(3000)}
 		if raw {
 			_, err = w.raw.ReplaceOne(ctx, bson.D{{Key: "_id", Value: hot}}, o, options.Replace().SetUpsert(true))
 		} else {
-			err = w.h.Save(ctx, &o)
+			err = w.hw(r).Save(ctx, &o)
 		}
 	case 7:
 		f := bson.D{{Key: "_id", Value: hot}, {Key: "status", Value: status}}
 		if raw {
 			_, err = w.raw.DeleteOne(ctx, f)
 		} else {
-			_, err = w.h.DeleteOne(ctx, f)
+			_, err = w.hw(r).DeleteOne(ctx, f)
 		}
 	default:
 		u := set("addr.city", staleCities[r.Intn(len(staleCities))], "status", status)
@@ -609,7 +625,7 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 				err = nil
 			}
 		} else {
-			_, err = w.h.FindOneAndUpdate(ctx, query.Eq("_id", hot), u, odm.Upsert())
+			_, err = w.hw(r).FindOneAndUpdate(ctx, query.Eq("_id", hot), u, odm.Upsert())
 			if errors.Is(err, query.ErrNotFound) {
 				err = nil
 			}
