@@ -3,7 +3,7 @@
 // against a perfect invalidator's, with the invalidation rules and with the
 // collection-wide rule, in one run.
 //
-//	cd bench && go run ./cmd/precision                 # about 7 minutes
+//	cd bench && go run ./cmd/precision                 # about 10 minutes
 //	cd bench && go run ./cmd/precision -readme ../README.md
 //
 // It starts the embedded dev server in its own process unless MONGODB_URI
@@ -39,6 +39,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Phase, "phase", time.Minute, "how long each phase runs")
 	fs.IntVar(&cfg.Rounds, "rounds", 3, "phases per rule")
 	fs.IntVar(&cfg.WritePercent, "writes", 10, "percent of operations that are writes")
+	fs.IntVar(&cfg.RawPercent, "raw", 50, "percent of writes made raw through the driver (the rest through odm)")
 	readme := fs.String("readme", "", "replace the section between the PRECISION markers of this `README` with the results")
 	if err := fs.Parse(args); err != nil {
 		return err

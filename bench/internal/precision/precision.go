@@ -12,9 +12,12 @@
 // tenant, a filter on a nested field, a $match-first aggregation and reads
 // by _id; Config.WritePercent of operations are writes (inserts 25%, $set
 // of the status by _id 25%, $inc of the total by _id 20%, deletes by _id
-// 22%, UpdateMany by filter 8%), half through odm and half raw through the
-// driver with the write observer. The benchmark is the only writer: it keeps an exact copy of the
-// collection and, for every read, computes what a perfect invalidator
+// 22%, UpdateMany by filter 8%), Config.RawPercent of them raw through the
+// driver with the write observer and the rest through odm. Three rules run
+// side by side: the rules alone, the rules with odm's writes carrying
+// pre-images (odm.WithPreImages), and the collection-wide rule. The
+// benchmark is the only writer: it keeps an exact copy of the collection
+// and, for every read, computes what a perfect invalidator
 // would have done. A read is an ideal hit when its key was read before
 // within the TTL and its true result has not changed since; a read is a
 // hit when it sent no query to the server. Precision is hit ratio / ideal
@@ -56,7 +59,10 @@ type Config struct {
 	TTL     time.Duration // of every cached read (and of the ideal cache)
 	// WritePercent is the share of operations that are writes (10).
 	WritePercent int
-	Progress     io.Writer
+	// RawPercent is the share of writes made raw through the driver (with
+	// the write observer), the rest through odm (50).
+	RawPercent int
+	Progress   io.Writer
 }
 
 // Order is the benchmark's document.
@@ -96,9 +102,14 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
+// Rules are the invalidation rules a run compares: the rules without
+// pre-images, the rules with odm's writes carrying pre-images
+// (odm.WithPreImages), and the collection-wide rule.
+var Rules = []string{"precise", "pre-images", "collection-wide"}
+
 // Phase is one run of one rule.
 type Phase struct {
-	Rule   string // "precise" or "collection-wide"
+	Rule   string // one of Rules
 	Shapes map[string]*Counts
 	Writes int
 	Stats  cache.Stats
@@ -139,9 +150,9 @@ func Run(ctx context.Context, cfg Config) ([]Phase, error) {
 	defer func() { _ = db.Drop(context.Background()) }()
 	var out []Phase
 	for r := range cfg.Rounds {
-		rules := []string{"precise", "collection-wide"}
-		if r%2 == 1 {
-			slices.Reverse(rules)
+		rules := slices.Clone(Rules)
+		for range r % len(rules) { // each rule goes first in turn
+			rules = append(rules[1:], rules[0])
 		}
 		for _, rule := range rules {
 			p, err := runPhase(ctx, cfg, db, rule, int64(r))
@@ -342,7 +353,7 @@ func (i *ideal) read(key string, fp uint64, ttl time.Duration) bool {
 }
 
 func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, round int64) (Phase, error) {
-	name := fmt.Sprintf("orders_%d_%s", round, map[string]string{"precise": "p", "collection-wide": "w"}[rule])
+	name := fmt.Sprintf("orders_%d_%s", round, map[string]string{"precise": "p", "pre-images": "i", "collection-wide": "w"}[rule])
 	raw := db.Collection(name)
 	_ = raw.Drop(ctx)
 	r0 := rand.New(rand.NewSource(42 + round))
@@ -359,7 +370,11 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 		return Phase{}, err
 	}
 	defer c.Close()
-	h, err := odm.New[Order](db.Collection(name), odm.WithCache(c))
+	opts := []odm.Option{odm.WithCache(c)}
+	if rule == "pre-images" {
+		opts = append(opts, odm.WithPreImages())
+	}
+	h, err := odm.New[Order](db.Collection(name), opts...)
 	if err != nil {
 		return Phase{}, err
 	}
@@ -431,14 +446,14 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 	return Phase{Rule: rule, Shapes: shapes, Writes: writes, Stats: c.Stats()}, nil
 }
 
-// write makes one write, half through odm and half raw, and applies it to
+// write makes one write, through odm or raw (Config.RawPercent), and applies it to
 // the model (called by one goroutine at a time).
 func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Order], raw *mongo.Collection, state *atomic.Pointer[model], nextID *atomic.Int64, clock *int) error {
 	cur := *state.Load()
 	next := maps.Clone(cur)
 	ids := slices.Collect(maps.Keys(cur))
 	any := func() int { return ids[r.Intn(len(ids))] }
-	viaODM := r.Intn(2) == 0
+	viaODM := r.Intn(100) >= cfg.RawPercent
 	var err error
 	switch k := r.Intn(100); {
 	case k < 25:
