@@ -273,7 +273,10 @@ func (c *Cache) commit(d *dep) bool {
 	}
 	// A write in flight (sent, its reply not yet applied) may have run
 	// before or after the load's read: the result is stored only if the
-	// write cannot change it.
+	// write cannot change it, or, for a write that will carry a
+	// pre-image, held by it (as Begin holds an entry) for its End to
+	// decide.
+	var holders []*flying
 	for _, w := range sp.flying {
 		if !ok {
 			break
@@ -283,8 +286,14 @@ func (c *Cache) commit(d *dep) bool {
 			break
 		}
 		for j := range w.stmts {
-			if decide(&w.stmts[j], d) != keep {
+			switch r := decide(&w.stmts[j], d); {
+			case r == keep:
+			case w.hold && r != ruleID && d.filter != nil:
+				holders = append(holders, w)
+			default:
 				ok = false
+			}
+			if !ok {
 				break
 			}
 		}
@@ -295,6 +304,11 @@ func (c *Cache) commit(d *dep) bool {
 	sp.done()
 	if ok {
 		sp.register(d)
+		for _, w := range holders {
+			d.held.Add(1)
+			w.held = append(w.held, d)
+			c.held.Add(1)
+		}
 	}
 	return ok
 }

@@ -26,10 +26,8 @@ type flightPart struct {
 	c  *Cache
 	sp *space
 	w  *flying
-	// A write with Change.Hold: the entries it holds (neither served nor
-	// dropped until End decides them with its pre-image), and the
-	// top-level fields the collection's entries read.
-	held   []*dep
+	// A write with Change.Hold that held entries at Begin: the top-level
+	// fields the collection's entries read.
 	fields []string
 }
 
@@ -38,6 +36,13 @@ type flightPart struct {
 type flying struct {
 	stmts []Stmt
 	wide  bool
+	// A write that will carry a pre-image (Change.Hold, and Held said so):
+	// hold says so, and held are the entries it holds (neither served nor
+	// dropped until End decides them with its pre-image): those Begin
+	// would have invalidated, and those loads stored while it flew that
+	// it might change (under mu).
+	hold bool
+	held []*dep
 }
 
 // writing reports whether a write is in flight in the collection.
@@ -53,14 +58,22 @@ func (f *Flight) add(c *Cache, ch Change) {
 }
 
 // Held reports whether Begin held an entry (Change.Hold): only then is
-// the statement's pre-image worth asking the server for.
+// the statement's pre-image worth asking the server for. The writer asks
+// once, right after Begin, and sends the write with its pre-image when it
+// says so: loads that end while the write flies are then held too.
 func (f *Flight) Held() bool {
+	held := false
 	for _, p := range f.parts {
-		if len(p.held) > 0 {
-			return true
-		}
+		p.sp.mu.Lock()
+		held = held || len(p.w.held) > 0
+		p.sp.mu.Unlock()
 	}
-	return false
+	for _, p := range f.parts {
+		p.sp.mu.Lock()
+		p.w.hold = p.w.hold && held
+		p.sp.mu.Unlock()
+	}
+	return held
 }
 
 // Fields returns the top-level fields the entries of the collection read,
@@ -104,7 +117,7 @@ func (f *Flight) land() {
 			p.sp.flying = slices.Delete(p.sp.flying, i, i+1)
 			p.sp.nflying.Add(-1)
 		}
-		for _, d := range p.held {
+		for _, d := range p.w.held {
 			if d.held.Add(-1) == 0 && d.valid(p.c) {
 				p.c.released.Add(1)
 			}
@@ -121,6 +134,7 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	}
 	sp := c.space(ch.DB, ch.Coll)
 	w := &flying{stmts: ch.Stmts, wide: ch.Wide || ch.Drop || ch.Unknown || len(ch.Stmts) == 0 || c.wideOnly}
+	w.hold = ch.Hold && len(w.stmts) == 1 && !w.wide
 	sp.mu.Lock()
 	sp.derive(w.stmts) // this cache's copy: what the rules read from it, once
 	sp.forgetImages()  // what another write in flight read may change now
@@ -134,7 +148,6 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 		return flightPart{c: c, sp: sp, w: w}, true
 	}
 	var stale []string
-	var held []*dep
 	switch {
 	case w.wide:
 		c.byWide.Add(uint64(len(sp.deps)))
@@ -143,13 +156,13 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 			stale = append(stale, d.key)
 		}
 		sp.reset()
-	case ch.Hold && len(w.stmts) == 1:
-		stale, held = c.decideHolding(sp, &w.stmts[0])
+	case w.hold:
+		stale, w.held = c.decideHolding(sp, &w.stmts[0])
 	default:
 		stale = c.decideAll(sp, w.stmts)
 	}
-	part := flightPart{c: c, sp: sp, w: w, held: held}
-	if len(held) > 0 {
+	part := flightPart{c: c, sp: sp, w: w}
+	if len(w.held) > 0 {
 		part.fields = sp.readFields()
 	}
 	sp.mu.Unlock()

@@ -48,8 +48,10 @@ func TestHeldEntries(t *testing.T) {
 		end(f, ch, before(7, "open"))
 		assert.True(t, fetchDocs(t, c, count), "served again")
 		s := c.Stats()
-		assert.Equal(t, uint64(1), s.Held)
-		assert.Equal(t, uint64(1), s.Released)
+		// The entry Begin held, and the one the read while it flew stored
+		// and the write held too.
+		assert.Equal(t, uint64(2), s.Held)
+		assert.Equal(t, uint64(2), s.Released)
 		assert.Equal(t, uint64(1), s.PreImages)
 	})
 	t.Run("dropped by a pre-image inside the filter", func(t *testing.T) {
@@ -93,6 +95,28 @@ func TestHeldEntries(t *testing.T) {
 		ch.Stmts[0].PreImageFields = []string{"_id"}
 		f.End(ch)
 		assert.False(t, fetchDocs(t, c, count, n(3)), "judged without it: dropped")
+	})
+	t.Run("a load that ends while it flies is held, and dropped by a pre-image inside the filter", func(t *testing.T) {
+		c := newTestCache(t, Config{})
+		ch := del(7)
+		fetchDocs(t, c, count, n(3))
+		f := Begin(ch)
+		require.True(t, f.Held())
+		assert.False(t, fetchDocs(t, c, count, n(3)), "loaded while the write flies")
+		assert.False(t, fetchDocs(t, c, count, n(3)), "stored, held: not served")
+		end(f, ch, before(7, "paid"))
+		assert.False(t, fetchDocs(t, c, count, n(2)), "dropped")
+		assert.True(t, fetchDocs(t, c, count), "the load after it stored")
+	})
+	t.Run("a load while a write flies that will not carry a pre-image is not stored", func(t *testing.T) {
+		c := newTestCache(t, Config{})
+		ch := del(7)
+		f := Begin(ch) // nothing to hold: the write goes out plain
+		require.False(t, f.Held())
+		assert.False(t, fetchDocs(t, c, count, n(3)))
+		assert.Zero(t, c.Stats().Held, "not held by a write without a pre-image")
+		assert.False(t, fetchDocs(t, c, count, n(3)), "not stored")
+		end(f, ch, nil)
 	})
 	t.Run("two writes hold one entry", func(t *testing.T) {
 		c := fresh(t)
