@@ -188,15 +188,18 @@ func applyField(old bson.RawValue, exists bool, es []edit) (v bson.RawValue, pre
 	}
 	var sub bson.Raw
 	switch {
+	case !exists && allUnsets(es):
+		return bson.RawValue{}, false, false, true // nothing to remove, nothing made
 	case !exists:
 		sub = emptyDoc
 	case old.Type == bson.TypeEmbeddedDocument:
 		sub = old.Document()
+	case old.Type != bson.TypeArray && allUnsets(es):
+		// An $unset of a path through a scalar: the path does not
+		// exist, nothing changes (a $set or an $inc there is refused).
+		return old, true, false, true
 	default:
-		return bson.RawValue{}, false, false, false // an array or a scalar
-	}
-	if !exists && allUnsets(es) {
-		return bson.RawValue{}, false, false, true // nothing to remove, nothing made
+		return bson.RawValue{}, false, false, false // an array, or a scalar under $set or $inc
 	}
 	d, mod, ok := applyEdits(sub, es, false)
 	if !ok {

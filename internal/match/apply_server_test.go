@@ -164,3 +164,22 @@ func (g *gen) increment() any {
 	}
 	return int32(1 + g.rng.IntN(3))
 }
+
+// TestApplyUnsetThroughAScalar: an $unset of a path through a scalar (a
+// string, a number, a boolean, null) leaves the document as it is, and
+// Apply says so (found by an independent tester: on 7de75c0 it gave up,
+// and an UpdateOne with pre-images reported ModifiedCount 1 where the
+// server says 0).
+func TestApplyUnsetThroughAScalar(t *testing.T) {
+	doc, err := bson.Marshal(bson.D{{Key: "_id", Value: 1}, {Key: "s", Value: "a"}, {Key: "n", Value: int32(5)},
+		{Key: "t", Value: true}, {Key: "z", Value: nil}, {Key: "m", Value: bson.D{{Key: "x", Value: 1}}}})
+	require.NoError(t, err)
+	for _, path := range []string{"s.x", "n.x", "t.x", "z.x", "m.x.y", "s.x.y", "missing.x", "m.q.r"} {
+		u, err := bson.Marshal(bson.D{{Key: "$unset", Value: bson.D{{Key: path, Value: ""}}}})
+		require.NoError(t, err)
+		after, modified, ok := match.Apply(doc, bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: u})
+		require.True(t, ok, path)
+		require.False(t, modified, path)
+		require.Equal(t, bson.Raw(doc), after, path)
+	}
+}
