@@ -3,6 +3,7 @@ package odm
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -34,9 +35,13 @@ import (
 // $setOnInsert. Such a write is sent as a findAndModify instead of an
 // update or delete command when, and only when, a cache holds entries the
 // write would otherwise invalidate; command monitors and the profiler see
-// findAndModify then. Not used in transactions, with an unacknowledged
-// write concern, or with a collation, hint, let or arrayFilters. Default:
-// off.
+// findAndModify then. Not used in transactions or with a collation,
+// hint, let or arrayFilters; a handle stops using them when a server
+// refuses the findAndModify but runs the plain command (no find
+// privilege, a sharded collection whose shard key is not _id before
+// MongoDB 7.1) and after a write sent with an unacknowledged write
+// concern (w: 0), which the driver does not let odm read beforehand.
+// Default: off.
 func WithPreImages() Option { return collOptionFunc(func(cc *collConfig) { cc.preImages = true }) }
 
 // preImageFor returns whether a write of this handle may carry a pre-image
@@ -66,22 +71,13 @@ func projection(fields []string, more ...string) (bson.D, []string) {
 	p := bson.D{}
 	var kept []string
 	for _, f := range append(fields, more...) {
-		if f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, "\x00") || containsField(kept, f) {
+		if f == "" || strings.HasPrefix(f, "$") || strings.Contains(f, "\x00") || slices.Contains(kept, f) {
 			continue // not a field a projection can name: entries reading it are judged without
 		}
 		kept = append(kept, f)
 		p = append(p, bson.E{Key: f, Value: 1})
 	}
 	return p, kept
-}
-
-func containsField(fs []string, f string) bool {
-	for _, x := range fs {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // refused reports whether err is a findAndModify's error that proves the
