@@ -359,3 +359,47 @@ func TestTransactionOnClientWithoutObserver(t *testing.T) {
 	assert.Equal(t, 5, read(), "after the commit nothing saw, not the entry read before it")
 	assert.EqualValues(t, 1, e.c.Stats().UnsettledNoDeadline)
 }
+
+// TestRawFindAndModifyCarriesItsPreImage: a raw findAndModify that returns
+// the document before its write, whole (the driver's FindOneAndUpdate,
+// FindOneAndReplace and FindOneAndDelete without ReturnDocument(After) or
+// a projection), is judged by it, as odm's writes with pre-images are: a
+// cached count the document was outside of before and after is kept (it
+// is held until the reply), one it was inside is dropped. With the
+// document after the write (new: true), the count is dropped.
+func TestRawFindAndModifyCarriesItsPreImage(t *testing.T) {
+	ctx := context.Background()
+	coll := testdb.DB(t).Collection("orders")
+	_, err := coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: 1}, {Key: "status", Value: "open"}},
+		bson.D{{Key: "_id", Value: 2}, {Key: "status", Value: "paid"}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "status", Value: "open"}},
+	})
+	require.NoError(t, err)
+	c := newCache(t, cache.Config{})
+	h := handle[bson.Raw](t, coll, odm.WithCache(c))
+	paid := func() (int64, bool) {
+		before := c.Stats().Hits
+		n, err := h.Count(ctx, bson.D{{Key: "status", Value: "paid"}}, query.Cached(time.Hour))
+		require.NoError(t, err)
+		return n, c.Stats().Hits > before
+	}
+	paid()
+	ship := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "shipped"}}}}
+
+	require.NoError(t, coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 1}}, ship).Err())
+	n, hit := paid()
+	assert.True(t, hit, "open to shipped: the count of paid cannot change")
+	assert.EqualValues(t, 1, n)
+
+	require.NoError(t, coll.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: 2}}).Err())
+	n, hit = paid()
+	assert.False(t, hit, "a paid order deleted: dropped")
+	assert.EqualValues(t, 0, n)
+
+	require.NoError(t, coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 3}}, ship, options.FindOneAndUpdate().SetReturnDocument(options.After)).Err())
+	n, hit = paid()
+	assert.False(t, hit, "the document after the write is no pre-image: dropped")
+	assert.EqualValues(t, 0, n)
+	assert.NotZero(t, c.Stats().Released)
+}

@@ -89,6 +89,9 @@ type pendingWrite struct {
 	command  string
 	deadline time.Time // from maxTimeMS; zero if none
 	flight   *Flight   // from Started to the reply
+	// preImage: a findAndModify whose reply returns the document before
+	// the write, whole (new: false, no fields): the statement's pre-image.
+	preImage bool
 }
 
 type observer struct {
@@ -188,11 +191,12 @@ func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	// Until its reply, the write may run at any moment: what it may change
 	// is neither served nor stored (see Begin).
 	w.flight = &Flight{}
+	w.preImage = len(w.stmts) == 1 && returnsPreImage(w.command, e.Command)
 	for _, ns := range flying {
 		db, coll, _ := strings.Cut(ns, ".")
 		ch := Change{DB: db, Coll: coll, Drop: !dataOnly[w.command], Writers: writers}
 		if len(flying) == 1 && w.command != "commitTransaction" {
-			ch.Stmts = w.stmts
+			ch.Stmts, ch.Hold = w.stmts, w.preImage
 		}
 		ch.Wide = ch.Stmts == nil
 		onBus(func(c *Cache) { w.flight.add(c, ch) })
@@ -241,6 +245,11 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 	}
 	if failure == nil && w.stmts != nil {
 		refineByReply(w.command, w.stmts, reply)
+		if w.preImage && !w.stmts[0].Upserted {
+			if v, ok := reply.Lookup("value").DocumentOK(); ok {
+				w.stmts[0].PreImage = append(bson.Raw(nil), v...) // the reply's buffer is the driver's
+			}
+		}
 	}
 	unknown := failure != nil && outcome.Of(failure) != outcome.Done
 	var images map[*Cache][]bson.Raw
@@ -248,6 +257,25 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 		images = w.flight.images()
 	}
 	o.apply(w, unknown, images)
+}
+
+// returnsPreImage reports whether a write command's reply returns the
+// document as it was before the write, whole: a findAndModify without
+// new: true and without fields.
+func returnsPreImage(name string, cmd bson.Raw) bool {
+	if name != "findAndModify" && name != "findandmodify" {
+		return false
+	}
+	if truthy(cmd.Lookup("new")) {
+		return false
+	}
+	if f, err := cmd.LookupErr("fields"); err == nil {
+		d, ok := f.DocumentOK()
+		if !ok || len(d) > 5 {
+			return false // projected: not whole
+		}
+	}
+	return true
 }
 
 // apply reports w's change to every live cache: unsettled until its
