@@ -33,7 +33,7 @@ bench-quick:
 bench-readme:
 	./scripts/bench-readme.sh
 
-# The cache's invalidation precision against a perfect invalidator (about 7
+# The cache's invalidation precision against a perfect invalidator (about 10
 # minutes), written into the README's "Cache precision" section.
 bench-precision:
 	cd bench && go run ./cmd/precision -readme ../README.md
