@@ -41,6 +41,7 @@ func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call fu
 	} else {
 		wctx, seen = cachecore.Probe(wctx)
 	}
+	wctx, unacked := cachecore.Unacked(wctx)
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
 	if pre != nil {
 		ch.Hold = true
@@ -54,7 +55,10 @@ func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call fu
 		}
 	}()
 	err := call(wctx)
-	if outcome.Of(err) == outcome.Unknown || ch.Unknown { // ch.Unknown: sent unacknowledged (see unacknowledged)
+	if outcome.Of(err) == outcome.Unknown || ch.Unknown || unacked.Load() {
+		// Its reply is lost, or there is none (w: 0, as the observer saw
+		// it sent, or as a findAndModify's empty result said): it may run
+		// until its deadline.
 		ch.Unknown = true
 		ch.Deadline, _ = wctx.Deadline()
 	}

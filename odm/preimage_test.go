@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/testdb"
@@ -331,4 +332,42 @@ func TestPreImageResultsAreTheDrivers(t *testing.T) {
 	require.NoError(t, cur.All(ctx, &docsOff))
 	require.Equal(t, docsOff, docsOn, "the collections after the writes")
 	require.NotZero(t, c.Stats().PreImages)
+}
+
+// TestUnacknowledgedWriteIsUnknown: a write sent with an unacknowledged
+// write concern (w: 0) has no reply to say what it did or when it runs, so
+// its collection is not cached until its deadline, as a write whose reply
+// was lost (before, odm read the empty result as "nothing matched" and
+// went on caching while the write could still apply). With pre-images on,
+// the first such write is an unacknowledged findAndModify, and the handle
+// stops asking for them.
+//
+// NOT RUN on FerretDB: a w: 0 write breaks its connection
+// (docs/ferretdb.md); cachecore.TestUnackedWritesAreSeen tests the
+// observer's part on hand-built events.
+func TestUnacknowledgedWriteIsUnknown(t *testing.T) {
+	testdb.NotRunOnFerretDB(t, "an unacknowledged (w: 0) write breaks the dev server's connection")
+	ctx := context.Background()
+	db := testdb.DB(t)
+	for _, on := range []bool{false, true} {
+		coll := db.Collection(fmt.Sprintf("unacked_%v", on))
+		_, err := coll.InsertOne(ctx, Order{ID: 1, Tenant: "t1", Status: "open"})
+		require.NoError(t, err)
+		c, err := cache.New(cache.Config{})
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		w0 := db.Collection(coll.Name(), options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
+		opts := []odm.Option{odm.WithCache(c)}
+		if on {
+			opts = append(opts, odm.WithPreImages())
+		}
+		h := handle[Order](t, w0, opts...)
+		reader := handle[Order](t, coll, odm.WithCache(c))
+		_, err = reader.Count(ctx, bson.D{{Key: "status", Value: "paid"}}, query.Cached(time.Hour))
+		require.NoError(t, err)
+		res, err := h.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "paid"}}}})
+		require.NoError(t, err)
+		require.False(t, res.Acknowledged, "the driver's unacknowledged result")
+		require.NotZero(t, c.Stats().Unsettled, "pre-images %v: the write is of unknown outcome", on)
+	}
 }

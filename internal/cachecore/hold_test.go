@@ -1,11 +1,13 @@
 package cachecore
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 )
 
 // TestHeldEntries tests the bookkeeping of a write that carries a
@@ -173,4 +175,53 @@ func TestPostImage(t *testing.T) {
 		f.End(ch)
 		assert.Equal(t, tc.keep, fetchDocs(t, c, list, doc(1, 90), doc(2, 50)), "$inc by %d of a total of 10 under a last of 50: kept", tc.by)
 	}
+}
+
+// TestUnackedWritesAreSeen: the observer marks a write sent with an
+// unacknowledged write concern (w: 0 without j), which odm then reports as
+// of unknown outcome. The events are built by hand: the dev server cannot
+// take a w: 0 write (docs/ferretdb.md); against MongoDB,
+// odm.TestUnacknowledgedWriteIsUnknown runs one.
+func TestUnackedWritesAreSeen(t *testing.T) {
+	m := Observer(nil)
+	for _, tc := range []struct {
+		wc   bson.D
+		want bool
+	}{
+		{bson.D{{Key: "w", Value: 0}}, true},
+		{bson.D{{Key: "w", Value: int64(0)}}, true},
+		{bson.D{{Key: "w", Value: 0}, {Key: "j", Value: true}}, false},
+		{bson.D{{Key: "w", Value: 1}}, false},
+		{bson.D{{Key: "w", Value: "majority"}}, false},
+		{nil, false},
+	} {
+		cmd := bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{}}}
+		if tc.wc != nil {
+			cmd = append(cmd, bson.E{Key: "writeConcern", Value: tc.wc})
+		}
+		ctx, sent := Unacked(Handled(context.Background()))
+		m.Started(ctx, &event.CommandStartedEvent{CommandName: "update", DatabaseName: "db", Command: mustRaw(t, cmd), RequestID: 1})
+		assert.Equal(t, tc.want, sent.Load(), "%v", tc.wc)
+	}
+}
+
+// TestRawUnackedWriteIsUnknown: a raw write sent with w: 0 has an empty
+// "reply" (ok: 1 and no counts): the observer reports it as a write of
+// unknown outcome, not as one that matched nothing (on d9f069d the
+// observer read n: 0 as "changed nothing" and the collection stayed
+// cached while the write could still apply). Events built by hand: the
+// dev server cannot take a w: 0 write.
+func TestRawUnackedWriteIsUnknown(t *testing.T) {
+	c := newTestCache(t, Config{})
+	count := Key{Database: "db", Collection: "raw_unacked", Op: "count", Filter: bson.D{{Key: "status", Value: "paid"}}, Simple: true, Shape: simpleShape}
+	fetchDocs(t, c, count, mustRaw(t, bson.D{{Key: "n", Value: 1}}))
+	m := Observer(nil)
+	cmd := mustRaw(t, bson.D{{Key: "update", Value: "raw_unacked"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "paid"}}}}}},
+	}}, {Key: "writeConcern", Value: bson.D{{Key: "w", Value: 0}}}, {Key: "maxTimeMS", Value: 50}})
+	m.Started(context.Background(), &event.CommandStartedEvent{CommandName: "update", DatabaseName: "db", Command: cmd, RequestID: 7, ConnectionID: "c1"})
+	m.Succeeded(context.Background(), &event.CommandSucceededEvent{CommandFinishedEvent: event.CommandFinishedEvent{CommandName: "update", RequestID: 7, ConnectionID: "c1"},
+		Reply: mustRaw(t, bson.D{{Key: "ok", Value: 1}})})
+	assert.Equal(t, uint64(1), c.Stats().Unsettled, "a write of unknown outcome")
+	assert.False(t, fetchDocs(t, c, count, mustRaw(t, bson.D{{Key: "n", Value: 2}})), "not served while it may run")
 }

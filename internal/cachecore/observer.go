@@ -22,6 +22,9 @@ func Observer(next *event.CommandMonitor) *event.CommandMonitor {
 	o := &observer{pending: map[pendingKey]pendingWrite{}, txns: map[string]map[string]struct{}{}, readers: map[string][]*mongo.Client{}}
 	m := &event.CommandMonitor{
 		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if f := unackedOf(ctx); f != nil && writeCommands[e.CommandName] != nil && unacknowledged(e.Command) {
+				f.Store(true)
+			}
 			if !isHandled(ctx) {
 				o.started(ctx, e)
 			}
@@ -92,6 +95,9 @@ type pendingWrite struct {
 	// preImage: a findAndModify whose reply returns the document before
 	// the write, whole (new: false, no fields): the statement's pre-image.
 	preImage bool
+	// unacked: sent with an unacknowledged write concern (w: 0): its
+	// "reply" says nothing of what it did or when.
+	unacked bool
 }
 
 type observer struct {
@@ -137,7 +143,7 @@ func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	if p := probeOf(ctx); p != nil {
 		p.Store(true)
 	}
-	w := pendingWrite{ns: names(e), command: e.CommandName}
+	w := pendingWrite{ns: names(e), command: e.CommandName, unacked: unacknowledged(e.Command)}
 	if len(w.ns) == 1 && dataOnly[e.CommandName] {
 		// The statements are read only while a cache has entries of the
 		// collection (or loads one): otherwise the write is reported
@@ -243,7 +249,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 	if !ok || len(w.ns) == 0 {
 		return
 	}
-	if failure == nil && w.stmts != nil {
+	if failure == nil && w.stmts != nil && !w.unacked {
 		refineByReply(w.command, w.stmts, reply)
 		if w.preImage && !w.stmts[0].Upserted {
 			if v, ok := reply.Lookup("value").DocumentOK(); ok {
@@ -251,7 +257,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 			}
 		}
 	}
-	unknown := failure != nil && outcome.Of(failure) != outcome.Done
+	unknown := (failure != nil && outcome.Of(failure) != outcome.Done) || w.unacked
 	var images map[*Cache][]bson.Raw
 	if !unknown {
 		images = w.flight.images()
@@ -429,6 +435,39 @@ func Probe(ctx context.Context) (_ context.Context, seen *atomic.Bool) {
 func probeOf(ctx context.Context) *atomic.Bool {
 	p, _ := ctx.Value(probeKey{}).(*atomic.Bool)
 	return p
+}
+
+type unackedKey struct{}
+
+// Unacked marks ctx, the context of a write odm reports itself, so that
+// sent reports whether a monitor of the bus saw it sent with an
+// unacknowledged write concern (w: 0, without j): no reply then says what
+// it did or when, so odm reports it as a write of unknown outcome. (The
+// driver does not let odm read a collection's write concern.)
+func Unacked(ctx context.Context) (_ context.Context, sent *atomic.Bool) {
+	sent = new(atomic.Bool)
+	return context.WithValue(ctx, unackedKey{}, sent), sent
+}
+
+func unackedOf(ctx context.Context) *atomic.Bool {
+	f, _ := ctx.Value(unackedKey{}).(*atomic.Bool)
+	return f
+}
+
+// unacknowledged reports whether a command is sent with an unacknowledged
+// write concern: w is 0 and j is not true (as the driver's
+// WriteConcern.Acknowledged says).
+func unacknowledged(cmd bson.Raw) bool {
+	wc, ok := cmd.Lookup("writeConcern").DocumentOK()
+	if !ok {
+		return false
+	}
+	w, ok := wc.Lookup("w").AsInt64OK()
+	if !ok || w != 0 {
+		return false
+	}
+	j, _ := wc.Lookup("j").BooleanOK()
+	return !j
 }
 
 type handledKey struct{}
