@@ -170,6 +170,8 @@ type staleWriter struct {
 	h      *odm.Collection[Order]
 	pre    *odm.Collection[Order] // the same collection and cache, pre-images on: half the odm writes
 	raw    *mongo.Collection
+	ferret bool         // the server is the dev server (see concurrentWrite)
+	famMu  sync.RWMutex // on the dev server: find-and-modify writes run alone
 	m      atomic.Pointer[model]
 	busy   atomic.Int64 // writes started
 	nextID int
@@ -447,7 +449,9 @@ func TestNoStaleReads(t *testing.T) {
 // quiet spell (the server is the oracle: concurrent writes to one document
 // leave a state no model can predict). The rules decide a write against
 // cached documents, which must not miss what another write still in flight
-// did to them.
+// did to them. Half the odm writes carry pre-images (odm.WithPreImages);
+// on the dev server, whose findAndModify is not atomic, a write that may
+// go out as a findAndModify runs alone (see concurrentWrite).
 func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a load test")
@@ -461,7 +465,7 @@ func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	c := newCache(t, cache.Config{})
 	w := &staleWriter{h: handle[Order](t, db.Collection("orders"), odm.WithCache(c)), raw: db.Collection("orders"),
-		pre: handle[Order](t, db.Collection("orders"), odm.WithCache(c), odm.WithPreImages())}
+		pre: handle[Order](t, db.Collection("orders"), odm.WithCache(c), odm.WithPreImages()), ferret: testdb.IsFerretDB(t)}
 	r0 := rand.New(rand.NewSource(2))
 	docs := make([]any, 0, staleDocs)
 	for range staleDocs {
@@ -575,14 +579,32 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 	raw := r.Intn(2) == 0
 	status := staleStatuses[r.Intn(len(staleStatuses))]
 	tenant := "t" + strconv.Itoa(zipf(r, staleTenants))
+	h := w.hw(r)
+	k := r.Intn(10)
+	if w.ferret {
+		// The dev server's findAndModify is not atomic: a write to the
+		// same document between its read and its write is lost, and the
+		// document it returns is not the one its write changed
+		// (docs/ferretdb.md), so a pre-image would not be a fact there. A
+		// write that may go out as a findAndModify (with a pre-image, or
+		// a find-and-modify) runs alone; the others still race.
+		fam := k >= 8 || (!raw && h == w.pre && (k == 1 || k == 2 || k == 3 || k == 6 || k == 7))
+		if fam {
+			w.famMu.Lock()
+			defer w.famMu.Unlock()
+		} else {
+			w.famMu.RLock()
+			defer w.famMu.RUnlock()
+		}
+	}
 	var err error
-	switch k := r.Intn(10); k {
+	switch k {
 	case 0:
 		o := Order{ID: int(nextID.Add(1)), Tenant: tenant, Status: status, CreatedAt: 1000 + r.Intn(1000)}
 		if raw {
 			_, err = w.raw.InsertOne(ctx, o)
 		} else {
-			err = w.hw(r).Insert(ctx, &o)
+			err = h.Insert(ctx, &o)
 		}
 	case 1, 2, 3:
 		u := set("status", status)
@@ -592,7 +614,7 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		if raw {
 			_, err = w.raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: hot}}, u)
 		} else {
-			_, err = w.hw(r).UpdateOne(ctx, query.Eq("_id", hot), u)
+			_, err = h.UpdateOne(ctx, query.Eq("_id", hot), u)
 		}
 	case 4, 5:
 		// By another filter: the rules judge it on cached documents.
@@ -601,21 +623,21 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 		if raw {
 			_, err = w.raw.UpdateMany(ctx, f, u)
 		} else {
-			_, err = w.hw(r).UpdateMany(ctx, f, u)
+			_, err = h.UpdateMany(ctx, f, u)
 		}
 	case 6:
 		o := Order{ID: hot, Tenant: tenant, Status: status, CreatedAt: r.Intn(3000)}
 		if raw {
 			_, err = w.raw.ReplaceOne(ctx, bson.D{{Key: "_id", Value: hot}}, o, options.Replace().SetUpsert(true))
 		} else {
-			err = w.hw(r).Save(ctx, &o)
+			err = h.Save(ctx, &o)
 		}
 	case 7:
 		f := bson.D{{Key: "_id", Value: hot}, {Key: "status", Value: status}}
 		if raw {
 			_, err = w.raw.DeleteOne(ctx, f)
 		} else {
-			_, err = w.hw(r).DeleteOne(ctx, f)
+			_, err = h.DeleteOne(ctx, f)
 		}
 	default:
 		u := set("addr.city", staleCities[r.Intn(len(staleCities))], "status", status)
@@ -625,7 +647,7 @@ func concurrentWrite(ctx context.Context, r *rand.Rand, w *staleWriter, nextID *
 				err = nil
 			}
 		} else {
-			_, err = w.hw(r).FindOneAndUpdate(ctx, query.Eq("_id", hot), u, odm.Upsert())
+			_, err = h.FindOneAndUpdate(ctx, query.Eq("_id", hot), u, odm.Upsert())
 			if errors.Is(err, query.ErrNotFound) {
 				err = nil
 			}
