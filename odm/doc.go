@@ -122,4 +122,11 @@
 // transaction, the observer invalidates at commit time; a transaction's
 // write on a client without it pauses caching of its collection (see
 // package cache).
+//
+// A write by one _id cannot say which of a collection's cached reads it
+// changed without the document's other values: [WithPreImages] makes such
+// writes ask the server for them, atomically with the write, when a cache
+// holds reads that need them (docs/caching.md, "Pre-images"). The
+// find-and-modify writes carry the document they return before the write
+// without it.
 package odm
