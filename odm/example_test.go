@@ -197,3 +197,41 @@ func ExampleWithBSON() {
 		log.Fatal(err)
 	}
 }
+
+// A handle whose writes by _id carry the document's prior values to the
+// cache: a status change of one order keeps the cached lists of every
+// other tenant (docs/caching.md, "Pre-images").
+func ExampleWithPreImages() {
+	ctx := context.Background()
+	client, err := mongo.Connect(options.Client().ApplyURI(os.Getenv("MONGODB_URI")).SetMonitor(cache.Observer(nil)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(ctx)
+	c, err := cache.New(cache.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	type Order struct {
+		ID     int    `bson:"_id"`
+		Tenant string `bson:"tenant"`
+		Status string `bson:"status"`
+	}
+	orders, err := odm.New[Order](client.Database("app").Collection("orders"), odm.WithCache(c), odm.WithPreImages())
+	if err != nil {
+		log.Fatal(err)
+	}
+	paid, err := orders.FindMany(ctx, bson.D{{Key: "tenant", Value: "t1"}, {Key: "status", Value: "paid"}},
+		query.Sort(bson.D{{Key: "_id", Value: 1}}), query.Cached(time.Minute))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Order 42 belongs to another tenant: its pre-image says so, and the
+	// list above stays cached.
+	if _, err := orders.UpdateOne(ctx, bson.D{{Key: "_id", Value: 42}}, bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "paid"}}}}); err != nil {
+		log.Fatal(err)
+	}
+	s := c.Stats()
+	fmt.Println(len(paid), s.Held, s.Released)
+}
