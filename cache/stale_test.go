@@ -438,7 +438,11 @@ func TestNoStaleReads(t *testing.T) {
 	assert.GreaterOrEqual(t, checked.Load(), want, "checked reads")
 	assert.Positive(t, s.Kept, "the rules kept entries through writes")
 	t.Logf("pre-images: %d writes carried one; %d entries held, %d released", s.PreImages, s.Held, s.Released)
-	assert.Positive(t, s.PreImages, "writes with pre-images among the writes")
+	if want >= 10_000 {
+		// About one write in 30 carries one (when it would otherwise drop
+		// an entry): a short run may have none; `make soak` has dozens.
+		assert.Positive(t, s.PreImages, "writes with pre-images among the writes")
+	}
 }
 
 // TestNoStaleReadsConcurrentWriters is the stale-read checker with
