@@ -121,6 +121,11 @@ type stmtState struct {
 	// post is the document after an update, as match.Apply computes it
 	// from image (nil when it cannot).
 	post bson.Raw
+	// after is what an update, with the fields of image it leaves as they
+	// are, determines of the document it changes: prepared by the first
+	// decision that needs it (under the space's mu, as every decision),
+	// then read by the others; setImage clears it.
+	after *match.After
 
 	// Derived by the rules, once (not for inserts, which the rules read
 	// whole).

@@ -22,8 +22,8 @@ const (
 // decide is the one decision of the rules, for local writes, log events
 // and change events alike: can statement s change the result of entry d?
 // Sound before precise: whatever it cannot decide, it invalidates. It
-// reads s and d and changes neither: s was derived when the cache took its
-// copy of the write (space.derive). The rules, in the order they apply:
+// reads s and d and changes neither (but for preparing s.after, once): s
+// was derived when the cache took its copy of the write (space.derive). The rules, in the order they apply:
 //
 //	entry outside the rules (no compiled filter)   → wide
 //	the reply says the statement changed nothing   → keep
@@ -201,7 +201,10 @@ func (d *dep) afterwards(s *Stmt) match.Tri {
 	if post := s.postFor(d); post != nil {
 		return d.filter.Match(post)
 	}
-	return d.filter.CanMatchAfter(s.u, untouched(s))
+	if s.after == nil {
+		s.after = match.PrepareAfter(s.u, untouched(s)) // once per statement, not per entry
+	}
+	return d.filter.CanMatch(s.after)
 }
 
 // imageFor returns the statement's image when it holds every field d
@@ -238,7 +241,7 @@ func (d *dep) readsOnly(fields []string) bool {
 // holds, nil for all), and the document after it when the statement is
 // an update match.Apply reproduces. s is derived.
 func (s *Stmt) setImage(img bson.Raw, fields []string) {
-	s.image, s.imageFields, s.post = img, fields, nil
+	s.image, s.imageFields, s.post, s.after = img, fields, nil, nil
 	if img == nil || s.Op != OpUpdate || s.derivation == nil || s.u.All {
 		return
 	}

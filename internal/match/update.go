@@ -139,36 +139,57 @@ func Field(path string) string {
 // values; one that fails means No. Otherwise Maybe (or Yes, when every
 // clause is determined and holds).
 func (f *Filter) CanMatchAfter(u Update, extra map[string]bson.RawValue) Tri {
+	return f.CanMatch(PrepareAfter(u, extra))
+}
+
+// After is what an update and values known besides determine of the
+// document it changes (see CanMatchAfter), prepared once for the many
+// filters one write is judged against.
+type After struct {
+	facts   map[string]bson.RawValue
+	unset   map[string]bool
+	doc     bson.Raw // the facts as a document
+	nothing bool     // nothing determined: every filter may match
+}
+
+// PrepareAfter prepares what u and extra determine (see CanMatchAfter).
+func PrepareAfter(u Update, extra map[string]bson.RawValue) *After {
 	if u.All && len(extra) == 0 {
-		return Maybe
+		return &After{nothing: true}
 	}
-	facts := map[string]bson.RawValue{}
+	a := &After{facts: map[string]bson.RawValue{}}
 	if !u.All {
 		for p, v := range u.Set {
-			facts[p] = v
+			a.facts[p] = v
 		}
+		a.unset = u.Unset
 	}
 	for p, v := range extra {
-		facts[p] = v
+		a.facts[p] = v
 	}
-	var unset map[string]bool
-	if !u.All {
-		unset = u.Unset
+	if len(a.facts) == 0 && len(a.unset) == 0 {
+		return &After{nothing: true}
 	}
-	if len(facts) == 0 && len(unset) == 0 {
-		return Maybe
-	}
-	synthetic, ok := buildDoc(facts)
+	doc, ok := buildDoc(a.facts)
 	if !ok {
+		return &After{nothing: true}
+	}
+	a.doc = doc
+	return a
+}
+
+// CanMatch is CanMatchAfter with what the update determines prepared.
+func (f *Filter) CanMatch(a *After) Tri {
+	if a.nothing {
 		return Maybe
 	}
 	res := Yes
 	for _, c := range f.clauses {
-		if !determined(c.paths(nil), facts, unset) {
+		if !determined(c.paths(nil), a.facts, a.unset) {
 			res = Maybe
 			continue
 		}
-		if t := c.eval(f.env, synthetic); t == No {
+		if t := c.eval(f.env, a.doc); t == No {
 			return No
 		} else if t == Maybe {
 			res = Maybe
