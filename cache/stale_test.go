@@ -485,7 +485,10 @@ func TestNoStaleReadsConcurrentWriters(t *testing.T) {
 		checked, stale, errs atomic.Int64
 		skipped, writes      atomic.Int64
 		firstStale           atomic.Pointer[string]
-		deadline             = time.Now().Add(10 * time.Minute)
+		// 10 minutes, or more for a soak's many reads: a check needs a
+		// quiet spell between bursts, about one in 150 ms on this 2-core
+		// machine (4,000 took 490 to over 600 s in `make soak`).
+		deadline = time.Now().Add(max(10*time.Minute, time.Duration(want)*250*time.Millisecond))
 	)
 	nextID.Store(int64(w.nextID))
 	burst := func() bool { return time.Now().UnixMilli()%60 < 20 } // 20 ms of writes in every 60
