@@ -64,31 +64,12 @@ func BenchmarkPreImageWrite(b *testing.B) {
 // preImageWrite is one case of BenchmarkPreImageWrite.
 func preImageWrite(b *testing.B, db *mongo.Database, wire *atomic.Int64, entries int, on bool) {
 	ctx := context.Background()
-	coll := db.Collection(fmt.Sprintf("preimage_%d_%v", entries, on))
-	if err := coll.Drop(ctx); err != nil {
-		b.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{MaxCost: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	opts := []odm.Option{odm.WithCache(c)}
+	var opts []odm.Option
 	if on {
 		opts = append(opts, odm.WithPreImages())
 	}
-	h, err := odm.New[Order](coll, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	target := Order{ID: 1, Tenant: "t7", Status: "open"}
-	if err := h.Insert(ctx, &target); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := h.Count(ctx, query.Eq("tenant", "none"), query.Cached(time.Hour)); err != nil {
-		b.Fatal(err)
-	}
-	fill(b, c, db.Name(), coll.Name(), entries)
+	name := fmt.Sprintf("preimage_%d_%v", entries, on)
+	c, h, target := liveEntries(b, db, name, entries, opts...)
 	runtime.GC()
 	status := []string{"paid", "open"}
 	var cpu time.Duration
@@ -107,8 +88,8 @@ func preImageWrite(b *testing.B, db *mongo.Database, wire *atomic.Int64, entries
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		fill(b, c, db.Name(), coll.Name(), entries) // what the write dropped, again
-		runtime.GC()                                // the fill's garbage is not the write's
+		fill(b, c, db.Name(), name, entries) // what the write dropped, again
+		runtime.GC()                         // the fill's garbage is not the write's
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
@@ -40,30 +41,7 @@ func BenchmarkWritePathLiveEntries(b *testing.B) {
 	for _, entries := range []int{0, 1000, 10_000} {
 		for _, op := range []string{"insert_one", "update_by_id"} {
 			b.Run(fmt.Sprintf("entries=%d/op=%s", entries, op), func(b *testing.B) {
-				// A collection of its own, small (an update by _id on
-				// the dev server scans it), with the entries on it.
-				coll := db.Collection(fmt.Sprintf("writepath_%d_%s", entries, op))
-				if err := coll.Drop(ctx); err != nil {
-					b.Fatal(err)
-				}
-				c, err := cache.New(cache.Config{MaxCost: 1 << 30})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.Close()
-				h, err := odm.New[Order](coll, odm.WithCache(c))
-				if err != nil {
-					b.Fatal(err)
-				}
-				target := Order{ID: 1, Tenant: "t7", Status: "open"}
-				if err := h.Insert(ctx, &target); err != nil {
-					b.Fatal(err)
-				}
-				// One real cached read, so that the collection's shape is known.
-				if _, err := h.Count(ctx, query.Eq("tenant", "none"), query.Cached(time.Hour)); err != nil {
-					b.Fatal(err)
-				}
-				fill(b, c, db.Name(), coll.Name(), entries)
+				c, h, target := liveEntries(b, db, fmt.Sprintf("writepath_%d_%s", entries, op), entries)
 				next := 1
 				runtime.GC() // the fill's garbage is not the writes'
 				b.ReportAllocs()
@@ -89,6 +67,39 @@ func BenchmarkWritePathLiveEntries(b *testing.B) {
 			})
 		}
 	}
+}
+
+// liveEntries returns a handle of a collection of its own in db, small
+// (an update by _id on the dev server scans it), with one order (target,
+// _id 1, of tenant t7) and a cache holding n cached reads of it (fill);
+// opts are the handle's options besides its cache, which is closed when b
+// ends.
+func liveEntries(b *testing.B, db *mongo.Database, name string, n int, opts ...odm.Option) (c *cache.Cache, h *odm.Collection[Order], target Order) {
+	b.Helper()
+	ctx := context.Background()
+	coll := db.Collection(name)
+	if err := coll.Drop(ctx); err != nil {
+		b.Fatal(err)
+	}
+	c, err := cache.New(cache.Config{MaxCost: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	h, err = odm.New[Order](coll, append([]odm.Option{odm.WithCache(c)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	target = Order{ID: 1, Tenant: "t7", Status: "open"}
+	if err := h.Insert(ctx, &target); err != nil {
+		b.Fatal(err)
+	}
+	// One real cached read, so that the collection's shape is known.
+	if _, err := h.Count(ctx, query.Eq("tenant", "none"), query.Cached(time.Hour)); err != nil {
+		b.Fatal(err)
+	}
+	fill(b, c, db.Name(), coll.Name(), n)
+	return c, h, target
 }
 
 // fill stores n cached reads of db.coll in c (see

@@ -248,7 +248,7 @@ func (l *Log) Run(ctx context.Context, sink cache.Sink) {
 	// creation, its reads) are not user writes: a write observer on the
 	// same client leaves them alone. Without this, an observed append was
 	// applied and published again, forever (TestObserverAndLogOnOneClient).
-	ctx = cachecore.Handled(ctx)
+	ctx, _ = cachecore.Handled(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

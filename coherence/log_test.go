@@ -84,7 +84,7 @@ func (p *peer) read(tb testing.TB) int {
 // has none, so the real thing runs in TestPropagationAcrossProcesses.)
 func (p *peer) write(tb testing.TB, v int) {
 	tb.Helper()
-	ctx := cachecore.Handled(context.Background())
+	ctx, _ := cachecore.Handled(context.Background())
 	_, err := p.coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: 1}}, Doc{ID: 1, V: v}, options.Replace().SetUpsert(true))
 	assert.NoError(tb, err) // not require: TestConcurrentPublishers writes from goroutines
 	p.cache.Invalidate(p.coll.Database().Name(), p.coll.Name())
@@ -344,7 +344,8 @@ func TestCursorKilled(t *testing.T) {
 
 	// A write the log does not carry (made with the driver, kept off the
 	// bus, announced to nobody): only a flush can make a's cache see it.
-	_, err := cl.Database(db).Collection("docs").UpdateOne(cachecore.Handled(context.Background()), bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 2}}}})
+	handled, _ := cachecore.Handled(context.Background())
+	_, err := cl.Database(db).Collection("docs").UpdateOne(handled, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 2}}}})
 	require.NoError(t, err)
 	require.Equal(t, 1, a.read(t), "cached")
 

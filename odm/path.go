@@ -35,13 +35,12 @@ func (c *Collection[T]) do(ctx context.Context, ch *cachecore.Change, call func(
 func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call func(ctx context.Context) error, pre func(context.Context, []string) error) error {
 	wctx, cancel := c.bounded(ctx)
 	defer cancel()
-	var seen *atomic.Bool
+	var seen, unacked *atomic.Bool
 	if !inTransaction(ctx) {
-		wctx = cachecore.Handled(wctx)
+		wctx, unacked = cachecore.Handled(wctx)
 	} else {
-		wctx, seen = cachecore.Probe(wctx)
+		wctx, seen = cachecore.Probe(wctx) // a transaction's writes cannot be unacknowledged
 	}
-	wctx, unacked := cachecore.Unacked(wctx)
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
 	if pre != nil {
 		ch.Hold = true
@@ -55,7 +54,7 @@ func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call fu
 		}
 	}()
 	err := call(wctx)
-	if outcome.Of(err) == outcome.Unknown || ch.Unknown || unacked.Load() {
+	if outcome.Of(err) == outcome.Unknown || ch.Unknown || (unacked != nil && unacked.Load()) {
 		// Its reply is lost, or there is none (w: 0, as the observer saw
 		// it sent, or as a findAndModify's empty result said): it may run
 		// until its deadline.

@@ -232,10 +232,14 @@ func setPreImage(s *cachecore.Stmt, doc bson.Raw, fields []string) {
 	s.PreImage, s.PreImageFields = doc, fields
 }
 
-// preDelete is the findAndModify of a delete by one _id (f, as the driver
-// encodes it), or nil when the write carries no pre-image.
+// preDelete is the findAndModify of a delete of one document (f, as the
+// driver encodes it), or nil when the write carries no pre-image: its
+// filter does not name one _id.
 func (c *Collection[T]) preDelete(ctx context.Context, cfg *opt.Config, ch *cachecore.Change, f any, res **mongo.DeleteResult) func(context.Context, []string) error {
 	if !c.preImageFor(ctx, cfg) {
+		return nil
+	}
+	if _, one := namesOneID(ch.Stmts[0].Filter); !one {
 		return nil
 	}
 	return func(ctx context.Context, fields []string) error {

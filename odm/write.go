@@ -311,7 +311,7 @@ func (c *Collection[T]) delete(ctx context.Context, filter any, many bool, opts 
 	var res *mongo.DeleteResult
 	ch := change(c.deleteStmt(f, many, cfg))
 	var pre func(context.Context, []string) error
-	if _, one := namesOneID(ch.Stmts[0].Filter); one && !many {
+	if !many {
 		pre = c.preDelete(ctx, cfg, ch, f, &res)
 	}
 	err = c.doPre(ctx, ch, func(ctx context.Context) error {

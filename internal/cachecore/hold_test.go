@@ -199,7 +199,7 @@ func TestUnackedWritesAreSeen(t *testing.T) {
 		if tc.wc != nil {
 			cmd = append(cmd, bson.E{Key: "writeConcern", Value: tc.wc})
 		}
-		ctx, sent := Unacked(Handled(context.Background()))
+		ctx, sent := Handled(context.Background())
 		m.Started(ctx, &event.CommandStartedEvent{CommandName: "update", DatabaseName: "db", Command: mustRaw(t, cmd), RequestID: 1})
 		assert.Equal(t, tc.want, sent.Load(), "%v", tc.wc)
 	}

@@ -437,23 +437,6 @@ func probeOf(ctx context.Context) *atomic.Bool {
 	return p
 }
 
-type unackedKey struct{}
-
-// Unacked marks ctx, the context of a write odm reports itself, so that
-// sent reports whether a monitor of the bus saw it sent with an
-// unacknowledged write concern (w: 0, without j): no reply then says what
-// it did or when, so odm reports it as a write of unknown outcome. (The
-// driver does not let odm read a collection's write concern.)
-func Unacked(ctx context.Context) (_ context.Context, sent *atomic.Bool) {
-	sent = new(atomic.Bool)
-	return context.WithValue(ctx, unackedKey{}, sent), sent
-}
-
-func unackedOf(ctx context.Context) *atomic.Bool {
-	f, _ := ctx.Value(unackedKey{}).(*atomic.Bool)
-	return f
-}
-
 // unacknowledged reports whether a command is sent with an unacknowledged
 // write concern: w is 0 and j is not true (as the driver's
 // WriteConcern.Acknowledged says).
@@ -476,11 +459,20 @@ type handledKey struct{}
 // caches itself (Apply): the observer leaves its commands alone, so that
 // each write is invalidated, and counted, once. A write inside a
 // transaction must not be marked: the observer invalidates it at commit.
-func Handled(ctx context.Context) context.Context {
-	return context.WithValue(ctx, handledKey{}, true)
+// unacked reports whether a monitor of the bus saw the write sent with an
+// unacknowledged write concern (w: 0, without j): no reply then says what
+// it did or when, so odm reports it as a write of unknown outcome (the
+// driver does not let odm read a collection's write concern). One context
+// value carries both: this is on every write.
+func Handled(ctx context.Context) (_ context.Context, unacked *atomic.Bool) {
+	unacked = new(atomic.Bool)
+	return context.WithValue(ctx, handledKey{}, unacked), unacked
 }
 
-func isHandled(ctx context.Context) bool {
-	v, _ := ctx.Value(handledKey{}).(bool)
-	return v
+func isHandled(ctx context.Context) bool { return unackedOf(ctx) != nil }
+
+// unackedOf returns the flag Handled put in ctx, or nil.
+func unackedOf(ctx context.Context) *atomic.Bool {
+	f, _ := ctx.Value(handledKey{}).(*atomic.Bool)
+	return f
 }
