@@ -63,8 +63,12 @@ func New(cfg Config) (*Cache, error) {
 		MaxCost: cfg.MaxCost, NumCounters: cfg.NumCounters, DefaultTTL: cfg.DefaultTTL,
 		CollectionWideOnly: cfg.CollectionWideOnly, SettleMargin: cfg.SettleMargin,
 	}
-	if cfg.Source != nil {
-		cc.Source = source{cfg.Source}
+	switch src := cfg.Source.(type) {
+	case nil:
+	case DescribingSource:
+		cc.Source = describing{source{src}, src}
+	default:
+		cc.Source = source{src}
 	}
 	core, err := cachecore.New(cc)
 	if err != nil {
@@ -96,3 +100,13 @@ type source struct{ s Source }
 func (s source) Publish(db, coll string) { s.s.Publish(db, coll) }
 
 func (s source) Run(ctx context.Context, sink cachecore.Sink) { s.s.Run(ctx, sink) }
+
+// describing adapts a DescribingSource.
+type describing struct {
+	source
+	d DescribingSource
+}
+
+func (s describing) PublishDescribed(db, coll string, descriptor []byte) {
+	s.d.PublishDescribed(db, coll, descriptor)
+}

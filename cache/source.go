@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/databridge-go/databridge/internal/cachecore"
 )
 
 // Source connects a Cache to the other processes that cache the same data:
@@ -20,10 +22,40 @@ type Source interface {
 	Run(ctx context.Context, sink Sink)
 }
 
+// DescribingSource is a Source that carries, with each write of this
+// process, what the write changed: its descriptor, which the other
+// processes' caches judge with the invalidation rules (Sink.Described)
+// instead of invalidating the whole collection. coherence.Log is one.
+type DescribingSource interface {
+	Source
+	// PublishDescribed is Publish with the write's descriptor: its
+	// statements and what the server's reply said of them, encoded by
+	// the cache (a BSON document, at most MaxDescriptorSize bytes), which
+	// the source delivers, unchanged, to the other processes' Sinks. A
+	// write that cannot be described is published with Publish. The
+	// source owns descriptor; it must not block.
+	PublishDescribed(db, coll string, descriptor []byte)
+}
+
+// MaxDescriptorSize is the largest descriptor a cache hands its
+// DescribingSource, in bytes; a write whose descriptor would be larger
+// (an InsertMany of a few hundred small documents) is published with
+// Publish, and counted in Stats.Undescribed.
+const MaxDescriptorSize = cachecore.MaxDescriptor
+
 // Sink is the Cache as its Source sees it.
 type Sink interface {
 	// Invalidate applies a write made by another process to db.coll.
 	Invalidate(db, coll string)
+	// Described applies a write made by another process to db.coll, as
+	// its descriptor (from that process's DescribingSource) says: with
+	// the rules, judged by what the descriptor carries only (the write's
+	// statements, the server's reply, the pre-image the server returned),
+	// never by documents this cache holds, since events may arrive in
+	// another order than the server applied the writes. A descriptor
+	// this version cannot read (another version, a field it does not
+	// know) invalidates the collection. The cache keeps a copy.
+	Described(db, coll string, descriptor []byte)
 	// ChangeEvent applies a change-stream event of a write to documents
 	// (insert, update, replace, delete: the server's event document as
 	// the driver returns it) with the rules this process's own writes

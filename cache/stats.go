@@ -33,11 +33,17 @@ type Stats struct {
 	// source lost its place and the cache was flushed; reads served from
 	// the server while it was not following (each counted as a miss too);
 	// and whether it is following now. RemotePrecise counts the remote
-	// invalidations that said what the write changed (change-stream
-	// events of writes to documents), decided by the rules; the others
-	// invalidated their collection.
+	// invalidations that said what the write changed (a log event's
+	// descriptor, a change-stream event of a write to documents), decided
+	// by the rules; the others invalidated their collection.
 	Remote, RemotePrecise, Resyncs, Bypassed uint64
 	Synced                                   bool
+	// With a Source that carries descriptors ([DescribingSource]): this
+	// process's writes published with their descriptor, and those
+	// published as their collection only (collection-wide writes, writes
+	// of unknown outcome, Invalidate calls, descriptors over
+	// MaxDescriptorSize).
+	Described, Undescribed uint64
 
 	// Writes whose reply was lost (reads of their collection bypass the
 	// cache until each has surely ended, counted in Bypassed).

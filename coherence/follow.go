@@ -308,7 +308,7 @@ func (f *follower) apply(ctx context.Context, ev *event) (applied bool, err erro
 			return false, err
 		}
 	}
-	f.invalidate(ev.NS)
+	f.deliver(ev)
 	return true, nil
 }
 
@@ -333,7 +333,7 @@ func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to
 			return fmt.Errorf("malformed event: %w", err)
 		}
 		found[ev.Seq] = true
-		f.invalidate(ev.NS)
+		f.deliver(&ev)
 	}
 	if err := cur.Err(); err != nil {
 		return err
@@ -345,10 +345,20 @@ func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to
 	return nil
 }
 
-func (f *follower) invalidate(namespaces []string) {
-	for _, ns := range namespaces {
+// deliver applies an event to the cache: each namespace's writes by
+// their descriptors, in the order they were published, or, for a
+// namespace the event has none for, its whole collection.
+func (f *follower) deliver(ev *event) {
+	for _, ns := range ev.NS {
 		db, coll, _ := strings.Cut(ns, "\x00")
-		f.sink.Invalidate(db, coll)
+		i := slices.IndexFunc(ev.W, func(w described) bool { return w.NS == ns })
+		if i < 0 || len(ev.W[i].Descs) == 0 {
+			f.sink.Invalidate(db, coll)
+			continue
+		}
+		for _, d := range ev.W[i].Descs {
+			f.sink.Described(db, coll, d)
+		}
 	}
 }
 

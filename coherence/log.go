@@ -63,15 +63,18 @@ type Log struct {
 	id       bson.ObjectID // this process's publisher id
 	poll     time.Duration // < 0: chosen by server; 0: tail; > 0: poll interval
 	liveness time.Duration // the longest a read of the log may take
+	nsOnly   bool          // NamespaceEvents: publish no descriptors
+	maxDesc  int           // MaxDescriptorBytes
 
-	mu      sync.Mutex
-	pending map[string]struct{} // "db\x00coll" marked since the last append
-	retry   *event              // an append whose outcome is not known yet
-	seq     int64
-	marked  uint64        // Publish calls so far
-	written uint64        // marked value covered by the last append
-	flushed chan struct{} // closed (and replaced) after each append
-	wake    chan struct{}
+	mu           sync.Mutex
+	pending      map[string]*marks // "db\x00coll" → what was marked since the last append
+	pendingBytes int               // of the descriptors in pending
+	retry        *event            // an append whose outcome is not known yet
+	seq          int64
+	marked       uint64        // Publish calls so far
+	written      uint64        // marked value covered by the last append
+	flushed      chan struct{} // closed (and replaced) after each append
+	wake         chan struct{}
 
 	// afterBatch, when set (by tests), runs after the reader applied each
 	// batch of events; cursorID receives each tailable cursor's id.
@@ -79,6 +82,16 @@ type Log struct {
 	cursorID   func(int64)
 	repaired   atomic.Int64 // events found by looking up a sequence gap
 	late       atomic.Int64 // events a poll found before the newest one seen
+
+	described, oversize atomic.Int64 // see LogStats
+}
+
+// marks is what one collection's next event says of it: the descriptors
+// of its writes, in the order they were published, or wide (a write
+// without one, or more than the event's cap): anything may have changed.
+type marks struct {
+	descs [][]byte
+	wide  bool
 }
 
 // LogOption configures a Log.
@@ -142,6 +155,28 @@ func Coalesce(d time.Duration) LogOption { return logOptionFunc(func(l *Log) { l
 // flush, never a stale hit.
 func Liveness(d time.Duration) LogOption { return logOptionFunc(func(l *Log) { l.liveness = d }) }
 
+// DefaultMaxDescriptorBytes is the most descriptor bytes one event
+// carries (MaxDescriptorBytes).
+const DefaultMaxDescriptorBytes = 16 << 10
+
+// MaxDescriptorBytes caps the descriptors one event carries (default
+// DefaultMaxDescriptorBytes, 16 KiB): a collection whose descriptors would
+// take the event past the cap is published by its name only in that
+// event, and counted in LogStats.Oversize. Each event takes its size of
+// the capped collection (LogSize): the cap bounds how fast a burst of
+// writes wraps the log, which costs every reader behind it a flush.
+func MaxDescriptorBytes(n int) LogOption {
+	return logOptionFunc(func(l *Log) { l.maxDesc = max(n, 0) })
+}
+
+// NamespaceEvents makes the Log publish events that name the collections
+// written only, without the descriptors of the writes: the format of the
+// Log before descriptor events, which every reader, old or new, reads as
+// "anything in these collections may have changed". For a fleet whose
+// other processes cannot afford the larger events, and to measure what
+// descriptors buy.
+func NamespaceEvents() LogOption { return logOptionFunc(func(l *Log) { l.nsOnly = true }) }
+
 // OnError receives, for logging, the errors a source recovers from: for a
 // Log, the appends it retries, its cursor losses and the events it lost
 // (ErrEventsLost); for a ChangeStream, the stream's errors. It is both a
@@ -172,7 +207,8 @@ func NewLog(db *mongo.Database, opts ...LogOption) *Log {
 		onError:  func(error) {},
 		id:       bson.NewObjectID(),
 		poll:     -1,
-		pending:  map[string]struct{}{},
+		maxDesc:  DefaultMaxDescriptorBytes,
+		pending:  map[string]*marks{},
 		flushed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 	}
@@ -195,30 +231,93 @@ func (l *Log) bounded(ctx context.Context, extra time.Duration) (context.Context
 var errNotLive = errors.New("coherence: a read of the log outlasted the liveness bound")
 
 // event is one appended document: its publisher, its sequence number and
-// the namespaces written since the publisher's previous event.
+// the namespaces written since the publisher's previous event, and, for
+// those whose writes were all described, the writes' descriptors. A reader
+// that predates descriptors reads NS only (unknown fields are ignored); a
+// namespace in NS without descriptors in W, as in an older publisher's
+// event, invalidates its collection.
 type event struct {
 	ID        bson.ObjectID `bson:"_id"`
 	Publisher bson.ObjectID `bson:"p"`
 	Seq       int64         `bson:"s"`
 	NS        []string      `bson:"ns"` // "db\x00coll"
+	W         []described   `bson:"w,omitempty"`
+}
+
+// described is the descriptors of one namespace's writes, in the order
+// they were published.
+type described struct {
+	NS    string     `bson:"n"`
+	Descs []bson.Raw `bson:"d"`
 }
 
 var eventPlan = decode.MustCompile[event]()
 
-// Publish implements cache.Source: it marks db.coll for the next event and
-// returns at once.
-func (l *Log) Publish(db, coll string) {
+// Publish implements cache.Source: it marks db.coll for the next event,
+// where any write may have changed anything in it, and returns at once.
+func (l *Log) Publish(db, coll string) { l.mark(db, coll, nil) }
+
+// PublishDescribed implements cache.DescribingSource: it adds the write's
+// descriptor to db.coll's part of the next event, and returns at once.
+// With NamespaceEvents, or past the event's MaxDescriptorBytes, it is
+// Publish.
+func (l *Log) PublishDescribed(db, coll string, descriptor []byte) {
+	if l.nsOnly {
+		descriptor = nil
+	}
+	l.mark(db, coll, descriptor)
+}
+
+func (l *Log) mark(db, coll string, desc []byte) {
 	if db == l.coll.Database().Name() && coll == l.coll.Name() {
 		return // the log itself: never a user's write
 	}
+	ns := db + "\x00" + coll
 	l.mu.Lock()
-	l.pending[db+"\x00"+coll] = struct{}{}
+	m := l.pending[ns]
+	if m == nil {
+		m = &marks{}
+		l.pending[ns] = m
+	}
+	switch {
+	case m.wide:
+	case desc == nil:
+		m.widen(l)
+	case l.pendingBytes+len(desc) > l.maxDesc:
+		l.oversize.Add(1)
+		m.widen(l)
+	default:
+		m.descs = append(m.descs, desc)
+		l.pendingBytes += len(desc)
+	}
 	l.marked++
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// widen drops m's descriptors: its collection's event says only that it
+// was written (under mu).
+func (m *marks) widen(l *Log) {
+	for _, d := range m.descs {
+		l.pendingBytes -= len(d)
+	}
+	m.descs, m.wide = nil, true
+}
+
+// LogStats are a Log's counters of what it published.
+type LogStats struct {
+	// Described counts the descriptors appended to the log; Oversize the
+	// writes published by their collection only because their
+	// descriptor would have taken an event past MaxDescriptorBytes.
+	Described, Oversize int64
+}
+
+// Stats returns the Log's counters.
+func (l *Log) Stats() LogStats {
+	return LogStats{Described: l.described.Load(), Oversize: l.oversize.Load()}
 }
 
 // Flush waits until every Publish made before it is appended to the log,
@@ -317,7 +416,14 @@ func (l *Log) appendPending(ctx context.Context) error {
 			ev.NS = append(ev.NS, ns)
 		}
 		slices.Sort(ev.NS)
+		for _, ns := range ev.NS {
+			if m := l.pending[ns]; !m.wide {
+				ev.W = append(ev.W, described{NS: ns, Descs: bytesToRaw(m.descs)})
+				l.described.Add(int64(len(m.descs)))
+			}
+		}
 		clear(l.pending)
+		l.pendingBytes = 0
 		l.retry = ev
 	}
 	l.mu.Unlock()
@@ -339,6 +445,15 @@ func (l *Log) appendPending(ctx context.Context) error {
 	l.flushed = make(chan struct{})
 	l.mu.Unlock()
 	return nil
+}
+
+// bytesToRaw returns descs as documents.
+func bytesToRaw(descs [][]byte) []bson.Raw {
+	out := make([]bson.Raw, len(descs))
+	for i, d := range descs {
+		out[i] = d
+	}
+	return out
 }
 
 // ensure creates the capped collection unless it exists, and appends this

@@ -469,12 +469,18 @@ func TestServerRestart(t *testing.T) {
 // recordingSink is a cache.Sink that records what a reader reports.
 type recordingSink struct {
 	invalidated []string
+	described   []string // "db.coll" of each descriptor, in order
+	descriptors [][]byte
 	events      []bson.Raw
 	lost        []error
 }
 
 func (s *recordingSink) Invalidate(db, coll string) {
 	s.invalidated = append(s.invalidated, db+"."+coll)
+}
+func (s *recordingSink) Described(db, coll string, desc []byte) {
+	s.described = append(s.described, db+"."+coll)
+	s.descriptors = append(s.descriptors, desc)
 }
 func (s *recordingSink) ChangeEvent(ev bson.Raw) {
 	s.events = append(s.events, ev)

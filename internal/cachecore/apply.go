@@ -11,8 +11,23 @@ package cachecore
 func (c *Cache) Apply(ch Change) {
 	c.apply(ch)
 	if c.source != nil {
-		c.source.Publish(ch.DB, ch.Coll)
+		c.publish(&ch)
 	}
+}
+
+// publish tells the source of a change applied here: with its descriptor
+// when the source carries them and the change can be described within
+// MaxDescriptor, by its namespace otherwise.
+func (c *Cache) publish(ch *Change) {
+	if c.describer != nil {
+		if desc, ok := AppendDescriptor(nil, ch, MaxDescriptor); ok {
+			c.described.Add(1)
+			c.describer.PublishDescribed(ch.DB, ch.Coll, desc)
+			return
+		}
+		c.undescribed.Add(1)
+	}
+	c.source.Publish(ch.DB, ch.Coll)
 }
 
 func (c *Cache) apply(ch Change) {

@@ -35,9 +35,16 @@ type Source interface {
 	Run(ctx context.Context, sink Sink)
 }
 
+// Describer is cache.DescribingSource's own method: a Source that has it
+// is given each write's descriptor.
+type Describer interface {
+	PublishDescribed(db, coll string, descriptor []byte)
+}
+
 // Sink is cache.Sink (see Source).
 type Sink interface {
 	Invalidate(db, coll string)
+	Described(db, coll string, descriptor []byte)
 	ChangeEvent(event bson.Raw)
 	Lost(reason error)
 	Synced()
@@ -78,6 +85,8 @@ type Cache struct {
 	held, released, preImages                                                atomic.Uint64
 
 	source                                   Source
+	describer                                Describer // source's, when it carries descriptors
+	described, undescribed                   atomic.Uint64
 	synced                                   atomic.Bool
 	stop                                     context.CancelFunc
 	stopped                                  chan struct{}
@@ -167,6 +176,7 @@ func New(cfg Config) (*Cache, error) {
 	join(c)
 	if cfg.Source != nil {
 		c.source = cfg.Source
+		c.describer, _ = cfg.Source.(Describer)
 		ctx, stop := context.WithCancel(context.Background())
 		c.stop, c.stopped = stop, make(chan struct{})
 		go func() {
@@ -205,6 +215,18 @@ func (s sink) Invalidate(db, coll string) {
 	// Which write, the source does not say: the collection may have been
 	// dropped and made again, so its shape is asked again too.
 	s.c.apply(Change{DB: db, Coll: coll, Drop: true})
+}
+
+func (s sink) Described(db, coll string, desc []byte) {
+	// A copy: the statements point into it (see ChangeEvent).
+	ch, ok := ChangeOfDescriptor(db, coll, slices.Clone(desc))
+	if !ok {
+		s.Invalidate(db, coll)
+		return
+	}
+	s.c.remote.Add(1)
+	s.c.remotePrecise.Add(1)
+	s.c.apply(ch) // no Writers: judged by what it carries, never by this cache's images
 }
 
 func (s sink) ChangeEvent(ev bson.Raw) {

@@ -9,6 +9,7 @@ type Stats struct {
 	Kept, Discarded                                                         uint64
 	Remote, RemotePrecise, Resyncs, Bypassed                                uint64
 	Synced                                                                  bool
+	Described, Undescribed                                                  uint64
 	Unsettled, UnsettledNoDeadline, Lagging, Unobserved, Rejected           uint64
 	Held, Released, PreImages                                               uint64
 }
@@ -31,6 +32,7 @@ func (c *Cache) Stats() Stats {
 		InvalidatedByPath: c.byPath.Load(), InvalidatedWide: c.byWide.Load(),
 		Kept: c.kept.Load(), Discarded: c.discarded.Load(),
 		Remote: c.remote.Load(), RemotePrecise: c.remotePrecise.Load(), Resyncs: c.resyncs.Load(), Bypassed: c.bypassed.Load(),
+		Described: c.described.Load(), Undescribed: c.undescribed.Load(),
 		Synced: c.source == nil || c.synced.Load(), Unsettled: c.unsettledWrites.Load(), UnsettledNoDeadline: c.unsettledNoDeadline.Load(), Lagging: c.lagging.Load(),
 		Unobserved: c.unobserved.Load(),
 		Rejected:   c.rejected.Load(),
