@@ -83,7 +83,7 @@ type Log struct {
 	repaired   atomic.Int64 // events found by looking up a sequence gap
 	late       atomic.Int64 // events a poll found before the newest one seen
 
-	described, oversize atomic.Int64 // see LogStats
+	described, oversize, refusedEvents atomic.Int64 // see LogStats
 }
 
 // marks is what one collection's next event says of it: the descriptors
@@ -245,10 +245,12 @@ type event struct {
 }
 
 // described is the descriptors of one namespace's writes, in the order
-// they were published.
+// they were published. Each is stored as binary data, not as an embedded
+// document: the filters and updates in it have field names ($set, a.b)
+// that a server may refuse in a stored document.
 type described struct {
-	NS    string     `bson:"n"`
-	Descs []bson.Raw `bson:"d"`
+	NS    string   `bson:"n"`
+	Descs [][]byte `bson:"d"`
 }
 
 var eventPlan = decode.MustCompile[event]()
@@ -311,13 +313,15 @@ func (m *marks) widen(l *Log) {
 type LogStats struct {
 	// Described counts the descriptors appended to the log; Oversize the
 	// writes published by their collection only because their
-	// descriptor would have taken an event past MaxDescriptorBytes.
-	Described, Oversize int64
+	// descriptor would have taken an event past MaxDescriptorBytes;
+	// Refused the events whose append with descriptors failed, appended
+	// again without them.
+	Described, Oversize, Refused int64
 }
 
 // Stats returns the Log's counters.
 func (l *Log) Stats() LogStats {
-	return LogStats{Described: l.described.Load(), Oversize: l.oversize.Load()}
+	return LogStats{Described: l.described.Load(), Oversize: l.oversize.Load(), Refused: l.refusedEvents.Load()}
 }
 
 // Flush waits until every Publish made before it is appended to the log,
@@ -418,8 +422,7 @@ func (l *Log) appendPending(ctx context.Context) error {
 		slices.Sort(ev.NS)
 		for _, ns := range ev.NS {
 			if m := l.pending[ns]; !m.wide {
-				ev.W = append(ev.W, described{NS: ns, Descs: bytesToRaw(m.descs)})
-				l.described.Add(int64(len(m.descs)))
+				ev.W = append(ev.W, described{NS: ns, Descs: m.descs})
 			}
 		}
 		clear(l.pending)
@@ -431,10 +434,26 @@ func (l *Log) appendPending(ctx context.Context) error {
 		return nil
 	}
 	_, err := l.coll.InsertOne(ctx, ev)
+	if err != nil && len(ev.W) > 0 && !mongo.IsDuplicateKeyError(err) {
+		// The event is retried as its namespaces only, which every
+		// server accepts as before: if the descriptors are why it failed
+		// (a document too large, one the server does not accept),
+		// retrying it as it was would stop every event after it, and the
+		// other processes would serve stale reads. A failure for another
+		// reason costs the precision of one event.
+		l.mu.Lock()
+		l.refusedEvents.Add(1)
+		ev.W = nil
+		l.mu.Unlock()
+		return fmt.Errorf("append failed, retried without its descriptors: %w", err)
+	}
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: an earlier try was stored
 		return err
 	}
 	l.mu.Lock()
+	for _, w := range ev.W {
+		l.described.Add(int64(len(w.Descs)))
+	}
 	l.retry = nil
 	if len(l.pending) == 0 {
 		l.written = marked
@@ -445,15 +464,6 @@ func (l *Log) appendPending(ctx context.Context) error {
 	l.flushed = make(chan struct{})
 	l.mu.Unlock()
 	return nil
-}
-
-// bytesToRaw returns descs as documents.
-func bytesToRaw(descs [][]byte) []bson.Raw {
-	out := make([]bson.Raw, len(descs))
-	for i, d := range descs {
-		out[i] = d
-	}
-	return out
 }
 
 // ensure creates the capped collection unless it exists, and appends this

@@ -160,12 +160,21 @@ func TestPublishCoalesces(t *testing.T) {
 }
 
 const (
-	writerEnv = "DATABRIDGE_COHERENCE_WRITER" // "<uri> <database> <writes>"
+	writerEnv = "DATABRIDGE_COHERENCE_WRITER" // "<uri> <database> <writes> <mode>"
+)
+
+// Writer modes: the events the second process publishes.
+const (
+	modeDescriptors = "descriptors" // the default Log
+	modeNamespaces  = "namespaces"  // NamespaceEvents: an older publisher's events
+	modeOversize    = "oversize"    // every event over MaxDescriptorBytes
 )
 
 // runWriter is the second process of TestPropagationAcrossProcesses: it
-// saves document 1 with versions 1..n, 5-25 ms apart, and prints
-// "<version> <unix ns when Save returned>" after each.
+// writes documents 1..10 with versions 1..n, one write each 5-25 ms apart,
+// through odm as a user would (Save and UpdateOne, every other write on a
+// handle with pre-images), and prints "<id> <version> <unix ns when the
+// write returned>" after each.
 func runWriter() int {
 	f := strings.Fields(os.Getenv(writerEnv))
 	n, _ := strconv.Atoi(f[2])
@@ -175,25 +184,56 @@ func runWriter() int {
 		return 1
 	}
 	defer cl.Disconnect(context.Background())
-	l := NewLog(cl.Database(f[1]))
+	var opts []LogOption
+	switch f[3] {
+	case modeNamespaces:
+		opts = append(opts, NamespaceEvents())
+	case modeOversize:
+		opts = append(opts, MaxDescriptorBytes(1))
+	}
+	l := NewLog(cl.Database(f[1]), opts...)
 	c, err := cache.New(cache.Config{Source: l})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer c.Close()
-	w, err := odm.New[Doc](cl.Database(f[1]).Collection("docs"), odm.WithCache(c))
+	coll := cl.Database(f[1]).Collection("docs")
+	w, err := odm.New[Doc](coll, odm.WithCache(c))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	out := bufio.NewWriter(os.Stdout)
-	for v := 1; v <= n; v++ {
-		if err := w.Save(context.Background(), &Doc{ID: 1, V: v}); err != nil {
+	pre, err := odm.New[Doc](coll, odm.WithCache(c), odm.WithPreImages())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// A cached read of each document, so that pre-image writes have
+	// entries to keep (they ask the server for one only then).
+	for id := 1; id <= 10; id++ {
+		if _, err := w.FindMany(context.Background(), query.Eq("_id", id), query.Cached(time.Hour)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		fmt.Fprintf(out, "%d %d\n", v, time.Now().UnixNano())
+	}
+	out := bufio.NewWriter(os.Stdout)
+	for v := 1; v <= n; v++ {
+		h := w
+		if v%2 == 0 {
+			h = pre
+		}
+		id := 1 + rand.IntN(10)
+		if v%3 == 0 {
+			_, err = h.UpdateOne(context.Background(), query.Eq("_id", id), bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}})
+		} else {
+			err = h.Save(context.Background(), &Doc{ID: id, V: v})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Fprintf(out, "%d %d %d\n", id, v, time.Now().UnixNano())
 		out.Flush()
 		time.Sleep(time.Duration(5+rand.IntN(20)) * time.Millisecond)
 	}
@@ -201,24 +241,51 @@ func runWriter() int {
 }
 
 // TestPropagationAcrossProcesses runs the writer as a separate OS process
-// with a cache of its own, while this process keeps document 1 cached and
-// re-reads it until each new version shows: every write reaches this
-// process's cached reads, and the delay from the writer's Save returning to
-// the first fresh cached read here is measured over 300 writes.
+// with a cache of its own, while this process keeps documents 1..10 and a
+// list of them cached and re-reads them: every write reaches this
+// process's cached reads within the bound (each version shows, and the
+// cached list then equals the server's), whatever the writer's events
+// carry: descriptors, namespaces only (an older publisher in a mixed
+// fleet), or descriptors over the cap. The delay from the write returning
+// to the first fresh cached read here is measured. With descriptors, a
+// cached read the writes cannot change (documents past 100) survives them.
 func TestPropagationAcrossProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a second process for about 6 s")
+		t.Skip("runs a second process for about 8 s")
 	}
+	for _, tc := range []struct {
+		mode   string
+		writes int
+	}{{modeDescriptors, 300}, {modeNamespaces, 100}, {modeOversize, 100}} {
+		t.Run(tc.mode, func(t *testing.T) { testPropagation(t, tc.mode, tc.writes) })
+	}
+}
+
+func testPropagation(t *testing.T, mode string, writes int) {
 	leakcheck.Check(t, 10*time.Second)
 	db := testdb.DB(t).Name()
 	var errs errorLog
 	a := newPeer(t, observedClient(t), db, OnError(errs.add))
-	a.write(t, 0)
-	require.Equal(t, 0, a.read(t))
+	ctx := context.Background()
+	for id := 1; id <= 10; id++ {
+		a.replace(t, id, 0)
+	}
+	cachedList := func(f query.Filter) []Doc {
+		docs, err := a.reader.FindMany(ctx, f, query.Sort(bson.D{{Key: "_id", Value: 1}}), query.Cached(time.Hour))
+		require.NoError(t, err)
+		return docs
+	}
+	serverList := func() []Doc {
+		cur, err := a.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lte", Value: 10}}}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		require.NoError(t, err)
+		var docs []Doc
+		require.NoError(t, cur.All(ctx, &docs))
+		return docs
+	}
+	unchanged := query.Gt("_id", 100) // no write of the writer can change it
 
-	const writes = 300
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", writerEnv, testdb.URI(), db, writes))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s", writerEnv, testdb.URI(), db, writes, mode))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -226,25 +293,54 @@ func TestPropagationAcrossProcesses(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	var delays []time.Duration
+	survived := 0
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		var v int
+		var id, v int
 		var at int64
-		_, err := fmt.Sscan(sc.Text(), &v, &at)
+		_, err := fmt.Sscan(sc.Text(), &id, &v, &at)
 		require.NoError(t, err, sc.Text())
-		a.waitFor(t, v)
+		start := time.Now()
+		for got, _ := a.readID(t, id); got < v; got, _ = a.readID(t, id) {
+			require.Less(t, time.Since(start), 10*time.Second, "version %d of document %d never reached this process's cache", v, id)
+			time.Sleep(100 * time.Microsecond)
+		}
 		delays = append(delays, time.Since(time.Unix(0, at)))
+		// The list is as fresh: once the write's event is applied, the
+		// cached list equals the server's (later writes may land
+		// meanwhile: it is read until they agree, within the bound).
+		for want := serverList(); !slices.Equal(cachedList(query.Lte("_id", 10)), want); want = serverList() {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("after the write of version %d to document %d, the cached list never caught up with the server's:\ncached %v\nserver %v\nstats %+v",
+					v, id, cachedList(query.Lte("_id", 10)), serverList(), a.cache.Stats())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		before := a.cache.Stats().Hits
+		cachedList(unchanged)
+		if a.cache.Stats().Hits > before {
+			survived++
+		}
 	}
 	require.NoError(t, cmd.Wait())
 	require.Len(t, delays, writes)
 	slices.Sort(delays)
 	pct := func(p float64) time.Duration { return delays[int(p*float64(len(delays)-1))] }
-	t.Logf("propagation over %d writes: p50 %v, p90 %v, p99 %v, max %v", writes, pct(0.5), pct(0.9), pct(0.99), delays[len(delays)-1])
+	t.Logf("%s: propagation over %d writes: p50 %v, p90 %v, p99 %v, max %v", mode, writes, pct(0.5), pct(0.9), pct(0.99), delays[len(delays)-1])
 	s := a.cache.Stats()
-	t.Logf("reader: %d hits, %d misses, %d remote invalidations, %d resyncs", s.Hits, s.Misses, s.Remote, s.Resyncs)
+	t.Logf("reader: %d hits, %d misses, %d remote invalidations (%d by descriptor), %d resyncs; the unchanged read was a hit after %d of %d writes",
+		s.Hits, s.Misses, s.Remote, s.RemotePrecise, s.Resyncs, survived, writes)
+	if mode == modeDescriptors {
+		assert.Positive(t, s.RemotePrecise)
+		// Each resync flushes it, and a write's event may come before
+		// the read: most writes leave it cached, whatever the machine.
+		assert.Greater(t, survived, writes/2-int(s.Resyncs), "the read no write changes stays cached")
+	} else {
+		assert.Zero(t, s.RemotePrecise)
+	}
 	// Under load (a busy CI machine), a read of the log can outlast the
 	// liveness bound: the cache then flushes, rightly, and every version
-	// was still seen above. What must not happen is a lost event: 300
+	// was still seen above. What must not happen is a lost event: these
 	// writes are far fewer than the log holds.
 	for _, err := range errs.get() {
 		assert.NotErrorIs(t, err, ErrEventsLost)
