@@ -138,7 +138,9 @@ func TestDescribedUsesTheRules(t *testing.T) {
 	}
 	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "tenant", Value: "a"}, {Key: "status", Value: "paid"}}, Simple: true, Shape: simpleShape}
 	other := Key{Database: "db", Collection: "p", Simple: true, Shape: simpleShape}
-	ins := func(doc bson.Raw) []byte { return describe(t, Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpInsert, Doc: doc}}}) }
+	ins := func(doc bson.Raw) []byte {
+		return describe(t, Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpInsert, Doc: doc}}})
+	}
 	up := func(id int, u bson.D) []byte {
 		return describe(t, Change{DB: "db", Coll: "o", Stmts: []Stmt{upd(t, id, u)}})
 	}
