@@ -3,6 +3,7 @@ package coherence
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,8 +24,9 @@ import (
 // standalone server the stream never opens, so the cache never caches (and
 // OnError reports why): use a Log there.
 type ChangeStream struct {
-	watch   func(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
-	onError func(error)
+	watch     func(ctx context.Context, pipeline any, opts ...options.Lister[options.ChangeStreamOptions]) (*mongo.ChangeStream, error)
+	onError   func(error)
+	preImages bool
 }
 
 // ChangeStreamOption configures a ChangeStream.
@@ -38,6 +40,19 @@ func (f streamOptionFunc) applyStream(c *ChangeStream) { f(c) }
 // deployment).
 func WatchDatabase(db *mongo.Database) ChangeStreamOption {
 	return streamOptionFunc(func(c *ChangeStream) { c.watch = db.Watch })
+}
+
+// PreImages asks the stream for each update's, replacement's and delete's
+// pre-image (fullDocumentBeforeChange: "whenAvailable"; MongoDB 6.0 or
+// later, whose server refuses the option otherwise): on a collection with
+// changeStreamPreAndPostImages enabled, the event carries the document as
+// it was before the write, and the rules judge the write by it, as they
+// judge an odm write with pre-images (docs/caching.md). On other
+// collections the events carry none, and are judged as without the
+// option. The cost is the server's: it stores a pre-image of every
+// change of such a collection.
+func PreImages() ChangeStreamOption {
+	return streamOptionFunc(func(c *ChangeStream) { c.preImages = true })
 }
 
 // NewChangeStream returns a ChangeStream on client's deployment.
@@ -54,7 +69,16 @@ func NewChangeStream(client *mongo.Client, opts ...ChangeStreamOption) *ChangeSt
 func (c *ChangeStream) Publish(db, coll string) {}
 
 // changeEvents keeps the events that change data or drop namespaces, with
-// only the fields the cache needs.
+// only the fields the cache needs (and their pre-images with PreImages).
+func (c *ChangeStream) changeEvents() mongo.Pipeline {
+	if !c.preImages {
+		return changeEvents
+	}
+	p := slices.Clone(changeEvents)
+	p[1] = bson.D{{Key: "$project", Value: append(slices.Clone(projected), bson.E{Key: "fullDocumentBeforeChange", Value: 1})}}
+	return p
+}
+
 var changeEvents = mongo.Pipeline{
 	{{Key: "$match", Value: bson.D{{Key: "operationType", Value: bson.D{{Key: "$in", Value: bson.A{
 		"insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate",
@@ -63,9 +87,11 @@ var changeEvents = mongo.Pipeline{
 	// inserts and replaces (in the event without updateLookup, which the
 	// stream does not ask for), documentKey, and an update's
 	// updateDescription.
-	{{Key: "$project", Value: bson.D{{Key: "operationType", Value: 1}, {Key: "ns", Value: 1}, {Key: "to", Value: 1},
-		{Key: "documentKey", Value: 1}, {Key: "fullDocument", Value: 1}, {Key: "updateDescription", Value: 1}}}},
+	{{Key: "$project", Value: projected}},
 }
+
+var projected = bson.D{{Key: "operationType", Value: 1}, {Key: "ns", Value: 1}, {Key: "to", Value: 1},
+	{Key: "documentKey", Value: 1}, {Key: "fullDocument", Value: 1}, {Key: "updateDescription", Value: 1}}
 
 type namespace struct {
 	DB   string `bson:"db"`
@@ -94,16 +120,24 @@ func (c *ChangeStream) Run(ctx context.Context, sink cache.Sink) {
 }
 
 func (c *ChangeStream) follow(ctx context.Context, sink cache.Sink, token *bson.Raw, opened func()) error {
-	opts := options.ChangeStream()
+	streamOpts := func() *options.ChangeStreamOptionsBuilder {
+		opts := options.ChangeStream()
+		if c.preImages {
+			opts.SetFullDocumentBeforeChange(options.WhenAvailable)
+		}
+		return opts
+	}
+	pipeline := c.changeEvents()
+	opts := streamOpts()
 	if *token != nil {
 		opts.SetStartAfter(*token)
 	}
-	cs, err := c.watch(ctx, changeEvents, opts)
+	cs, err := c.watch(ctx, pipeline, opts)
 	if err != nil && *token != nil {
 		// The token may have left the oplog: start from now (the cache
 		// was flushed when the previous stream failed).
 		*token = nil
-		cs, err = c.watch(ctx, changeEvents)
+		cs, err = c.watch(ctx, pipeline, streamOpts())
 	}
 	if err != nil {
 		return err

@@ -141,3 +141,22 @@ func TestApplyEvent(t *testing.T) {
 
 	assert.Error(t, applyEvent(&s, bson.Raw{5, 0, 0, 0, 1}), "a malformed event ends the stream (it is resumed, the cache flushed)")
 }
+
+// TestPreImagesOption: with PreImages, the stream keeps each event's
+// fullDocumentBeforeChange (asked for with "whenAvailable" when the stream
+// opens); without, the projection drops it. The stream itself is NOT RUN
+// here (no replica set); cachecore.TestChangeEventPreImages judges such
+// events.
+func TestPreImagesOption(t *testing.T) {
+	keeps := func(p mongo.Pipeline) bool {
+		for _, e := range p[1][0].Value.(bson.D) {
+			if e.Key == "fullDocumentBeforeChange" {
+				return true
+			}
+		}
+		return false
+	}
+	assert.False(t, keeps(NewChangeStream(nil).changeEvents()))
+	assert.True(t, keeps(NewChangeStream(nil, PreImages()).changeEvents()))
+	assert.False(t, keeps(changeEvents), "the default pipeline is left as it was")
+}

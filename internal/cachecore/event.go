@@ -19,7 +19,10 @@ import (
 // the event's updatedFields (their values after the write), whose $unset
 // is its removedFields, and which touches each truncated array (a $pop:
 // the array's new content is not in the event). No rule needs an update's
-// post-image, so the stream does not ask for one (no updateLookup).
+// post-image, so the stream does not ask for one (no updateLookup). An
+// event's fullDocumentBeforeChange, when the stream asked for it
+// (coherence.PreImages) and the server had it, is the statement's
+// PreImage.
 func ChangeOfEvent(ev bson.Raw) (ch Change, ok bool) {
 	op, ok1 := ev.Lookup("operationType").StringValueOK()
 	ns, ok2 := ev.Lookup("ns").DocumentOK()
@@ -67,6 +70,15 @@ func ChangeOfEvent(ev bson.Raw) (ch Change, ok bool) {
 		s = Stmt{Op: OpUpdate, Filter: key, Update: u}
 	default:
 		return ch, false
+	}
+	if op != "insert" {
+		// With fullDocumentBeforeChange (MongoDB 6.0+, a collection with
+		// changeStreamPreAndPostImages): the document as it was before
+		// the write, returned by the server with the event: a fact, as
+		// an odm write's pre-image is. Null or absent: none.
+		if pre, ok := ev.Lookup("fullDocumentBeforeChange").DocumentOK(); ok {
+			s.PreImage = pre
+		}
 	}
 	ch.Stmts = []Stmt{s}
 	return ch, true

@@ -109,3 +109,40 @@ func TestChangeOfEvent(t *testing.T) {
 	_, ok = ChangeOfEvent(changeEvent(t, "update", docKey(3), updated(bson.D{}, bson.A{}, bson.A{})))
 	assert.False(t, ok, "an update event that names no path")
 }
+
+// TestChangeEventPreImages: an event's fullDocumentBeforeChange (what a
+// stream with coherence.PreImages gets on MongoDB 6.0+ for a collection
+// with changeStreamPreAndPostImages; built by hand here, NOT RUN against
+// a server without a replica set) is the statement's pre-image: an update
+// of an order the list cannot hold before or after is kept, which the
+// event without it cannot tell. Null (whenAvailable, none stored) is as
+// without.
+func TestChangeEventPreImages(t *testing.T) {
+	order := func(id int, tenant, status string) bson.Raw {
+		return mustRaw(t, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: tenant}, {Key: "status", Value: status}})
+	}
+	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "tenant", Value: "a"}, {Key: "status", Value: "paid"}}, Simple: true, Shape: simpleShape}
+	paid := updated(bson.D{{Key: "status", Value: "paid"}}, bson.A{}, bson.A{})
+	for _, tc := range []struct {
+		name string
+		pre  bson.E
+		keep bool
+		used bool
+	}{
+		{"another tenant's order", bson.E{Key: "fullDocumentBeforeChange", Value: order(9, "b", "open")}, true, true},
+		{"the tenant's order", bson.E{Key: "fullDocumentBeforeChange", Value: order(9, "a", "open")}, false, true},
+		{"none stored", bson.E{Key: "fullDocumentBeforeChange", Value: nil}, false, false},
+		{"not asked for", bson.E{Key: "x", Value: 1}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			fetchDocs(t, c, list, order(1, "a", "paid"))
+			sink{c}.ChangeEvent(changeEvent(t, "update", docKey(9), paid, tc.pre))
+			assert.Equal(t, tc.keep, fetchDocs(t, c, list))
+			assert.Equal(t, tc.used, c.Stats().PreImages == 1)
+		})
+	}
+	ch, ok := ChangeOfEvent(changeEvent(t, "delete", docKey(9), bson.E{Key: "fullDocumentBeforeChange", Value: order(9, "b", "open")}))
+	require.True(t, ok)
+	assert.Equal(t, order(9, "b", "open"), ch.Stmts[0].PreImage)
+}
