@@ -10,6 +10,7 @@ import (
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/internal/benchdata"
+	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
 )
@@ -119,5 +120,71 @@ func BenchmarkFollowIdle(b *testing.B) {
 				return nil
 			})
 		})
+	}
+}
+
+// BenchmarkPublishCost measures, without a server, the client CPU that a
+// write's event costs its writer: the cache's work to publish it (with
+// descriptors, the descriptor's encoding: cachecore.AppendDescriptor),
+// the Log's bookkeeping (PublishDescribed, or Publish for namespace
+// events) and the encoding of an event for the append (bson.Marshal, as
+// the driver's InsertOne does), one write per event: the most a write
+// pays, since a burst shares one event per coalescing window. The writes
+// are those odm reports: an UpdateOne by _id with $set, a Save (a
+// replacement by _id, upsert) of a benchdata.Small, and an InsertMany of
+// 10 of them.
+func BenchmarkPublishCost(b *testing.B) {
+	db := (&mongo.Client{}).Database("bench") // names only: nothing connects
+	raw := func(v any) bson.Raw {
+		r, err := bson.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
+	id := bson.NewObjectID()
+	small := benchdata.NewSmall(1)
+	small.ID = id
+	var inserts []cachecore.Stmt
+	for i := range 10 {
+		d := benchdata.NewSmall(i)
+		d.ID = bson.NewObjectID()
+		inserts = append(inserts, cachecore.Stmt{Op: cachecore.OpInsert, Doc: raw(d)})
+	}
+	writes := []struct {
+		name  string
+		stmts []cachecore.Stmt
+	}{
+		{"updateone", []cachecore.Stmt{{Op: cachecore.OpUpdate, Filter: raw(bson.D{{Key: "_id", Value: id}}),
+			Update: bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: raw(bson.D{{Key: "$set", Value: bson.D{{Key: "score", Value: 7}}}})}}}},
+		{"save", []cachecore.Stmt{{Op: cachecore.OpReplace, Filter: raw(bson.D{{Key: "_id", Value: id}}), Doc: raw(small), Upsert: true, NotUpserted: true}}},
+		{"insertmany10", inserts},
+	}
+	for _, w := range writes {
+		for _, mode := range []string{"namespace", "descriptor"} {
+			b.Run("write="+w.name+"/event="+mode, func(b *testing.B) {
+				l := NewLog(db)
+				ch := cachecore.Change{DB: "bench", Coll: "docs", Stmts: w.stmts}
+				size := 0
+				benchdata.Measure(b, func() error {
+					if mode == "descriptor" {
+						desc, ok := cachecore.AppendDescriptor(nil, &ch, cachecore.MaxDescriptor)
+						if !ok {
+							b.Fatal("not described")
+						}
+						l.PublishDescribed(ch.DB, ch.Coll, desc)
+					} else {
+						l.Publish(ch.DB, ch.Coll)
+					}
+					l.mu.Lock()
+					ev := l.next()
+					l.mu.Unlock()
+					out, err := bson.Marshal(ev)
+					size = len(out)
+					return err
+				})
+				b.ReportMetric(float64(size), "event-bytes")
+			})
+		}
 	}
 }

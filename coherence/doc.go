@@ -19,6 +19,15 @@
 //   - ChangeStream (replica sets and sharded clusters): each process watches
 //     a change stream, so writes by any client invalidate, databridge or not.
 //
+// Both say what each write changed, and the other processes' caches judge
+// it with the invalidation rules a local write goes through: a Log event
+// carries each write's descriptor (its statements and what the server's
+// reply said of them; NamespaceEvents turns that off), a change event the
+// inserted or replacing document, the updated fields, and with PreImages
+// the document as it was. A remote write is judged only by what its event
+// carries, never by the receiver's cached copies of documents, because
+// events do not arrive in the order the server applied the writes.
+//
 // # Guarantee
 //
 // Bounded staleness across processes: a write made in one process is seen

@@ -414,19 +414,7 @@ func (l *Log) appendPending(ctx context.Context) error {
 	l.mu.Lock()
 	ev, marked := l.retry, l.marked
 	if ev == nil && len(l.pending) > 0 {
-		l.seq++
-		ev = &event{ID: bson.NewObjectID(), Publisher: l.id, Seq: l.seq, NS: make([]string, 0, len(l.pending))}
-		for ns := range l.pending {
-			ev.NS = append(ev.NS, ns)
-		}
-		slices.Sort(ev.NS)
-		for _, ns := range ev.NS {
-			if m := l.pending[ns]; !m.wide {
-				ev.W = append(ev.W, described{NS: ns, Descs: m.descs})
-			}
-		}
-		clear(l.pending)
-		l.pendingBytes = 0
+		ev = l.next()
 		l.retry = ev
 	}
 	l.mu.Unlock()
@@ -464,6 +452,24 @@ func (l *Log) appendPending(ctx context.Context) error {
 	l.flushed = make(chan struct{})
 	l.mu.Unlock()
 	return nil
+}
+
+// next makes the event of what is pending, and empties it (under mu).
+func (l *Log) next() *event {
+	l.seq++
+	ev := &event{ID: bson.NewObjectID(), Publisher: l.id, Seq: l.seq, NS: make([]string, 0, len(l.pending))}
+	for ns := range l.pending {
+		ev.NS = append(ev.NS, ns)
+	}
+	slices.Sort(ev.NS)
+	for _, ns := range ev.NS {
+		if m := l.pending[ns]; !m.wide {
+			ev.W = append(ev.W, described{NS: ns, Descs: m.descs})
+		}
+	}
+	clear(l.pending)
+	l.pendingBytes = 0
+	return ev
 }
 
 // ensure creates the capped collection unless it exists, and appends this
