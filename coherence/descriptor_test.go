@@ -14,6 +14,7 @@ import (
 	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/leakcheck"
 	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
 	"github.com/databridge-go/databridge/query"
 )
 
@@ -176,4 +177,47 @@ func TestRefusedEventIsAppendedWithoutDescriptors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{db.Name() + "\x00docs"}, evs[0].NS)
 	assert.Empty(t, evs[0].W)
+}
+
+// TestPreImagesTravel: a write through a handle with pre-images, in a
+// process whose cache publishes descriptors, asks the server for its
+// pre-image even when this process caches nothing it would keep (another
+// process may), and its event carries it, whole: what the other
+// processes' entries read is not known here.
+func TestPreImagesTravel(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	db := testdb.DB(t).Name()
+	a := newPeer(t, observedClient(t), db)
+	h, err := odm.New[Doc](a.coll, odm.WithCache(a.cache), odm.WithPreImages())
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, h.Insert(ctx, &Doc{ID: 1, V: 1}))
+	_, err = h.UpdateOne(ctx, query.Eq("_id", 1), bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 2}}}})
+	require.NoError(t, err)
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, a.log.Flush(fctx))
+
+	cur, err := a.log.coll.Find(ctx, bson.D{{Key: "p", Value: a.log.id}})
+	require.NoError(t, err)
+	var updates []cachecore.Stmt
+	for cur.Next(ctx) {
+		var ev event
+		require.NoError(t, eventPlan.Decode(cur.Current, &ev))
+		for _, w := range ev.W {
+			for _, d := range w.Descs {
+				ch, ok := cachecore.ChangeOfDescriptor(db, "docs", d)
+				require.True(t, ok)
+				for _, s := range ch.Stmts {
+					if s.Op == cachecore.OpUpdate {
+						updates = append(updates, s)
+					}
+				}
+			}
+		}
+	}
+	require.NoError(t, cur.Err())
+	require.Len(t, updates, 1)
+	assert.Equal(t, `{"_id": {"$numberInt":"1"},"v": {"$numberInt":"1"}}`, updates[0].PreImage.String(), "the document before the update, whole")
+	assert.Nil(t, updates[0].PreImageFields)
 }

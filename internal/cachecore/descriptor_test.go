@@ -290,3 +290,52 @@ func FuzzDescriptor(f *testing.F) {
 		require.True(t, bytes.Equal(again, third), "encoding is deterministic")
 	})
 }
+
+// quietSource is a Source that is always following and never reports a
+// write: what a fleet's cache looks like between two events (pure code,
+// no server: the test drives the Sink itself).
+type quietSource struct{}
+
+func (quietSource) Publish(db, coll string) {}
+func (quietSource) Run(ctx context.Context, sink Sink) {
+	sink.Synced()
+	<-ctx.Done()
+}
+
+// TestLocalWriteInAFleetIsNotJudgedByTheCopy: with a Source, other
+// processes write too, and their events arrive after their writes: this
+// cache's copy of a document may miss a write the server applied before
+// this process's write. Here the server replaces order 7 (another process:
+// paid, in Y), then this process sets its city to X: order 7 now belongs
+// in the list of paid orders in X. Judged by the copy (open, in Y), the
+// local write keeps the list; the remote replacement, arriving after and
+// judged by what it carries (paid, in Y), keeps it too: stale until the
+// TTL. So a cache with a Source judges its own writes without its copies
+// (the server's pre-images are facts, and are used); one without a
+// Source sees every write, in order, and uses them (TestImages).
+func TestLocalWriteInAFleetIsNotJudgedByTheCopy(t *testing.T) {
+	reader := new(mongo.Client) // an identity only: nothing connects
+	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "status", Value: "paid"}, {Key: "city", Value: "X"}}, Simple: true, Shape: simpleShape}
+	point := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "_id", Value: 7}}, Simple: true, Shape: simpleShape, Client: reader}
+	doc := func(status, city string) bson.Raw {
+		return mustRaw(t, bson.D{{Key: "_id", Value: 7}, {Key: "status", Value: status}, {Key: "city", Value: city}})
+	}
+	local := Change{DB: "db", Coll: "o", Stmts: []Stmt{upd(t, 7, setOp(bson.E{Key: "city", Value: "X"}))}, Writers: []*mongo.Client{reader}}
+	remote := Change{DB: "db", Coll: "o", Stmts: []Stmt{{Op: OpReplace, Filter: mustRaw(t, bson.D{{Key: "_id", Value: 7}}), Doc: doc("paid", "Y")}}}
+	for _, via := range []string{"log", "change stream"} {
+		t.Run(via, func(t *testing.T) {
+			c := newTestCache(t, Config{Source: quietSource{}})
+			require.Eventually(t, func() bool { return c.Stats().Synced }, 5*time.Second, time.Millisecond)
+			fetchDocs(t, c, list, mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "status", Value: "paid"}, {Key: "city", Value: "X"}}))
+			fetchDocs(t, c, point, doc("open", "Y"))
+			f := Begin(local)
+			f.End(local)
+			if via == "log" {
+				sink{c}.Described("db", "o", describe(t, remote))
+			} else {
+				sink{c}.ChangeEvent(changeEvent(t, "replace", docKey(7), bson.E{Key: "fullDocument", Value: doc("paid", "Y")}))
+			}
+			assert.False(t, fetchDocs(t, c, list), "the list is not served")
+		})
+	}
+}

@@ -57,15 +57,17 @@ func (f *Flight) add(c *Cache, ch Change) {
 	}
 }
 
-// Held reports whether Begin held an entry (Change.Hold): only then is
-// the statement's pre-image worth asking the server for. The writer asks
-// once, right after Begin, and sends the write with its pre-image when it
-// says so: loads that end while the write flies are then held too.
+// Held reports whether Begin held an entry (Change.Hold), or whether a
+// cache the flight reached publishes descriptors (another process may hold
+// entries the pre-image keeps, and this one cannot know): only then is the
+// statement's pre-image worth asking the server for. The writer asks once,
+// right after Begin, and sends the write with its pre-image when it says
+// so: loads that end while the write flies are then held too.
 func (f *Flight) Held() bool {
 	held := false
 	for _, p := range f.parts {
 		p.sp.mu.Lock()
-		held = held || len(p.w.held) > 0
+		held = held || len(p.w.held) > 0 || (p.w.hold && p.c.describer != nil)
 		p.sp.mu.Unlock()
 	}
 	for _, p := range f.parts {
@@ -79,9 +81,16 @@ func (f *Flight) Held() bool {
 // Fields returns the top-level fields the entries of the collection read,
 // in every cache the flight reached, when Begin held an entry: a
 // pre-image projected to them (and to what the write itself changes)
-// decides every entry it held.
+// decides every entry it held. It returns nil (the whole document) when a
+// cache publishes descriptors: what the other processes' entries read is
+// not known here.
 func (f *Flight) Fields() []string {
 	var out []string
+	for _, p := range f.parts {
+		if p.c.describer != nil {
+			return nil
+		}
+	}
 	for _, p := range f.parts {
 		for _, x := range p.fields {
 			if !slices.Contains(out, x) {
@@ -138,7 +147,14 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp.mu.Lock()
 	sp.derive(w.stmts) // this cache's copy: what the rules read from it, once
 	sp.forgetImages()  // what another write in flight read may change now
-	if !w.wide {
+	if !w.wide && c.source == nil {
+		// With a Source, other processes write too, and their writes
+		// reach this cache after the server applied them: a cached copy
+		// may miss one that came before this write, and a write judged
+		// by it, and kept, would stay kept when that write's event, judged
+		// by what it carries, arrives
+		// (TestLocalWriteInAFleetIsNotJudgedByTheCopy). Only the server's
+		// pre-images are facts there.
 		sp.images(c, w.stmts, ch.Writers)
 	}
 	sp.flying = append(sp.flying, w)
