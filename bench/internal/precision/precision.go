@@ -27,26 +27,18 @@ package precision
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"maps"
 	"math/rand"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/odm"
-	"github.com/databridge-go/databridge/query"
 )
 
 // Config sizes a run.
@@ -133,15 +125,7 @@ var Shapes = []string{"list", "list by total", "list by status, city", "count", 
 // each round alternates), each from the same seeded collection and a new
 // cache.
 func Run(ctx context.Context, cfg Config) ([]Phase, error) {
-	mon := cache.Observer(&event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
-		switch e.CommandName {
-		case "find", "aggregate", "count":
-			if f, ok := ctx.Value(sentKey{}).(*atomic.Bool); ok {
-				f.Store(true)
-			}
-		}
-	}})
-	cl, err := mongo.Connect(options.Client().ApplyURI(cfg.URI).SetMonitor(mon))
+	cl, err := Connect(cfg.URI)
 	if err != nil {
 		return nil, err
 	}
@@ -170,166 +154,9 @@ func Run(ctx context.Context, cfg Config) ([]Phase, error) {
 	return out, nil
 }
 
-type sentKey struct{}
-
-// model is an immutable state of the collection.
-type model map[int]Order
-
-func seed(cfg Config, r *rand.Rand) model {
-	m := model{}
-	for i := 1; i <= cfg.Docs; i++ {
-		m[i] = newOrder(cfg, r, i, i)
-	}
-	return m
-}
-
-var (
-	statuses = []string{"open", "paid", "shipped"}
-	tiers    = []string{"gold", "silver", "bronze"}
-	cities   = []string{"Lyon", "Oslo", "Quito", "Perth"}
-)
-
-func tenant(cfg Config, r *rand.Rand) string {
-	return "t" + strconv.FormatUint(rand.NewZipf(r, 1.1, 1, uint64(cfg.Tenants-1)).Uint64(), 10)
-}
-
-func newOrder(cfg Config, r *rand.Rand, id, at int) Order {
-	o := Order{ID: id, Tenant: tenant(cfg, r), Status: statuses[r.Intn(len(statuses))], CreatedAt: at, Total: r.Intn(1000)}
-	if r.Intn(5) > 0 {
-		o.Customer = &Customer{Tier: tiers[r.Intn(len(tiers))], City: cities[r.Intn(len(cities))]}
-	}
-	return o
-}
-
-// read is one cached read and its true result on a model.
-type read struct {
-	shape, key string
-	run        func(ctx context.Context, h *odm.Collection[Order]) error
-	truth      func(m model) any
-}
-
-type statusCount struct {
-	Status string `bson:"_id"`
-	N      int    `bson:"n"`
-}
-
-func where(m model, keep func(Order) bool) []Order {
-	var out []Order
-	for _, o := range m {
-		if keep(o) {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-func pickRead(cfg Config, r *rand.Rand, maxID int) read {
-	t := tenant(cfg, r)
-	ttl := query.Cached(cfg.TTL)
-	switch k := r.Intn(100); {
-	case k < 10:
-		return read{"list by total", "total " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.FindMany(ctx, query.Eq("tenant", t),
-				query.Sort(bson.D{{Key: "total", Value: -1}, {Key: "_id", Value: 1}}), query.Limit(20), ttl)
-			return err
-		}, func(m model) any {
-			out := where(m, func(o Order) bool { return o.Tenant == t })
-			slices.SortFunc(out, func(a, b Order) int { return cmp.Or(cmp.Compare(b.Total, a.Total), cmp.Compare(a.ID, b.ID)) })
-			return out[:min(20, len(out))]
-		}}
-	case k < 20:
-		st, city := statuses[r.Intn(len(statuses))], cities[r.Intn(len(cities))]
-		return read{"list by status, city", "city " + st + " " + city, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.FindMany(ctx, query.And(query.Eq("status", st), query.Eq("customer.city", city)),
-				query.Sort(bson.D{{Key: "_id", Value: 1}}), query.Limit(20), ttl)
-			return err
-		}, func(m model) any {
-			out := where(m, func(o Order) bool { return o.Status == st && o.Customer != nil && o.Customer.City == city })
-			slices.SortFunc(out, func(a, b Order) int { return cmp.Compare(a.ID, b.ID) })
-			return out[:min(20, len(out))]
-		}}
-	case k < 40:
-		return read{"list", "list " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.FindMany(ctx, query.And(query.Eq("tenant", t), query.Eq("status", "paid")),
-				query.Sort(bson.D{{Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}), query.Limit(20), ttl)
-			return err
-		}, func(m model) any {
-			out := where(m, func(o Order) bool { return o.Tenant == t && o.Status == "paid" })
-			slices.SortFunc(out, func(a, b Order) int { return cmp.Or(cmp.Compare(b.CreatedAt, a.CreatedAt), cmp.Compare(b.ID, a.ID)) })
-			return out[:min(20, len(out))]
-		}}
-	case k < 55:
-		return read{"count", "count " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.Count(ctx, query.Eq("tenant", t), ttl)
-			return err
-		}, func(m model) any { return len(where(m, func(o Order) bool { return o.Tenant == t })) }}
-	case k < 65:
-		tier := tiers[r.Intn(len(tiers))]
-		return read{"nested", "nested " + t + " " + tier, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.FindMany(ctx, query.And(query.Eq("tenant", t), query.Eq("customer.tier", tier)), query.Sort(bson.D{{Key: "_id", Value: 1}}), ttl)
-			return err
-		}, func(m model) any {
-			out := where(m, func(o Order) bool { return o.Tenant == t && o.Customer != nil && o.Customer.Tier == tier })
-			slices.SortFunc(out, func(a, b Order) int { return cmp.Compare(a.ID, b.ID) })
-			return out
-		}}
-	case k < 75:
-		return read{"aggregate", "aggregate " + t, func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := odm.Aggregate[statusCount](ctx, h, bson.A{
-				bson.D{{Key: "$match", Value: bson.D{{Key: "tenant", Value: t}}}},
-				bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$status"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-			}, ttl)
-			return err
-		}, func(m model) any {
-			n := map[string]int{}
-			for _, o := range where(m, func(o Order) bool { return o.Tenant == t }) {
-				n[o.Status]++
-			}
-			return n
-		}}
-	default:
-		id := 1 + int(rand.NewZipf(r, 1.1, 1, uint64(maxID-1)).Uint64())
-		return read{"by _id", "id " + strconv.Itoa(id), func(ctx context.Context, h *odm.Collection[Order]) error {
-			_, err := h.FindOne(ctx, query.Eq("_id", id), ttl)
-			if errors.Is(err, query.ErrNotFound) {
-				return nil
-			}
-			return err
-		}, func(m model) any {
-			o, ok := m[id]
-			return fmt.Sprint(ok, o, derefCustomer(o.Customer))
-		}}
-	}
-}
-
-func derefCustomer(c *Customer) Customer {
-	if c == nil {
-		return Customer{}
-	}
-	return *c
-}
-
-// fingerprint hashes a true result.
-func fingerprint(v any) uint64 {
-	h := fnv.New64a()
-	switch x := v.(type) {
-	case []Order:
-		for _, o := range x {
-			fmt.Fprint(h, o, derefCustomer(o.Customer), ";")
-		}
-	case map[string]int:
-		for _, k := range slices.Sorted(maps.Keys(x)) {
-			fmt.Fprint(h, k, x[k], ";")
-		}
-	default:
-		fmt.Fprint(h, x)
-	}
-	return h.Sum64()
-}
-
-// ideal is the perfect invalidator's cache: per key, when it was loaded
-// and its result then.
-type ideal struct {
+// Ideal is a perfect invalidator's cache: per key, when it was loaded and
+// its true result then. Safe for concurrent use.
+type Ideal struct {
 	mu      sync.Mutex
 	entries map[string]idealEntry
 }
@@ -339,9 +166,13 @@ type idealEntry struct {
 	fp uint64
 }
 
-// read reports whether the perfect invalidator serves key (with its true
-// result fp now) from its cache.
-func (i *ideal) read(key string, fp uint64, ttl time.Duration) bool {
+// NewIdeal returns an empty Ideal.
+func NewIdeal() *Ideal { return &Ideal{entries: map[string]idealEntry{}} }
+
+// Read reports whether the perfect invalidator serves key (whose true
+// result has the fingerprint fp now) from its cache, with entries that
+// live for ttl.
+func (i *Ideal) Read(key string, fp uint64, ttl time.Duration) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	now := time.Now()
@@ -356,13 +187,8 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 	name := fmt.Sprintf("orders_%d_%s", round, map[string]string{"precise": "p", "pre-images": "i", "collection-wide": "w"}[rule])
 	raw := db.Collection(name)
 	_ = raw.Drop(ctx)
-	r0 := rand.New(rand.NewSource(42 + round))
-	m := seed(cfg, r0)
-	docs := make([]any, 0, len(m))
-	for _, id := range slices.Sorted(maps.Keys(m)) {
-		docs = append(docs, m[id])
-	}
-	if _, err := raw.InsertMany(ctx, docs); err != nil {
+	m := Seed(cfg, rand.New(rand.NewSource(42+round)))
+	if err := Insert(ctx, raw, m); err != nil {
 		return Phase{}, err
 	}
 	c, err := cache.New(cache.Config{CollectionWideOnly: rule == "collection-wide", MaxCost: 256 << 20})
@@ -379,12 +205,12 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 		return Phase{}, err
 	}
 	var (
-		state  atomic.Pointer[model]
+		state  atomic.Pointer[Model]
 		wmu    sync.Mutex
 		nextID atomic.Int64
 		clock  = cfg.Docs
 		writes int
-		id     = &ideal{entries: map[string]idealEntry{}}
+		id     = NewIdeal()
 		mu     sync.Mutex
 		shapes = map[string]*Counts{}
 		first  error
@@ -404,7 +230,9 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if r.Intn(100) < cfg.WritePercent {
 					wmu.Lock()
-					err := write(ctx, cfg, r, h, raw, &state, &nextID, &clock)
+					w, next := PlanWrite(cfg, r, *state.Load(), &nextID, &clock)
+					err := w.Exec(ctx, h, raw)
+					state.Store(&next)
 					writes++
 					wmu.Unlock()
 					if err != nil {
@@ -417,18 +245,18 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 				}
 				rd := pickRead(cfg, r, int(nextID.Load()))
 				truth := rd.truth(*state.Load())
-				var sent atomic.Bool
-				if err := rd.run(context.WithValue(ctx, sentKey{}, &sent), h); err != nil {
+				_, hit, err := rd.do(ctx, h)
+				if err != nil {
 					mu.Lock()
-					first = cmp.Or(first, fmt.Errorf("%s: %w", rd.shape, err))
+					first = cmp.Or(first, err)
 					mu.Unlock()
 					return
 				}
-				isIdeal := id.read(rd.key, fingerprint(truth), cfg.TTL)
+				isIdeal := id.Read(rd.Key, fingerprint(truth), cfg.TTL)
 				mu.Lock()
-				s := shapes[rd.shape]
+				s := shapes[rd.Shape]
 				s.Reads++
-				if !sent.Load() {
+				if hit {
 					s.Hits++
 				}
 				if isIdeal {
@@ -444,82 +272,4 @@ func runPhase(ctx context.Context, cfg Config, db *mongo.Database, rule string, 
 	}
 	_ = raw.Drop(ctx)
 	return Phase{Rule: rule, Shapes: shapes, Writes: writes, Stats: c.Stats()}, nil
-}
-
-// write makes one write, through odm or raw (Config.RawPercent), and applies it to
-// the model (called by one goroutine at a time).
-func write(ctx context.Context, cfg Config, r *rand.Rand, h *odm.Collection[Order], raw *mongo.Collection, state *atomic.Pointer[model], nextID *atomic.Int64, clock *int) error {
-	cur := *state.Load()
-	next := maps.Clone(cur)
-	ids := slices.Collect(maps.Keys(cur))
-	any := func() int { return ids[r.Intn(len(ids))] }
-	viaODM := r.Intn(100) >= cfg.RawPercent
-	var err error
-	switch k := r.Intn(100); {
-	case k < 25:
-		*clock++
-		o := newOrder(cfg, r, int(nextID.Add(1)), *clock)
-		o.Status = "open"
-		if viaODM {
-			err = h.Insert(ctx, &o)
-		} else {
-			_, err = raw.InsertOne(ctx, o)
-		}
-		next[o.ID] = o
-	case k < 50:
-		id := any()
-		o := next[id]
-		switch o.Status {
-		case "open":
-			o.Status = "paid"
-		case "paid":
-			o.Status = "shipped"
-		default:
-			o.Status = "open"
-		}
-		u := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: o.Status}}}}
-		if viaODM {
-			_, err = h.UpdateOne(ctx, query.Eq("_id", id), u)
-		} else {
-			_, err = raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
-		}
-		next[id] = o
-	case k < 70:
-		id := any()
-		o := next[id]
-		o.Total += 10
-		u := bson.D{{Key: "$inc", Value: bson.D{{Key: "total", Value: 10}}}}
-		if viaODM {
-			_, err = h.UpdateOne(ctx, query.Eq("_id", id), u)
-		} else {
-			_, err = raw.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, u)
-		}
-		next[id] = o
-	case k < 92:
-		id := any()
-		if viaODM {
-			_, err = h.DeleteOne(ctx, query.Eq("_id", id))
-		} else {
-			_, err = raw.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-		}
-		delete(next, id)
-	default: // 8% of writes
-		t := tenant(cfg, r)
-		before := *clock - 200
-		f := bson.D{{Key: "tenant", Value: t}, {Key: "status", Value: "open"}, {Key: "createdAt", Value: bson.D{{Key: "$lt", Value: before}}}}
-		u := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "shipped"}}}}
-		if viaODM {
-			_, err = h.UpdateMany(ctx, f, u)
-		} else {
-			_, err = raw.UpdateMany(ctx, f, u)
-		}
-		for id, o := range next {
-			if o.Tenant == t && o.Status == "open" && o.CreatedAt < before {
-				o.Status = "shipped"
-				next[id] = o
-			}
-		}
-	}
-	state.Store(&next)
-	return err
 }
