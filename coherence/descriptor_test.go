@@ -92,8 +92,12 @@ func TestDescriptorEvents(t *testing.T) {
 			b.waitFor(t, 2) // fresh within the propagation bound, whatever the event carries
 			v, hit := b.readID(t, 2)
 			assert.Equal(t, 1, v)
-			assert.Equal(t, tc.precise, hit, "the read of another document survives a described write")
 			after := b.cache.Stats()
+			if after.Resyncs == before.Resyncs { // a flush (a read of the log past the liveness bound, on a loaded machine) drops it too
+				assert.Equal(t, tc.precise, hit, "the read of another document survives a described write")
+			} else {
+				t.Logf("%d resyncs: the surviving read is not checked", after.Resyncs-before.Resyncs)
+			}
 			assert.Greater(t, after.Remote, before.Remote)
 			if tc.precise {
 				assert.Greater(t, after.RemotePrecise, before.RemotePrecise)
@@ -220,4 +224,42 @@ func TestPreImagesTravel(t *testing.T) {
 	require.Len(t, updates, 1)
 	assert.Equal(t, `{"_id": {"$numberInt":"1"},"v": {"$numberInt":"1"}}`, updates[0].PreImage.String(), "the document before the update, whole")
 	assert.Nil(t, updates[0].PreImageFields)
+}
+
+// TestLargeWriteIsPublishedByName: an InsertMany of 1,000 documents, whose
+// descriptor would pass cache.MaxDescriptorSize, is published by its
+// collection's name (counted in Stats.Undescribed), and the other process
+// invalidates the collection. (The change is built by hand as odm reports
+// an InsertMany, for the reason given at replace.)
+func TestLargeWriteIsPublishedByName(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	db := testdb.DB(t).Name()
+	a := newPeer(t, observedClient(t), db)
+	a.replace(t, 2, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, a.log.Flush(ctx))
+	b := newPeer(t, observedClient(t), db)
+	b.readID(t, 2)
+	_, hit := b.readID(t, 2)
+	require.True(t, hit)
+	before := b.cache.Stats()
+
+	docs := make([]any, 1000)
+	stmts := make([]cachecore.Stmt, 1000)
+	for i := range docs {
+		d := bson.D{{Key: "_id", Value: 1000 + i}, {Key: "v", Value: 1}, {Key: "pad", Value: "0123456789012345678901234567890123456789"}}
+		docs[i] = d
+		stmts[i] = cachecore.Stmt{Op: cachecore.OpInsert, Doc: mustMarshal(t, d)}
+	}
+	hctx, _ := cachecore.Handled(ctx)
+	_, err := a.coll.InsertMany(hctx, docs)
+	require.NoError(t, err)
+	cachecore.Unwrap(a.cache).Apply(cachecore.Change{DB: db, Coll: "docs", Stmts: stmts})
+	assert.EqualValues(t, 1, a.cache.Stats().Undescribed)
+	require.Eventually(t, func() bool { return b.cache.Stats().Remote > before.Remote }, 10*time.Second, time.Millisecond)
+	after := b.cache.Stats()
+	assert.Equal(t, before.RemotePrecise, after.RemotePrecise)
+	_, hit = b.readID(t, 2)
+	assert.False(t, hit, "the collection was invalidated")
 }
