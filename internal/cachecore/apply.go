@@ -62,6 +62,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 			// The server's: a fact for every cache (a cache whose entries
 			// are another deployment's is not changed by the write at all).
 			s.setImage(s.PreImage, s.PreImageFields)
+			s.served = true
 			c.preImages.Add(1)
 		default:
 			s.setImage(nil, nil)

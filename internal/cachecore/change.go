@@ -121,6 +121,9 @@ type stmtState struct {
 	// post is the document after an update, as match.Apply computes it
 	// from image (nil when it cannot).
 	post bson.Raw
+	// served: image is the server's pre-image (PreImage), not a cached
+	// copy: post is then a fact about the document the write left.
+	served bool
 	// after is what an update, with the fields of image it leaves as they
 	// are, determines of the document it changes: prepared by the first
 	// decision that needs it (under the space's mu, as every decision),

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"bytes"
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -58,6 +59,9 @@ func decide(s *Stmt, d *dep) rule {
 	if s.NoChange {
 		return keep
 	}
+	if d.reflects(s) {
+		return keep
+	}
 	switch s.Op {
 	case OpInsert:
 		return d.inserted(s.entering(), nil)
@@ -76,6 +80,47 @@ func decide(s *Stmt, d *dep) rule {
 		return d.updated(s)
 	}
 	return ruleWide
+}
+
+// reflects reports whether a find's result already holds, whole and byte
+// for byte, the one document statement s leaves behind (inserted, the
+// replacement, or an update's document computed from the server's
+// pre-image): its load read the collection after the write. Then the
+// write changes nothing in it. Sound whatever the order writes are
+// applied in (another process's event arrives after the reads that see
+// its write): had the load read the document before the write, the
+// document would have been as it was before it, which differs from what
+// the write left (or the write changed nothing); and any other write that
+// changed the document after the load is judged by its own statement, the
+// first of them against the document as the result holds it.
+func (d *dep) reflects(s *Stmt) bool {
+	if d.kind != kindFind || d.ids == nil || !d.proj.KeepsAll() {
+		return false
+	}
+	var after bson.Raw
+	switch s.Op {
+	case OpInsert:
+		after = s.entering()
+	case OpReplace:
+		after = s.replacement()
+	case OpUpdate:
+		if s.served && s.imageFields == nil {
+			after = s.post
+		}
+	}
+	if after == nil {
+		return false
+	}
+	id, err := after.LookupErr("_id")
+	if err != nil {
+		return false
+	}
+	k, ok := keyOfID(id, d.opts.SimpleStrings)
+	if !ok || (s.Op != OpInsert && !(s.idsKnown && len(s.ids) == 1 && s.ids[0] == k)) {
+		return false
+	}
+	doc := d.docWithID(k)
+	return doc != nil && bytes.Equal(doc, after)
 }
 
 // inserted decides for a document that enters the collection (an insert,
@@ -241,7 +286,7 @@ func (d *dep) readsOnly(fields []string) bool {
 // holds, nil for all), and the document after it when the statement is
 // an update match.Apply reproduces. s is derived.
 func (s *Stmt) setImage(img bson.Raw, fields []string) {
-	s.image, s.imageFields, s.post, s.after = img, fields, nil, nil
+	s.image, s.imageFields, s.post, s.after, s.served = img, fields, nil, nil, false
 	if img == nil || s.Op != OpUpdate || s.derivation == nil || s.u.All {
 		return
 	}

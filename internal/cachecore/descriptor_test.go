@@ -339,3 +339,46 @@ func TestLocalWriteInAFleetIsNotJudgedByTheCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestEventAfterTheLoadThatSawIt: another process's event arrives after
+// this cache loaded a result that already saw the write (its event was on
+// its way). When the result holds the document the write left, whole and
+// byte for byte (an insert's document, a replacement, an update's document
+// computed from the server's pre-image), the write changes nothing in it:
+// kept. Holding the document as it was before, or without the facts to
+// tell, it is invalidated as before.
+func TestEventAfterTheLoadThatSawIt(t *testing.T) {
+	order := func(id int, status string) bson.Raw {
+		return mustRaw(t, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: "a"}, {Key: "status", Value: status}})
+	}
+	list := Key{Database: "db", Collection: "o", Filter: bson.D{{Key: "tenant", Value: "a"}}, Sort: bson.D{{Key: "_id", Value: 1}}, Simple: true, Shape: simpleShape}
+	projected := list
+	projected.Projection = bson.D{{Key: "status", Value: 1}}
+	paid := upd(t, 7, setOp(bson.E{Key: "status", Value: "paid"}))
+	withPre := paid
+	withPre.PreImage = order(7, "open")
+	replace := Stmt{Op: OpReplace, Filter: mustRaw(t, bson.D{{Key: "_id", Value: 7}}), Doc: order(7, "paid")}
+	insert := Stmt{Op: OpInsert, Doc: order(7, "paid")}
+	for _, tc := range []struct {
+		name  string
+		q     Key
+		holds bson.Raw
+		stmt  Stmt
+		keep  bool
+	}{
+		{"update with pre-image, result holds the document after", list, order(7, "paid"), withPre, true},
+		{"update with pre-image, result holds the document before", list, order(7, "open"), withPre, false},
+		{"update without pre-image", list, order(7, "paid"), paid, false},
+		{"replacement, result holds it", list, order(7, "paid"), replace, true},
+		{"replacement, result holds the document before", list, order(7, "open"), replace, false},
+		{"insert, result holds it", list, order(7, "paid"), insert, true},
+		{"projected result", projected, order(7, "paid"), withPre, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, Config{})
+			fetchDocs(t, c, tc.q, order(1, "open"), tc.holds)
+			sink{c}.Described("db", "o", describe(t, Change{DB: "db", Coll: "o", Stmts: []Stmt{tc.stmt}}))
+			assert.Equal(t, tc.keep, fetchDocs(t, c, tc.q))
+		})
+	}
+}
