@@ -93,9 +93,23 @@ func decide(s *Stmt, d *dep) rule {
 // the write left (or the write changed nothing); and any other write that
 // changed the document after the load is judged by its own statement, the
 // first of them against the document as the result holds it.
+//
+// An update by one _id that, applied to the result's own copy of its
+// document, changes nothing in it (match.Apply: a $set of the values the
+// copy holds) is kept for the same reason: loaded before the write, the
+// copy was the document the write found (or a write between them, judged
+// by its own statement, changed it), and the write changed nothing;
+// loaded after, the copy is the write's result.
 func (d *dep) reflects(s *Stmt) bool {
 	if d.kind != kindFind || d.ids == nil || !d.proj.KeepsAll() {
 		return false
+	}
+	if s.Op == OpUpdate && s.idsKnown && len(s.ids) == 1 && !s.u.All {
+		if doc := d.docWithID(s.ids[0]); doc != nil {
+			if _, modified, ok := match.Apply(doc, s.Update); ok && !modified {
+				return true
+			}
+		}
 	}
 	var after bson.Raw
 	switch s.Op {

@@ -346,7 +346,9 @@ func TestLocalWriteInAFleetIsNotJudgedByTheCopy(t *testing.T) {
 // byte for byte (an insert's document, a replacement, an update's document
 // computed from the server's pre-image), the write changes nothing in it:
 // kept. Holding the document as it was before, or without the facts to
-// tell, it is invalidated as before.
+// tell, it is invalidated as before. An update by _id that changes
+// nothing in the result's own copy of its document is kept too, with or
+// without a pre-image.
 func TestEventAfterTheLoadThatSawIt(t *testing.T) {
 	order := func(id int, status string) bson.Raw {
 		return mustRaw(t, bson.D{{Key: "_id", Value: id}, {Key: "tenant", Value: "a"}, {Key: "status", Value: status}})
@@ -368,7 +370,9 @@ func TestEventAfterTheLoadThatSawIt(t *testing.T) {
 	}{
 		{"update with pre-image, result holds the document after", list, order(7, "paid"), withPre, true},
 		{"update with pre-image, result holds the document before", list, order(7, "open"), withPre, false},
-		{"update without pre-image", list, order(7, "paid"), paid, false},
+		{"update without pre-image, the result's copy already as it sets", list, order(7, "paid"), paid, true},
+		{"update without pre-image, the result's copy otherwise", list, order(7, "open"), paid, false},
+		{"$inc without pre-image", list, order(7, "paid"), upd(t, 7, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}), false},
 		{"replacement, result holds it", list, order(7, "paid"), replace, true},
 		{"replacement, result holds the document before", list, order(7, "open"), replace, false},
 		{"insert, result holds it", list, order(7, "paid"), insert, true},
