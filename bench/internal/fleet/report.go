@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/databridge-go/databridge/bench/internal/precision"
+	"github.com/databridge-go/databridge/cache"
 )
 
 // summary is a configuration's phases summed.
@@ -21,6 +22,7 @@ type summary struct {
 	workers, phases       int
 	lo, hi                float64 // overall precision's range over the phases
 	remote, remotePrecise uint64
+	counters              cache.Stats // the workers' counters, summed
 	propagation           []time.Duration
 	timeouts              int
 	logErrors             int
@@ -73,6 +75,19 @@ func summarize(phases []Phase) map[string]*summary {
 		for _, st := range p.Stats {
 			s.remote += st.Remote
 			s.remotePrecise += st.RemotePrecise
+			c := &s.counters
+			c.Loads += st.Loads
+			c.Discarded += st.Discarded
+			c.Resyncs += st.Resyncs
+			c.Bypassed += st.Bypassed
+			c.InvalidatedByID += st.InvalidatedByID
+			c.InvalidatedByMatch += st.InvalidatedByMatch
+			c.InvalidatedByPath += st.InvalidatedByPath
+			c.InvalidatedWide += st.InvalidatedWide
+			c.Kept += st.Kept
+			c.Held += st.Held
+			c.Released += st.Released
+			c.PreImages += st.PreImages
 		}
 		s.propagation = append(s.propagation, p.Propagation...)
 		s.timeouts += p.Timeouts
@@ -142,6 +157,20 @@ func Report(w io.Writer, cfg Config, phases []Phase, elapsed time.Duration) {
 		"`RemotePrecise`, summed. Propagation: every "+ProbeEvery.String()+" a write by _id is probed; before it, another worker "+
 		"caches the order by _id (under a key of its own), and after it reads it until the result changes; the time is from the "+
 		"write returning in the writer to the changed result returning in the reader, parent round trips included.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The workers' cache counters (`cache.Stats`), summed, per write of the configuration: where the invalidations came from.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| configuration | loads | discarded | resyncs | bypassed | by _id | by match | by path | wide | kept | held / released | pre-images |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, c := range Configurations {
+		s := sum[c.Name]
+		k := s.counters
+		per := func(v uint64) string { return fmt.Sprintf("%.2f", float64(v)/float64(max(s.writes, 1))) }
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", c.Name, per(k.Loads), per(k.Discarded), k.Resyncs,
+			per(k.Bypassed), per(k.InvalidatedByID), per(k.InvalidatedByMatch), per(k.InvalidatedByPath), per(k.InvalidatedWide),
+			per(k.Kept), per(k.Held), per(k.Released), per(k.PreImages))
+	}
+
 	var notes []string
 	for _, c := range Configurations {
 		s := sum[c.Name]
