@@ -70,6 +70,10 @@ type Cache struct {
 	isShut       atomic.Bool  // Close has run (read without timersMu)
 	rcMu         sync.RWMutex // held to write to rc (read), and by Close to close it
 
+	// Set by tests: afterLoad runs when a load has ended and before its
+	// flight is removed; joining when a miss joins a load in flight.
+	afterLoad, joining func()
+
 	mu      sync.Mutex
 	flights map[string]*flight
 	scopes  scopes // the collection values read through the cache (ScopeOf)

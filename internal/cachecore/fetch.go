@@ -106,8 +106,10 @@ type flight struct {
 	res  *Result
 	err  error
 	// ok: the result was stored, and no write had invalidated it when the
-	// load ended; a miss that joined the load may use it then only.
-	ok bool
+	// load ended; a miss that joined the load may use it then only, and
+	// only while dep, its entry's, is still valid.
+	ok  bool
+	dep *dep
 }
 
 func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
@@ -116,6 +118,9 @@ func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, tt
 		c.mu.Lock()
 		if f, ok := c.flights[key]; ok {
 			c.mu.Unlock()
+			if c.joining != nil {
+				c.joining()
+			}
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -124,12 +129,13 @@ func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, tt
 			switch {
 			case f.err != nil && isContextErr(f.err) && ctx.Err() == nil:
 				continue // the leader's own cancellation is not ours: try again
-			case f.err == nil && !f.ok && !joined:
-				// A write came while the load ran, and this miss may have
-				// started after it: load again. The next flight began
-				// after this miss did (this one was removed before it
-				// ended), so its result is current for it, whatever
-				// comes.
+			case f.err == nil && (!f.ok || !f.dep.valid(c)) && !joined:
+				// A write came while the load ran, or after it ended and
+				// before the flight was removed (TestJoinAfterAWrite), and
+				// this miss may have started after it: load again. The next
+				// flight began after this miss did (this one was removed
+				// before it ended), so its result is current for it,
+				// whatever comes.
 				joined = true
 				continue
 			}
@@ -139,7 +145,10 @@ func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, tt
 		c.flights[key] = f
 		c.mu.Unlock()
 
-		f.res, f.ok, f.err = c.loadStore(ctx, q, sp, key, ttl, load, memo)
+		f.res, f.dep, f.ok, f.err = c.loadStore(ctx, q, sp, key, ttl, load, memo)
+		if c.afterLoad != nil {
+			c.afterLoad()
+		}
 		c.mu.Lock()
 		delete(c.flights, key)
 		c.mu.Unlock()
@@ -154,13 +163,13 @@ func isContextErr(err error) bool {
 
 // loadStore runs load between beginLoad and commit, and stores the result when
 // commit accepts it; ok reports whether it was stored, valid.
-func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, ok bool, err error) {
-	d := c.beginLoad(q, sp, key)
+func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, d *dep, ok bool, err error) {
+	d = c.beginLoad(q, sp, key)
 	lctx, ld := loading(ctx, q.Client)
 	res, err = c.build(lctx, key, load, memo)
 	if err != nil {
 		c.abandon(d)
-		return nil, false, err
+		return nil, d, false, err
 	}
 	if !ld.observed.Load() {
 		// No monitor of the bus saw its commands: the raw writes and the
@@ -168,19 +177,19 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		// read may be stored (see bus.go).
 		c.abandon(d)
 		c.unobserved.Add(1)
-		return res, false, nil
+		return res, d, false, nil
 	}
 	if ld.lagging.Load() {
 		// Its read concern or preference may have read data older than
 		// this process's last write: returned, never stored.
 		c.abandon(d)
 		c.lagging.Add(1)
-		return res, false, nil
+		return res, d, false, nil
 	}
 	d.analyse(q, res.Docs, c.wideOnly)
 	if !c.commit(d) {
 		c.discarded.Add(1)
-		return res, false, nil
+		return res, d, false, nil
 	}
 	cost := int64(len(key) + 64)
 	for _, doc := range res.Docs {
@@ -204,9 +213,9 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		sp.mu.Lock()
 		sp.unregister(d)
 		sp.mu.Unlock()
-		return res, false, nil
+		return res, d, false, nil
 	}
-	return res, d.valid(c), nil
+	return res, d, d.valid(c), nil
 }
 
 // ristretto runs f, which sets, deletes or waits in ristretto, unless the
