@@ -1,5 +1,7 @@
 package cachecore
 
+import "go.mongodb.org/mongo-driver/v2/bson"
+
 // A write's change, applied to this cache (Apply, from the bus or from the
 // cache's own Invalidate): the entries each statement may change, as the
 // index walk (walk.go) names them and the rules (decide.go) judge them,
@@ -53,6 +55,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 	imgs := ch.images[c]
 	sp.mu.Lock()
 	sp.derive(ch.Stmts) // this cache's copy: what the rules read from it, once
+	distrustUpserts(ch.Stmts, sp.simple.Load())
 	for i := range ch.Stmts {
 		s := &ch.Stmts[i]
 		switch {
@@ -89,6 +92,35 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 			c.rc.Del(k) // outside mu: ristretto calls OnExit, which takes it
 		}
 	})
+}
+
+// distrustUpserts drops every fact a write's reply gave of its statements
+// when one contradicts its statement: an upserted _id other than the one
+// the statement's filter confines it to (the dev server reports each
+// upsert of a multi-statement update at index 0: docs/ferretdb.md). A
+// reply that contradicts itself is no fact; without its facts, the rules
+// take every statement that may upsert as having inserted
+// (TestInconsistentUpsertIsNoFact). Derived stmts, under mu.
+func distrustUpserts(stmts []Stmt, simple bool) {
+	bad := false
+	for i := range stmts {
+		s := &stmts[i]
+		if !s.Upserted || s.UpsertedID.Type == 0 || s.derivation == nil || !s.idsKnown || len(s.ids) != 1 {
+			continue
+		}
+		if k, ok := keyOfID(s.UpsertedID, simple && !s.Collation); !ok || k != s.ids[0] {
+			bad = true
+			break
+		}
+	}
+	if !bad {
+		return
+	}
+	for i := range stmts {
+		s := &stmts[i]
+		s.Upsert = s.Upsert || s.Upserted // the reply said it inserted: it may have
+		s.Upserted, s.NotUpserted, s.NoChange, s.UpsertedID = false, false, false, bson.RawValue{}
+	}
 }
 
 // decideAll invalidates the entries each statement may change (under mu),
