@@ -104,7 +104,7 @@ func (d *dep) reflects(s *Stmt) bool {
 	if d.kind != kindFind || d.ids == nil || !d.proj.KeepsAll() {
 		return false
 	}
-	if s.Op == OpUpdate && s.idsKnown && len(s.ids) == 1 && !s.u.All {
+	if s.Op == OpUpdate && s.idsKnown && len(s.ids) == 1 && !s.u.All && d.hasID(s.ids[0]) == match.Yes {
 		if doc := d.docWithID(s.ids[0]); doc != nil {
 			if _, modified, ok := match.Apply(doc, s.Update); ok && !modified {
 				return true
@@ -130,7 +130,7 @@ func (d *dep) reflects(s *Stmt) bool {
 		return false
 	}
 	k, ok := keyOfID(id, d.opts.SimpleStrings)
-	if !ok || (s.Op != OpInsert && !(s.idsKnown && len(s.ids) == 1 && s.ids[0] == k)) {
+	if !ok || d.hasID(k) != match.Yes || (s.Op != OpInsert && !(s.idsKnown && len(s.ids) == 1 && s.ids[0] == k)) {
 		return false
 	}
 	doc := d.docWithID(k)
