@@ -22,7 +22,7 @@ import (
 // Defaults of a Log.
 const (
 	DefaultLogCollection = "databridge_invalidations"
-	DefaultLogSize       = 1 << 20 // bytes: about 10,000 events
+	DefaultLogSize       = 1 << 20 // bytes: about 10,000 namespace-only events, 3,000-5,000 of one described write each
 	DefaultMaxAwait      = time.Second
 	DefaultCoalesce      = 5 * time.Millisecond
 	DefaultPollInterval  = 10 * time.Millisecond
@@ -35,13 +35,17 @@ const (
 // deployment, standalone servers included, and sees writes made through
 // databridge (or announced with Cache.Invalidate) only.
 //
-// Publishing is asynchronous and coalesced: Publish marks the collection
-// and wakes a goroutine that appends one event naming every collection
-// marked since its previous append. A write after a quiet spell is appended
-// at once; during a burst, appends are at least the Coalesce window apart
-// (5 ms by default), so a burst costs one small insert per window, not one
-// per write. Failed appends are retried, same event, until they succeed or
-// the cache is closed.
+// Publishing is asynchronous and coalesced: Publish (PublishDescribed,
+// with the write's descriptor) marks the collection and wakes a goroutine
+// that appends one event naming every collection marked since its previous
+// append, with the descriptors of their writes (see MaxDescriptorBytes and
+// NamespaceEvents); other processes judge each write by its descriptor with
+// the invalidation rules, and a collection without descriptors as wholly
+// changed. A write after a quiet spell is appended at once; during a burst,
+// appends are at least the Coalesce window apart (5 ms by default), so a
+// burst costs one insert per window, not one per write. Failed appends are
+// retried until they succeed or the cache is closed; an append that failed
+// with descriptors is retried without them.
 //
 // Reading follows the log with a tailable, awaitData cursor, which MongoDB
 // wakes as soon as an event is appended. On FerretDB, whose tailable
@@ -109,8 +113,10 @@ func LogCollection(name string) LogOption {
 }
 
 // LogSize sets the capped collection's size in bytes when the Log creates
-// it (default DefaultLogSize; an event is about 100 bytes). A reader that
-// falls further behind than this flushes its cache.
+// it (default DefaultLogSize; an event is about 100 bytes with namespaces
+// only, 200-300 with one described update or save, and at most
+// MaxDescriptorBytes more). A reader that falls further behind than this
+// flushes its cache.
 func LogSize(bytes int64) LogOption { return logOptionFunc(func(l *Log) { l.size = bytes }) }
 
 // MaxAwait is how long the server holds an empty getMore on the tailable

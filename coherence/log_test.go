@@ -293,7 +293,8 @@ func testPropagation(t *testing.T, mode string, writes int) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 
 	var delays []time.Duration
-	survived := 0
+	survived, flushed := 0, 0
+	lastResyncs := a.cache.Stats().Resyncs
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		var id, v int
@@ -316,11 +317,18 @@ func testPropagation(t *testing.T, mode string, writes int) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		before := a.cache.Stats().Hits
+		before := a.cache.Stats()
 		cachedList(unchanged)
-		if a.cache.Stats().Hits > before {
+		switch after := a.cache.Stats(); {
+		case after.Hits > before.Hits:
 			survived++
+		case after.Resyncs != lastResyncs || after.Bypassed > before.Bypassed:
+			// A flush since the previous read (a read of the log past the
+			// liveness bound on a loaded machine), or not following now:
+			// counted, not held against the rules.
+			flushed++
 		}
+		lastResyncs = a.cache.Stats().Resyncs
 	}
 	require.NoError(t, cmd.Wait())
 	require.Len(t, delays, writes)
@@ -328,13 +336,14 @@ func testPropagation(t *testing.T, mode string, writes int) {
 	pct := func(p float64) time.Duration { return delays[int(p*float64(len(delays)-1))] }
 	t.Logf("%s: propagation over %d writes: p50 %v, p90 %v, p99 %v, max %v", mode, writes, pct(0.5), pct(0.9), pct(0.99), delays[len(delays)-1])
 	s := a.cache.Stats()
-	t.Logf("reader: %d hits, %d misses, %d remote invalidations (%d by descriptor), %d resyncs; the unchanged read was a hit after %d of %d writes",
-		s.Hits, s.Misses, s.Remote, s.RemotePrecise, s.Resyncs, survived, writes)
+	t.Logf("reader: %d hits, %d misses, %d remote invalidations (%d by descriptor), %d resyncs; the unchanged read was a hit after %d of %d writes (%d misses after a flush)",
+		s.Hits, s.Misses, s.Remote, s.RemotePrecise, s.Resyncs, survived, writes, flushed)
 	if mode == modeDescriptors {
 		assert.Positive(t, s.RemotePrecise)
-		// Each resync flushes it, and a write's event may come before
-		// the read: most writes leave it cached, whatever the machine.
-		assert.Greater(t, survived, writes/2-int(s.Resyncs), "the read no write changes stays cached")
+		// No described write can change it: it misses only on its first
+		// read and after a flush, whatever the machine's load. (With
+		// namespace events it misses after most writes.)
+		assert.LessOrEqual(t, writes-survived-flushed, 1+writes/20, "the read no write changes stays cached")
 	} else {
 		assert.Zero(t, s.RemotePrecise)
 	}

@@ -240,31 +240,6 @@ func TestRemoteEventsOutOfOrder(t *testing.T) {
 	}
 }
 
-// TestLoadStraddlingADescriptor: a load that a remote event arrives during
-// is stored only if the event cannot have changed its result.
-func TestLoadStraddlingADescriptor(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		id    int
-		store bool
-	}{
-		{"an event the result cannot see", 2, true},
-		{"an event that changes it", 1, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := newTestCache(t, Config{})
-			q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true, Shape: simpleShape}
-			_, err := c.Fetch(context.Background(), q, time.Hour, func(ctx context.Context) ([]bson.Raw, error) {
-				observed(ctx)
-				sink{c}.Described("db", "c", describe(t, Change{DB: "db", Coll: "c", Stmts: []Stmt{upd(t, tc.id, setOp(bson.E{Key: "b", Value: 1}))}}))
-				return []bson.Raw{mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}})}, nil
-			}, nil)
-			require.NoError(t, err)
-			assert.Equal(t, tc.store, fetchDocs(t, c, q))
-		})
-	}
-}
-
 // FuzzDescriptor: any bytes are refused or read whole, never a panic; what
 // is read encodes again to a descriptor that reads the same.
 func FuzzDescriptor(f *testing.F) {

@@ -116,21 +116,34 @@ func TestShapeErrorBypasses(t *testing.T) {
 // TestLoadStraddlingAWrite: a write applied while a load is in flight is
 // decided against the loaded result before it is stored: kept when it
 // cannot have changed it, discarded (returned, not stored) when it can.
+// TestLoadStraddlingAWrite: a load that a write is applied during (this
+// process's, or another's arriving as its descriptor) is stored only if
+// the write cannot have changed its result.
 func TestLoadStraddlingAWrite(t *testing.T) {
+	local := func(doc any) func(*testing.T, *Cache) {
+		return func(t *testing.T, _ *Cache) { Apply(insertOf(t, "db", "c", doc)) }
+	}
+	remote := func(id int) func(*testing.T, *Cache) {
+		return func(t *testing.T, c *Cache) {
+			sink{c}.Described("db", "c", describe(t, Change{DB: "db", Coll: "c", Stmts: []Stmt{upd(t, id, setOp(bson.E{Key: "b", Value: 1}))}}))
+		}
+	}
 	for _, tc := range []struct {
 		name  string
-		write any
+		write func(*testing.T, *Cache)
 		store bool
 	}{
-		{"a write the result cannot see", bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 9}}, true},
-		{"a write that changes it", bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 1}}, false},
+		{"a write the result cannot see", local(bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 9}}), true},
+		{"a write that changes it", local(bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: 1}}), false},
+		{"another process's write the result cannot see", remote(2), true},
+		{"another process's write that changes it", remote(1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestCache(t, Config{})
 			q := Key{Database: "db", Collection: "c", Filter: bson.D{{Key: "a", Value: 1}}, Simple: true, Shape: simpleShape}
 			_, err := c.Fetch(context.Background(), q, time.Hour, func(ctx context.Context) ([]bson.Raw, error) {
 				observed(ctx)
-				Apply(insertOf(t, "db", "c", tc.write)) // while the load runs
+				tc.write(t, c) // while the load runs
 				return []bson.Raw{mustRaw(t, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: 1}})}, nil
 			}, nil)
 			require.NoError(t, err)
