@@ -36,6 +36,11 @@ type Config struct {
 	// writes (FerretDB v1.24) needs a margin as long as its longest write.
 	// Default: DefaultSettleMargin.
 	SettleMargin time.Duration
+	// Tracer sees every cached read, and, if it implements WriteTracer or
+	// SourceTracer, every write applied and the Source's state (LogTracer
+	// writes them to a log/slog logger; the otel module makes OpenTelemetry
+	// spans and metrics of them). Default: none, at no cost.
+	Tracer Tracer
 }
 
 // DefaultSettleMargin is the Config.SettleMargin default.
@@ -62,6 +67,7 @@ func New(cfg Config) (*Cache, error) {
 	cc := cachecore.Config{
 		MaxCost: cfg.MaxCost, NumCounters: cfg.NumCounters, DefaultTTL: cfg.DefaultTTL,
 		CollectionWideOnly: cfg.CollectionWideOnly, SettleMargin: cfg.SettleMargin,
+		Tracer: newTracer(cfg.Tracer),
 	}
 	switch src := cfg.Source.(type) {
 	case nil:

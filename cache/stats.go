@@ -78,6 +78,15 @@ type Stats struct {
 	// change, served again; PreImages counts the writes whose pre-image
 	// the cache judged its entries by.
 	Held, Released, PreImages uint64
+
+	// WideLoads counts the loads whose result is under the collection-wide
+	// rule (every write of its collection invalidates it), by why:
+	// WideLoads[WideSort] are the loads of queries whose limit cuts the
+	// result by a sort that does not end in _id, and so on (WideReason).
+	// A steady rise at one index is a query shape that forfeits the
+	// rules' precision; the trace (Tracer, ReadEnd.Wide) names the
+	// collection. Index WideNone stays 0.
+	WideLoads [numWide]uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.

@@ -81,22 +81,46 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 	k.Sort, k.Projection = nil, nil
 	pinned := pinLater(f, reg, bo)
 	k.Sent = pinned // the bytes the rules read are the bytes sent
-	res, err := c.cache.Fetch(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
+	tr, ctx, end := traceRead(ctx, c.cache, &k)
+	if tr != nil {
+		defer func() { end(ctx, tr) }()
+	}
+	res, err := c.cache.FetchTraced(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
 		n, err := c.coll.CountDocuments(ctx, sending(f, pinned), o)
 		if err != nil {
 			return nil, fmt.Errorf("odm: count in %s: %w", c.name, err)
 		}
 		doc, err := bson.Marshal(bson.D{{Key: "n", Value: n}})
 		return []bson.Raw{doc}, err
-	}, nil)
+	}, nil, tr)
 	if err != nil {
-		return 0, err
+		return 0, tr.Fail(err)
 	}
 	n, ok := res.Docs[0].Lookup("n").AsInt64OK()
 	if !ok {
-		return 0, errors.New("odm: malformed cached count")
+		return 0, tr.Fail(errors.New("odm: malformed cached count"))
 	}
 	return n, nil
+}
+
+// readTrace is a traced cached read (nil when the cache has no tracer).
+type readTrace = cachecore.ReadTrace
+
+// traceRead begins tracing a cached read of k when rc has a tracer, and
+// returns its record, the context to run it in, and the function that
+// ends it; a nil record otherwise (and ctx as it is). Only a nil check
+// when there is no tracer: the hit path allocates nothing more.
+func traceRead(ctx context.Context, rc *cachecore.Cache, k *cachecore.Key) (*readTrace, context.Context, func(context.Context, *readTrace)) {
+	t := rc.Tracer()
+	if t == nil {
+		return nil, ctx, nil
+	}
+	op := k.Op
+	if op == "" {
+		op = "find"
+	}
+	tr := &readTrace{DB: k.Database, Coll: k.Collection, Op: op}
+	return tr, t.ReadStart(ctx, tr), t.ReadEnd
 }
 
 // fetchAll serves key from rc, loading it on a miss from the cursor open
@@ -108,7 +132,11 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 	if err != nil {
 		return nil, err
 	}
-	res, err := rc.Fetch(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) {
+	tr, ctx, end := traceRead(ctx, rc, &k)
+	if tr != nil {
+		defer func() { end(ctx, tr) }()
+	}
+	res, err := rc.FetchTraced(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) {
 		cur, err := open(ctx)
 		if err != nil {
 			return nil, err
@@ -121,19 +149,24 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 			docs = append(docs, cur.Current)
 		}
 		return docs, cur.Err()
-	}, r.memo)
+	}, r.memo, tr)
 	if err != nil {
-		return nil, err
+		return nil, tr.Fail(err)
 	}
 	if len(res.Docs) == 0 {
 		return nil, nil // as an uncached read returns no documents
+	}
+	if tr != nil {
+		start := time.Now()
+		defer func() { tr.Decode = time.Since(start) }() // runs before end: defers run last in, first out
 	}
 	if r.memo != nil {
 		if m, ok := res.Memo(r.memo.Key); ok {
 			return slices.Clone(m.([]R)), nil
 		}
 	}
-	return r.decodeAll(res.Docs)
+	vals, err := r.decodeAll(res.Docs)
+	return vals, tr.Fail(err)
 }
 
 // cachedReader turns cached raw results into values of R; one per type,

@@ -42,6 +42,7 @@ func (c *Collection[T]) doPre(ctx context.Context, ch *cachecore.Change, call fu
 		wctx, seen = cachecore.Probe(wctx) // a transaction's writes cannot be unacknowledged
 	}
 	ch.DB, ch.Coll, ch.Writers = c.db, c.name, c.writers // shared, never written
+	ch.Ctx = ctx                                         // a tracer's
 	if pre != nil {
 		ch.Hold = true
 	}

@@ -11,43 +11,61 @@ import "go.mongodb.org/mongo-driver/v2/bson"
 // Apply applies one write's change to this cache and publishes it to the
 // other processes.
 func (c *Cache) Apply(ch Change) {
-	c.apply(ch)
-	if c.source != nil {
-		c.publish(&ch)
+	var t *tally
+	if c.tracer != nil {
+		t = &tally{}
 	}
+	c.apply(ch, t)
+	described := false
+	if c.source != nil {
+		described = c.publish(&ch)
+	}
+	c.traceWrite(&ch, t, false, described)
 }
 
 // publish tells the source of a change applied here: with its descriptor
 // when the source carries them and the change can be described within
 // MaxDescriptor, by its namespace otherwise.
-func (c *Cache) publish(ch *Change) {
+func (c *Cache) publish(ch *Change) (described bool) {
 	if c.describer != nil {
 		if desc, ok := AppendDescriptor(nil, ch, MaxDescriptor); ok {
 			c.described.Add(1)
 			c.describer.PublishDescribed(ch.DB, ch.Coll, desc)
-			return
+			return true
 		}
 		c.undescribed.Add(1)
 	}
 	c.source.Publish(ch.DB, ch.Coll)
+	return false
 }
 
-func (c *Cache) apply(ch Change) {
+// apply applies ch, counting what it did in t (nil: not traced).
+func (c *Cache) apply(ch Change, t *tally) {
 	switch {
 	case ch.Unknown:
 		c.unsettled(ch.DB, ch.Coll, ch.Deadline)
 	case ch.Coll == "":
 		c.invalidateAll()
 	case ch.Wide || ch.Drop || len(ch.Stmts) == 0 || c.wideOnly:
-		c.invalidateWide(c.space(ch.DB, ch.Coll), ch.Drop)
+		c.invalidateWide(c.space(ch.DB, ch.Coll), ch.Drop, t)
 	default:
-		c.applyStmts(c.space(ch.DB, ch.Coll), &ch)
+		c.applyStmts(c.space(ch.DB, ch.Coll), &ch, t)
 	}
+}
+
+// applyRemote applies another process's change, from the Source.
+func (c *Cache) applyRemote(ch Change) {
+	var t *tally
+	if c.tracer != nil {
+		t = &tally{}
+	}
+	c.apply(ch, t)
+	c.traceWrite(&ch, t, true, false)
 }
 
 // applyStmts invalidates the entries each statement may affect, and keeps
 // the change for the loads in flight.
-func (c *Cache) applyStmts(sp *space, ch *Change) {
+func (c *Cache) applyStmts(sp *space, ch *Change, t *tally) {
 	var stale []string
 	// This cache's own images, set on its own copy of the statements (the
 	// first cache's copy is the writer's; each other cache's is a clone,
@@ -84,7 +102,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change) {
 		}
 		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
 	}
-	stale = c.decideAll(sp, ch.Stmts)
+	stale = c.decideAll(sp, ch.Stmts, t)
 	sp.mu.Unlock()
 	c.invalidations.Add(1)
 	c.ristretto(func() {
@@ -126,7 +144,7 @@ func distrustUpserts(stmts []Stmt, simple bool) {
 // decideAll invalidates the entries each statement may change (under mu),
 // and returns their keys, for the caller to delete from ristretto once it
 // has let mu go.
-func (c *Cache) decideAll(sp *space, stmts []Stmt) (stale []string) {
+func (c *Cache) decideAll(sp *space, stmts []Stmt, t *tally) (stale []string) {
 	for i := range stmts {
 		s := &stmts[i]
 		if s.NoChange {
@@ -134,7 +152,9 @@ func (c *Cache) decideAll(sp *space, stmts []Stmt) (stale []string) {
 		}
 		sp.stamp++
 		sp.candidates(s, func(d *dep) {
-			if r := decide(s, d); r != keep {
+			r := decide(s, d)
+			t.add(r)
+			if r != keep {
 				c.count(r)
 				d.invalid.Store(true)
 				sp.unregister(d)
@@ -186,7 +206,7 @@ func (c *Cache) Invalidate(db, coll string) { c.Apply(Change{DB: db, Coll: coll,
 // invalidateWide invalidates every entry of a collection: one atomic add
 // that every hit compares, and fresh indexes. drop: the collection itself
 // may have changed, and its shape is asked again.
-func (c *Cache) invalidateWide(sp *space, drop bool) {
+func (c *Cache) invalidateWide(sp *space, drop bool, t *tally) {
 	sp.mu.Lock()
 	sp.seq.Add(1)
 	sp.forgetImages()
@@ -196,6 +216,9 @@ func (c *Cache) invalidateWide(sp *space, drop bool) {
 	}
 	sp.wide.Add(1)
 	c.byWide.Add(uint64(len(sp.deps)))
+	if t != nil {
+		t.byWide += len(sp.deps)
+	}
 	sp.reset()
 	if sp.inflight > 0 {
 		sp.keep(applied{seq: sp.seq.Load()})

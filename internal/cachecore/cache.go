@@ -19,6 +19,7 @@ type Config struct {
 	DefaultTTL, SettleMargin time.Duration
 	Source                   Source
 	CollectionWideOnly       bool
+	Tracer                   Tracer
 }
 
 // DefaultSettleMargin is the Config.SettleMargin default.
@@ -95,6 +96,10 @@ type Cache struct {
 	stop                                     context.CancelFunc
 	stopped                                  chan struct{}
 	remote, remotePrecise, resyncs, bypassed atomic.Uint64
+	lostAt                                   atomic.Int64 // unix nanoseconds of the last Lost (0: none since Synced)
+
+	tracer    Tracer
+	wideLoads [NumWide]atomic.Uint64 // loads analysed under the collection-wide rule, by why
 }
 
 // entry is one cached result: the documents as raw BSON in one buffer that
@@ -112,6 +117,7 @@ type entry struct {
 type Result struct {
 	// Docs are the result's documents, in order, in one immutable buffer.
 	Docs     []bson.Raw
+	bytes    int // of Docs
 	memoKey  any
 	memo     any
 	memoCost int64
@@ -152,7 +158,8 @@ func New(cfg Config) (*Cache, error) {
 		cfg.DefaultTTL = time.Minute
 	}
 	c := &Cache{defaultTTL: cfg.DefaultTTL, flights: map[string]*flight{},
-		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, wideOnly: cfg.CollectionWideOnly}
+		settleMargin: cfg.SettleMargin, timers: map[string]*time.Timer{}, wideOnly: cfg.CollectionWideOnly,
+		tracer: cfg.Tracer}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
 		NumCounters: cfg.NumCounters,
 		MaxCost:     cfg.MaxCost,
@@ -218,7 +225,7 @@ func (s sink) Invalidate(db, coll string) {
 	s.c.remote.Add(1)
 	// Which write, the source does not say: the collection may have been
 	// dropped and made again, so its shape is asked again too.
-	s.c.apply(Change{DB: db, Coll: coll, Drop: true})
+	s.c.applyRemote(Change{DB: db, Coll: coll, Drop: true})
 }
 
 func (s sink) Described(db, coll string, desc []byte) {
@@ -230,7 +237,7 @@ func (s sink) Described(db, coll string, desc []byte) {
 	}
 	s.c.remote.Add(1)
 	s.c.remotePrecise.Add(1)
-	s.c.apply(ch) // no Writers: judged by what it carries, never by this cache's images
+	s.c.applyRemote(ch) // no Writers: judged by what it carries, never by this cache's images
 }
 
 func (s sink) ChangeEvent(ev bson.Raw) {
@@ -241,7 +248,7 @@ func (s sink) ChangeEvent(ev bson.Raw) {
 	case ok:
 		s.c.remote.Add(1)
 		s.c.remotePrecise.Add(1)
-		s.c.apply(ch)
+		s.c.applyRemote(ch)
 	case ch.DB != "" && ch.Coll != "":
 		s.Invalidate(ch.DB, ch.Coll)
 	default: // which collection, the event does not say
@@ -252,11 +259,24 @@ func (s sink) ChangeEvent(ev bson.Raw) {
 
 var errUnreadableEvent = errors.New("cache: a change event without a namespace")
 
-func (s sink) Lost(error) {
+func (s sink) Lost(reason error) {
 	// Stop storing first, so nothing loaded before the flush is kept.
 	s.c.synced.Store(false)
 	s.c.resyncs.Add(1)
 	s.c.InvalidateAll()
+	s.c.lostAt.CompareAndSwap(0, time.Now().UnixNano())
+	if s.c.tracer != nil {
+		s.c.tracer.Source(context.Background(), &SourceTrace{Kind: SourceLost, Err: reason})
+	}
 }
 
-func (s sink) Synced() { s.c.synced.Store(true) }
+func (s sink) Synced() {
+	s.c.synced.Store(true)
+	var down time.Duration
+	if at := s.c.lostAt.Swap(0); at != 0 {
+		down = time.Duration(time.Now().UnixNano() - at)
+	}
+	if s.c.tracer != nil {
+		s.c.tracer.Source(context.Background(), &SourceTrace{Kind: SourceSynced, Down: down})
+	}
+}

@@ -1,6 +1,7 @@
 package cachecore
 
 import (
+	"context"
 	"encoding/binary"
 	"math"
 	"time"
@@ -48,6 +49,11 @@ type Change struct {
 	// flight still held at its end, by statement index: each cache's
 	// rules read its own only.
 	images map[*Cache][]bson.Raw
+
+	// Ctx is the writer's context (nil: none), given to a tracer's Write;
+	// flight, the write's flight, whose Begin a trace counts in.
+	Ctx    context.Context
+	flight *Flight
 }
 
 // Op is what a statement does.

@@ -62,6 +62,8 @@ type dep struct {
 	also    []alsoDep
 
 	indexed uint64 // the space's index generation it was registered in (0: not registered)
+
+	why Wide // why it is under the collection-wide rule (filter nil), for Stats and traces
 }
 
 // alsoDep is another collection an entry reads ($lookup, $unionWith, …):
@@ -89,23 +91,42 @@ func (d *dep) valid(c *Cache) bool {
 func (d *dep) analyse(q Key, docs []bson.Raw, wideOnly bool) {
 	d.docs = docs
 	d.opts = match.Options{SimpleStrings: q.Simple}
-	if wideOnly || len(q.Also) > 0 || q.Hint != nil || q.Skip != 0 {
-		return
+	d.why = d.wideWhy(q, wideOnly)
+	if d.why == WideNone && d.filter == nil {
+		d.why = WideFilter
+	}
+}
+
+// wideWhy analyses the query, and returns why the rules cannot read it
+// (WideNone when they can).
+func (d *dep) wideWhy(q Key, wideOnly bool) Wide {
+	switch {
+	case wideOnly:
+		return WideOption
+	case len(q.Also) > 0:
+		return WideJoins
+	case q.Hint != nil:
+		return WideHint
+	case q.Skip != 0:
+		return WideSkip
 	}
 	switch q.Op {
 	case "":
 		d.kind = kindFind
-		d.analyseFind(q)
+		return d.analyseFind(q)
 	case "count":
 		d.kind = kindCount
 		if q.Limit != 0 {
-			return
+			return WideLimit
 		}
 		d.setFilter(q, q.sent())
 	case "aggregate":
 		d.kind = kindAgg
-		d.analyseAggregate(q)
+		if !d.analyseAggregate(q) {
+			return WidePipeline
+		}
 	}
+	return WideNone
 }
 
 func (d *dep) setFilter(q Key, filter any) {
@@ -125,35 +146,35 @@ func (d *dep) setFilter(q Key, filter any) {
 
 var emptyDoc = bson.Raw{5, 0, 0, 0, 0}
 
-func (d *dep) analyseFind(q Key) {
+func (d *dep) analyseFind(q Key) Wide {
 	var projRaw bson.Raw
 	if q.Projection != nil {
 		var err error
 		if projRaw, err = q.encode(q.Projection); err != nil {
-			return
+			return WideFilter
 		}
 	}
 	d.proj = match.CompileProjection(projRaw)
 	if q.Sort != nil {
 		raw, err := q.encode(q.Sort)
 		if err != nil {
-			return
+			return WideFilter
 		}
 		s, ok := match.CompileSort(raw)
 		if !ok {
-			return
+			return WideFilter
 		}
 		d.sort = s
 	}
 	switch {
 	case q.Limit < 0:
-		return // a single batch: the server may cut it shorter than the limit
+		return WideBatch // a single batch: the server may cut it shorter than the limit
 	case q.Limit > 0 && int64(len(d.docs)) >= q.Limit && !d.idsWithin(q):
 		// Full: which documents the limit keeps is the sort's, when the
 		// sort is total; otherwise the server's choice. (A result shorter
 		// than its limit holds every matching document: as unlimited.)
 		if !d.sort.Total() {
-			return
+			return WideSort
 		}
 		d.full = true
 		d.spaths = d.sort.Paths()
@@ -161,7 +182,7 @@ func (d *dep) analyseFind(q Key) {
 	}
 	d.setFilter(q, q.sent())
 	if d.filter == nil {
-		return
+		return WideFilter
 	}
 	if d.proj.Keeps("_id") {
 		d.ids = make(map[idKey]struct{}, len(d.docs))
@@ -186,6 +207,7 @@ func (d *dep) analyseFind(q Key) {
 		}
 		d.scalars[f] = scalar
 	}
+	return WideNone
 }
 
 // idsWithin reports whether q's filter confines it to at most q.Limit _ids
@@ -199,23 +221,26 @@ func (d *dep) idsWithin(q Key) bool {
 	return ok && int64(len(ids)) <= q.Limit
 }
 
-func (d *dep) analyseAggregate(q Key) {
+// analyseAggregate reports whether the pipeline is in the forms the rules
+// read.
+func (d *dep) analyseAggregate(q Key) bool {
 	// The pipeline encoded as a value of a document, so that the
 	// collection's codecs encode what it holds as the driver does.
 	doc, err := q.encode(bson.D{{Key: "p", Value: q.sent()}})
 	if err != nil {
-		return
+		return false
 	}
 	arr, ok := doc.Lookup("p").ArrayOK()
 	if !ok {
-		return
+		return false
 	}
 	a, ok := pipeline.Analyse(arr)
 	if !ok {
-		return
+		return false
 	}
 	d.setFilter(q, a.Match)
 	d.outPaths, d.outAll = a.Reads, a.All
+	return true
 }
 
 // hasID reports whether the result holds the document with that _id;

@@ -24,6 +24,13 @@ type LoadFunc func(ctx context.Context) ([]bson.Raw, error)
 // between. A write applied while the load is in flight is decided against
 // the loaded result before it is stored (see beginLoad and commit).
 func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+	return c.FetchTraced(ctx, q, ttl, load, memo, nil)
+}
+
+// FetchTraced is Fetch, recording in tr (when not nil) what the read did:
+// its outcome, why it was bypassed or not stored, why its result is under
+// the collection-wide rule, and its documents and bytes.
+func (c *Cache) FetchTraced(ctx context.Context, q Key, ttl time.Duration, load LoadFunc, memo *Memo, tr *ReadTrace) (*Result, error) {
 	if ttl <= 0 {
 		ttl = c.defaultTTL
 	}
@@ -37,30 +44,50 @@ func (c *Cache) Fetch(ctx context.Context, q Key, ttl time.Duration, load LoadFu
 		// nor store (see unsettled).
 		c.misses.Add(1)
 		c.bypassed.Add(1)
-		return c.build(ctx, key, load, memo)
+		return c.bypass(ctx, key, load, memo, tr, WhyUnsettled)
 	}
 	if e, ok := c.rc.Get(key); ok && e.key == key && e.dep.valid(c) {
 		c.hits.Add(1)
+		if tr != nil {
+			tr.Outcome, tr.Wide = OutcomeHit, e.dep.why
+			tr.Docs, tr.Bytes = len(e.res.Docs), e.res.bytes
+		}
 		return e.res, nil
 	}
 	c.misses.Add(1)
 	if c.source != nil && !c.synced.Load() {
 		// Writes by other processes might go unseen: do not cache.
 		c.bypassed.Add(1)
-		return c.build(ctx, key, load, memo)
+		return c.bypass(ctx, key, load, memo, tr, WhyNotSynced)
 	}
 	sh, err := c.shapeOf(ctx, sp, q)
 	if err != nil {
 		// What the collection is (a view of what?) is not known: the
 		// rules cannot say which writes change the result.
 		c.bypassed.Add(1)
-		return c.build(ctx, key, load, memo)
+		return c.bypass(ctx, key, load, memo, tr, WhyShape)
 	}
 	if sh.View {
 		q.Also = append(slices.Clip(q.Also), sh.Reads...)
 	}
 	q.Simple = q.Simple && sh.Simple && !sh.View
-	return c.loadShared(ctx, q, sp, key, ttl, load, memo)
+	return c.loadShared(ctx, q, sp, key, ttl, load, memo, tr)
+}
+
+// bypass serves a read from the server, storing nothing.
+func (c *Cache) bypass(ctx context.Context, key string, load LoadFunc, memo *Memo, tr *ReadTrace, why Why) (*Result, error) {
+	res, err := c.build(ctx, key, load, memo)
+	if tr != nil {
+		tr.Outcome, tr.Why = OutcomeBypassed, why
+		tr.setResult(res)
+	}
+	return res, err
+}
+
+func (tr *ReadTrace) setResult(res *Result) {
+	if res != nil {
+		tr.Docs, tr.Bytes = len(res.Docs), res.bytes
+	}
 }
 
 // shapeOf returns what q's collection is: asked with q.Shape once, and
@@ -110,9 +137,12 @@ type flight struct {
 	// only while dep, its entry's, is still valid.
 	ok  bool
 	dep *dep
+	// ctx is the leader's context, when the cache has a tracer: a joined
+	// read's trace links to it.
+	ctx context.Context
 }
 
-func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (*Result, error) {
+func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo, tr *ReadTrace) (*Result, error) {
 	joined := false
 	for {
 		c.mu.Lock()
@@ -139,13 +169,23 @@ func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, tt
 				joined = true
 				continue
 			}
+			if tr != nil {
+				tr.Outcome, tr.Leader = OutcomeJoined, f.ctx
+				tr.setResult(f.res)
+				if f.dep != nil {
+					tr.Wide = f.dep.why
+				}
+			}
 			return f.res, f.err
 		}
 		f := &flight{done: make(chan struct{})}
+		if tr != nil {
+			f.ctx = ctx
+		}
 		c.flights[key] = f
 		c.mu.Unlock()
 
-		f.res, f.dep, f.ok, f.err = c.loadStore(ctx, q, sp, key, ttl, load, memo)
+		f.res, f.dep, f.ok, f.err = c.loadStore(ctx, q, sp, key, ttl, load, memo, tr)
 		if c.afterLoad != nil {
 			c.afterLoad()
 		}
@@ -163,12 +203,20 @@ func isContextErr(err error) bool {
 
 // loadStore runs load between beginLoad and commit, and stores the result when
 // commit accepts it; ok reports whether it was stored, valid.
-func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo) (res *Result, d *dep, ok bool, err error) {
+func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl time.Duration, load LoadFunc, memo *Memo, tr *ReadTrace) (res *Result, d *dep, ok bool, err error) {
+	why := WhyNone
+	if tr != nil {
+		defer func() {
+			tr.Outcome, tr.Why, tr.Stored, tr.Wide = OutcomeMiss, why, ok, d.why
+			tr.setResult(res)
+		}()
+	}
 	d = c.beginLoad(q, sp, key)
 	lctx, ld := loading(ctx, q.Client)
 	res, err = c.build(lctx, key, load, memo)
 	if err != nil {
 		c.abandon(d)
+		why = WhyError
 		return nil, d, false, err
 	}
 	if !ld.observed.Load() {
@@ -177,6 +225,7 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		// read may be stored (see bus.go).
 		c.abandon(d)
 		c.unobserved.Add(1)
+		why = WhyUnobserved
 		return res, d, false, nil
 	}
 	if ld.lagging.Load() {
@@ -184,11 +233,16 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		// this process's last write: returned, never stored.
 		c.abandon(d)
 		c.lagging.Add(1)
+		why = WhyLagging
 		return res, d, false, nil
 	}
 	d.analyse(q, res.Docs, c.wideOnly)
+	if d.why != WideNone {
+		c.wideLoads[d.why].Add(1)
+	}
 	if !c.commit(d) {
 		c.discarded.Add(1)
+		why = WhyDiscarded
 		return res, d, false, nil
 	}
 	cost := int64(len(key) + 64)
@@ -213,9 +267,13 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		sp.mu.Lock()
 		sp.unregister(d)
 		sp.mu.Unlock()
+		why = WhyRejected
 		return res, d, false, nil
 	}
-	return res, d, d.valid(c), nil
+	if ok = d.valid(c); !ok {
+		why = WhyDiscarded
+	}
+	return res, d, ok, nil
 }
 
 // ristretto runs f, which sets, deletes or waits in ristretto, unless the
@@ -352,7 +410,7 @@ func (c *Cache) build(ctx context.Context, key string, load LoadFunc, memo *Memo
 		buf = append(buf, d...)
 		own[i] = bson.Raw(buf[start:len(buf):len(buf)])
 	}
-	res := &Result{Docs: own}
+	res := &Result{Docs: own, bytes: size}
 	if memo != nil {
 		v, mcost, err := memo.Build(own)
 		if err != nil {

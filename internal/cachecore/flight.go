@@ -43,6 +43,8 @@ type flying struct {
 	// it might change (under mu).
 	hold bool
 	held []*dep
+	// t counts what Begin did, when the cache has a tracer.
+	t *tally
 }
 
 // writing reports whether a write is in flight in the collection.
@@ -110,6 +112,7 @@ func (f *Flight) End(ch Change) {
 	if !ch.Unknown {
 		ch.images = f.images()
 	}
+	ch.flight = f
 	Apply(ch)
 	f.land()
 }
@@ -144,6 +147,9 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	sp := c.space(ch.DB, ch.Coll)
 	w := &flying{stmts: ch.Stmts, wide: ch.Wide || ch.Drop || ch.Unknown || len(ch.Stmts) == 0 || c.wideOnly}
 	w.hold = ch.Hold && len(w.stmts) == 1 && !w.wide
+	if c.tracer != nil {
+		w.t = &tally{}
+	}
 	sp.mu.Lock()
 	sp.derive(w.stmts) // this cache's copy: what the rules read from it, once
 	sp.forgetImages()  // what another write in flight read may change now
@@ -167,15 +173,18 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 	switch {
 	case w.wide:
 		c.byWide.Add(uint64(len(sp.deps)))
+		if w.t != nil {
+			w.t.byWide += len(sp.deps)
+		}
 		for d := range sp.deps {
 			d.invalid.Store(true)
 			stale = append(stale, d.key)
 		}
 		sp.reset()
 	case w.hold:
-		stale, w.held = c.decideHolding(sp, &w.stmts[0])
+		stale, w.held = c.decideHolding(sp, &w.stmts[0], w.t)
 	default:
-		stale = c.decideAll(sp, w.stmts)
+		stale = c.decideAll(sp, w.stmts, w.t)
 	}
 	part := flightPart{c: c, sp: sp, w: w}
 	if len(w.held) > 0 {
@@ -196,7 +205,7 @@ func (c *Cache) beginWrite(ch Change) (flightPart, bool) {
 // decides it with them. An entry whose documents the statement selects
 // by _id, or that is outside the rules, is invalidated now: no pre-image
 // can keep it.
-func (c *Cache) decideHolding(sp *space, s *Stmt) (stale []string, held []*dep) {
+func (c *Cache) decideHolding(sp *space, s *Stmt, t *tally) (stale []string, held []*dep) {
 	if s.NoChange {
 		return nil, nil
 	}
@@ -205,11 +214,16 @@ func (c *Cache) decideHolding(sp *space, s *Stmt) (stale []string, held []*dep) 
 		switch r := decide(s, d); {
 		case r == keep:
 			c.kept.Add(1)
+			t.add(r)
 		case r != ruleID && d.filter != nil:
 			d.held.Add(1)
 			held = append(held, d)
 			c.held.Add(1)
+			if t != nil {
+				t.held++
+			}
 		default:
+			t.add(r)
 			c.count(r)
 			d.invalid.Store(true)
 			sp.unregister(d)

@@ -165,7 +165,7 @@ func (o *oracle) check(coll string, s Stmt, apply bool) {
 		o.report(coll, sp.simple.Load(), misses, orig)
 	}
 	if apply {
-		o.c.decideAll(sp, []Stmt{s})
+		o.c.decideAll(sp, []Stmt{s}, nil)
 	}
 }
 

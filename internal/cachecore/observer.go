@@ -33,13 +33,13 @@ func Observer(next *event.CommandMonitor) *event.CommandMonitor {
 			}
 		},
 		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
-			o.finished(&e.CommandFinishedEvent, e.Reply, nil)
+			o.finished(ctx, &e.CommandFinishedEvent, e.Reply, nil)
 			if next != nil && next.Succeeded != nil {
 				next.Succeeded(ctx, e)
 			}
 		},
 		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
-			o.finished(&e.CommandFinishedEvent, nil, e.Failure)
+			o.finished(ctx, &e.CommandFinishedEvent, nil, e.Failure)
 			if next != nil && next.Failed != nil {
 				next.Failed(ctx, e)
 			}
@@ -212,7 +212,7 @@ func (o *observer) started(ctx context.Context, e *event.CommandStartedEvent) {
 	o.mu.Unlock()
 }
 
-func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failure error) {
+func (o *observer) finished(ctx context.Context, e *event.CommandFinishedEvent, reply bson.Raw, failure error) {
 	if _, ok := writeCommands[e.CommandName]; !ok {
 		return
 	}
@@ -237,7 +237,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 				// Even an answered commit error can hide a commit (the
 				// UnknownTransactionCommitResult label): unknown.
 				o.mu.Unlock()
-				o.apply(w, true, nil)
+				o.apply(ctx, w, true, nil)
 				return
 			}
 		case "abortTransaction":
@@ -262,7 +262,7 @@ func (o *observer) finished(e *event.CommandFinishedEvent, reply bson.Raw, failu
 	if !unknown {
 		images = w.flight.images()
 	}
-	o.apply(w, unknown, images)
+	o.apply(ctx, w, unknown, images)
 }
 
 // returnsPreImage reports whether a write command's reply returns the
@@ -287,12 +287,12 @@ func returnsPreImage(name string, cmd bson.Raw) bool {
 // apply reports w's change to every live cache: unsettled until its
 // deadline when its outcome is unknown, by statement when the rules can
 // read them, collection-wide otherwise.
-func (o *observer) apply(w pendingWrite, unknown bool, images map[*Cache][]bson.Raw) {
+func (o *observer) apply(ctx context.Context, w pendingWrite, unknown bool, images map[*Cache][]bson.Raw) {
 	shared := false
 	onBus(func(c *Cache) {
 		for _, ns := range w.ns {
 			db, coll, _ := strings.Cut(ns, ".")
-			ch := Change{DB: db, Coll: coll, Unknown: unknown, Deadline: w.deadline}
+			ch := Change{DB: db, Coll: coll, Unknown: unknown, Deadline: w.deadline, Ctx: ctx, flight: w.flight}
 			if len(w.ns) == 1 {
 				ch.Stmts, ch.images = w.stmts, images
 			}

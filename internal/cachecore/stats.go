@@ -12,6 +12,7 @@ type Stats struct {
 	Described, Undescribed                                                  uint64
 	Unsettled, UnsettledNoDeadline, Lagging, Unobserved, Rejected           uint64
 	Held, Released, PreImages                                               uint64
+	WideLoads                                                               [NumWide]uint64
 }
 
 // HitRatio returns Hits/(Hits+Misses), or 0 before any lookup.
@@ -24,7 +25,7 @@ func (s Stats) HitRatio() float64 {
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Loads: c.loads.Load(),
 		Applied: c.invalidations.Load(), Evictions: c.evictions.Load(),
 		UsedBytes: c.Used(), MaxBytes: c.MaxCost(),
@@ -38,6 +39,10 @@ func (c *Cache) Stats() Stats {
 		Rejected:   c.rejected.Load(),
 		Held:       c.held.Load(), Released: c.released.Load(), PreImages: c.preImages.Load(),
 	}
+	for i := range s.WideLoads {
+		s.WideLoads[i] = c.wideLoads[i].Load()
+	}
+	return s
 }
 
 // MaxCost returns the byte budget of the cache.

@@ -47,7 +47,7 @@ func (c *Cache) unsettled(db, coll string, deadline time.Time) {
 	// invalidation sees the window too.
 	raise(&sp.settle, until)
 	c.unsettledWrites.Add(1)
-	c.invalidateWide(sp, false)
+	c.invalidateWide(sp, false, nil)
 	c.settleLater(sp)
 }
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package odm_test
+
+const raceDetector = false
