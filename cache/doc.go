@@ -139,4 +139,14 @@
 // again, so a read that starts after a write never takes the result of a
 // load that started before it. A waiter whose own context is done returns at
 // once; a waiter whose leader was cancelled retries with its own context.
+//
+// # Tracing
+//
+// Config.Tracer sees every cached read (its outcome: hit, miss, joined,
+// bypassed; why it was not cached, or runs under the collection-wide rule;
+// documents, bytes, decode time), and, if it implements WriteTracer and
+// SourceTracer, every write applied with what it invalidated by rule, and
+// the Source's state. LogTracer writes them to a log/slog logger; the
+// module github.com/databridge-go/databridge/otel makes OpenTelemetry
+// spans and metrics of them. Stats counts the same, without names.
 package cache

@@ -81,9 +81,9 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 	k.Sort, k.Projection = nil, nil
 	pinned := pinLater(f, reg, bo)
 	k.Sent = pinned // the bytes the rules read are the bytes sent
-	tr, ctx, end := traceRead(ctx, c.cache, &k)
+	tr, ctx, t := traceRead(ctx, c.cache, &k)
 	if tr != nil {
-		defer func() { end(ctx, tr) }()
+		defer func() { t.ReadEnd(ctx, tr) }()
 	}
 	res, err := c.cache.FetchTraced(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
 		n, err := c.coll.CountDocuments(ctx, sending(f, pinned), o)
@@ -107,10 +107,10 @@ func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config,
 type readTrace = cachecore.ReadTrace
 
 // traceRead begins tracing a cached read of k when rc has a tracer, and
-// returns its record, the context to run it in, and the function that
-// ends it; a nil record otherwise (and ctx as it is). Only a nil check
-// when there is no tracer: the hit path allocates nothing more.
-func traceRead(ctx context.Context, rc *cachecore.Cache, k *cachecore.Key) (*readTrace, context.Context, func(context.Context, *readTrace)) {
+// returns its record, the context to run it in, and the tracer, whose
+// ReadEnd ends it; a nil record otherwise (and ctx as it is). Only a nil
+// check when there is no tracer: the hit path allocates nothing more.
+func traceRead(ctx context.Context, rc *cachecore.Cache, k *cachecore.Key) (*readTrace, context.Context, cachecore.Tracer) {
 	t := rc.Tracer()
 	if t == nil {
 		return nil, ctx, nil
@@ -120,7 +120,7 @@ func traceRead(ctx context.Context, rc *cachecore.Cache, k *cachecore.Key) (*rea
 		op = "find"
 	}
 	tr := &readTrace{DB: k.Database, Coll: k.Collection, Op: op}
-	return tr, t.ReadStart(ctx, tr), t.ReadEnd
+	return tr, t.ReadStart(ctx, tr), t
 }
 
 // fetchAll serves key from rc, loading it on a miss from the cursor open
@@ -132,9 +132,9 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 	if err != nil {
 		return nil, err
 	}
-	tr, ctx, end := traceRead(ctx, rc, &k)
+	tr, ctx, t := traceRead(ctx, rc, &k)
 	if tr != nil {
-		defer func() { end(ctx, tr) }()
+		defer func() { t.ReadEnd(ctx, tr) }()
 	}
 	res, err := rc.FetchTraced(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) {
 		cur, err := open(ctx)

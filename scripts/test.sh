@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The one test command (make test): on a fresh clone it downloads modules,
 # starts the embedded dev server on a free port unless MONGODB_URI is set,
-# checks gofmt and go mod tidy, and runs go vet and go test -race for both
-# modules against that server, ending with a summary: tests passed, skipped
-# and failed per package, and each skipped test with its reason. The server
-# is stopped on exit, also on failure.
+# checks gofmt and go mod tidy, and runs go vet and go test -race for the
+# three modules (the library, bench, otel) against that server, ending
+# with a summary: tests passed, skipped and failed per package, and each
+# skipped test with its reason. The server is stopped on exit, also on
+# failure.
 #
 # `scripts/test.sh soak` (make soak) runs the long load tests instead: the
 # cache under 64 goroutines for $SOAK (default 10m), the stale-read checker
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-modules=(. bench)
+modules=(. bench otel)
 mode=${1:-test}
 
 # Each step prints the time since the start, so a slow step shows.
@@ -78,13 +79,17 @@ go build -o "$tmp/testsum" ./internal/testsum
 # The bench packages that embed the dev server (cmd/compare: FerretDB and
 # its SQLite) run without -race: race-compiling SQLite took minutes on a
 # 2-core machine, and those tests run the prebuilt server binary anyway.
-# Every other package of both modules runs under -race.
+# Every other package of the three modules runs under -race; the
+# allocation tests run once more without it (its instrumentation allocates).
 embeds=github.com/databridge-go/databridge/bench/cmd/compare
 {
 	(go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...) || echo "." >>"$tmp/status"
 	(cd bench && go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} $(go list ./... | grep -vx "$embeds")) || echo "bench" >>"$tmp/status"
 	(cd bench && go test -json -count=1 -timeout 15m ${GOTESTFLAGS:-} "$embeds") || echo "bench (no -race)" >>"$tmp/status"
+	(cd otel && go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...) || echo "otel" >>"$tmp/status"
 } | "$tmp/testsum"
+step "allocation tests, without -race (whose instrumentation allocates too)"
+go test -count=1 -run 'Allocations$' ./odm || echo "allocations" >>"$tmp/status"
 step "done"
 if [ -s "$tmp/status" ]; then
 	echo "go test failed in: $(tr '\n' ' ' <"$tmp/status")" >&2
