@@ -75,12 +75,18 @@ func (t *LogTracer) TraceWrite(ctx context.Context, w WriteApplied) {
 }
 
 // TraceSource implements SourceTracer: a warn record when the Source lost
-// its place, an info record when it follows again.
+// its place, an info record when it follows again, a debug record for
+// each event delivered with its lag.
 func (t *LogTracer) TraceSource(ctx context.Context, e SourceEvent) {
-	if e.Synced {
+	switch e.Kind {
+	case SourceSynced:
 		t.l.LogAttrs(ctx, slog.LevelInfo, "databridge: cache source following", slog.Duration("down", e.Down))
-		return
+	case SourceLost:
+		t.l.LogAttrs(ctx, slog.LevelWarn, "databridge: cache source lost its place: cache flushed, nothing cached until it follows again",
+			slog.Any("error", e.Err))
+	case SourceDelivered:
+		if t.l.Enabled(ctx, slog.LevelDebug) {
+			t.l.LogAttrs(ctx, slog.LevelDebug, "databridge: event delivered", slog.Duration("lag", e.Lag))
+		}
 	}
-	t.l.LogAttrs(ctx, slog.LevelWarn, "databridge: cache source lost its place: cache flushed, nothing cached until it follows again",
-		slog.Any("error", e.Err))
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -42,6 +43,16 @@ type DescribingSource interface {
 // (an InsertMany of a few hundred small documents) is published with
 // Publish, and counted in Stats.Undescribed.
 const MaxDescriptorSize = cachecore.MaxDescriptor
+
+// DelaySink is implemented by the Sink a Cache hands its Source: a Source
+// whose events say when their writes were published (coherence.Log's do)
+// reports, for each event it delivers, how long it took to arrive, by the
+// publisher's clock and this process's (clock skew between hosts adds to
+// it). The cache passes it to its SourceTracer (SourceEvent.Lag).
+type DelaySink interface {
+	Sink
+	Delayed(d time.Duration)
+}
 
 // Sink is the Cache as its Source sees it.
 type Sink interface {

@@ -40,7 +40,8 @@ type WriteTracer interface {
 
 // SourceTracer is a Tracer that sees the Source stop following the other
 // processes' writes (the cache then invalidates everything and stores
-// nothing) and follow again.
+// nothing), follow again, and, for a Source that knows (coherence.Log),
+// how long each event took to arrive. It runs on the Source's goroutine.
 type SourceTracer interface {
 	TraceSource(ctx context.Context, e SourceEvent)
 }
@@ -113,16 +114,30 @@ func (w WriteApplied) Invalidated() int {
 	return w.InvalidatedByID + w.InvalidatedByMatch + w.InvalidatedByPath + w.InvalidatedWide
 }
 
-// SourceEvent is a change in the Source's state.
+// SourceEvent is what the Source did.
 type SourceEvent struct {
-	// Synced: false when the Source lost its place (Err says why: its
-	// log wrapped, its server went away…), true when it follows again.
-	Synced bool
-	Err    error
-	// Down is, when Synced, how long the cache was not following (zero the
-	// first time).
+	Kind SourceEventKind
+	// Err is why the Source lost its place (SourceLost): its log wrapped,
+	// its server went away…
+	Err error
+	// Down is how long the cache was not following (SourceSynced; zero
+	// the first time).
 	Down time.Duration
+	// Lag is how long an event took from its write's publication to its
+	// delivery here (SourceDelivered), by the publisher's clock and this
+	// process's.
+	Lag time.Duration
 }
+
+// SourceEventKind is what a SourceEvent reports.
+type SourceEventKind uint8
+
+// The kinds of SourceEvent.
+const (
+	SourceLost      SourceEventKind = SourceEventKind(cachecore.SourceLost)      // the Source may have missed writes: the cache was flushed
+	SourceSynced    SourceEventKind = SourceEventKind(cachecore.SourceSynced)    // the Source follows again (also the first time)
+	SourceDelivered SourceEventKind = SourceEventKind(cachecore.SourceDelivered) // an event of another process arrived
+)
 
 // Outcome is what a cached read did.
 type Outcome uint8
@@ -252,5 +267,5 @@ func (a *tracer) Source(ctx context.Context, s *cachecore.SourceTrace) {
 	if a.s == nil {
 		return
 	}
-	a.s.TraceSource(ctx, SourceEvent{Synced: s.Kind == cachecore.SourceSynced, Err: s.Err, Down: s.Down})
+	a.s.TraceSource(ctx, SourceEvent{Kind: SourceEventKind(s.Kind), Err: s.Err, Down: s.Down, Lag: s.Lag})
 }

@@ -2,6 +2,7 @@ package coherence
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/databridge-go/databridge/cache"
 	"github.com/databridge-go/databridge/decode"
 	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/leakcheck"
@@ -139,7 +141,7 @@ func TestOldReaderReadsNewEvents(t *testing.T) {
 		{Op: cachecore.OpDelete, Filter: bson.Raw(mustMarshal(t, bson.D{{Key: "_id", Value: 1}}))}}}, cachecore.MaxDescriptor)
 	require.True(t, ok)
 	ev := event{ID: bson.NewObjectID(), Publisher: bson.NewObjectID(), Seq: 3, NS: []string{"app\x00a", "app\x00b"},
-		W: []described{{NS: "app\x00a", Descs: [][]byte{desc}}}}
+		W: []described{{NS: "app\x00a", Descs: [][]byte{desc}}}, At: time.Now()}
 	raw := mustMarshal(t, ev)
 	var old oldEvent
 	require.NoError(t, decode.MustCompile[oldEvent]().Decode(raw, &old))
@@ -272,4 +274,50 @@ func TestLargeWriteIsPublishedByName(t *testing.T) {
 	assert.Equal(t, before.RemotePrecise, after.RemotePrecise)
 	_, hit := b.readID(t, 2)
 	assert.False(t, hit, "the collection was invalidated")
+}
+
+// lagRecorder is a cache.Tracer and SourceTracer that keeps the lags of
+// the events delivered.
+type lagRecorder struct {
+	mu   sync.Mutex
+	lags []time.Duration
+}
+
+func (r *lagRecorder) TraceReadStart(ctx context.Context, _ cache.ReadStart) context.Context {
+	return ctx
+}
+func (r *lagRecorder) TraceReadEnd(context.Context, cache.ReadEnd) {}
+func (r *lagRecorder) TraceSource(_ context.Context, e cache.SourceEvent) {
+	if e.Kind == cache.SourceDelivered {
+		r.mu.Lock()
+		r.lags = append(r.lags, e.Lag)
+		r.mu.Unlock()
+	}
+}
+
+// TestEventsCarryTheirLag: each event says when its first write was
+// published; the reader's cache hands its SourceTracer the delay from
+// there to the delivery (the propagation lag), measured from before the
+// write to after the reader saw it.
+func TestEventsCarryTheirLag(t *testing.T) {
+	db := testdb.DB(t).Name()
+	a := newPeer(t, observedClient(t), db)
+	rec := &lagRecorder{}
+	cl := observedClient(t)
+	l := NewLog(cl.Database(db))
+	c, err := cache.New(cache.Config{Source: l, Tracer: rec})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	require.Eventually(t, func() bool { return c.Stats().Synced }, 20*time.Second, 5*time.Millisecond)
+
+	start := time.Now()
+	a.replace(t, 1, 1)
+	require.Eventually(t, func() bool { return c.Stats().Remote > 0 }, 20*time.Second, time.Millisecond)
+	bound := time.Since(start)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.NotEmpty(t, rec.lags, "the delivered event's lag reached the tracer")
+	// Both clocks are this host's; the event's time has millisecond
+	// precision.
+	assert.LessOrEqual(t, rec.lags[0], bound+time.Millisecond)
 }

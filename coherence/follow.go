@@ -329,6 +329,7 @@ func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to
 	found := map[int64]bool{}
 	var ev event
 	for cur.Next(ctx) {
+		ev = event{}
 		if err := eventPlan.Decode(cur.Current, &ev); err != nil {
 			return fmt.Errorf("malformed event: %w", err)
 		}
@@ -349,6 +350,9 @@ func (f *follower) repair(ctx context.Context, publisher bson.ObjectID, from, to
 // their descriptors, in the order they were published, or, for a
 // namespace the event has none for, its whole collection.
 func (f *follower) deliver(ev *event) {
+	if ds, ok := f.sink.(cache.DelaySink); ok && !ev.At.IsZero() && len(ev.NS) > 0 {
+		ds.Delayed(max(time.Since(ev.At), 0))
+	}
 	for _, ns := range ev.NS {
 		db, coll, _ := strings.Cut(ns, "\x00")
 		i := slices.IndexFunc(ev.W, func(w described) bool { return w.NS == ns })

@@ -73,6 +73,7 @@ type Log struct {
 	mu           sync.Mutex
 	pending      map[string]*marks // "db\x00coll" → what was marked since the last append
 	pendingBytes int               // of the descriptors in pending
+	pendingSince time.Time         // when the first of them was marked
 	retry        *event            // an append whose outcome is not known yet
 	seq          int64
 	marked       uint64        // Publish calls so far
@@ -248,6 +249,10 @@ type event struct {
 	Seq       int64         `bson:"s"`
 	NS        []string      `bson:"ns"` // "db\x00coll"
 	W         []described   `bson:"w,omitempty"`
+	// At is when the first write the event carries was published, by the
+	// publisher's clock (zero in events of older publishers): a reader
+	// reports the delay to its cache (cache.DelaySink).
+	At time.Time `bson:"t,omitempty"`
 }
 
 // described is the descriptors of one namespace's writes, in the order
@@ -282,6 +287,9 @@ func (l *Log) mark(db, coll string, desc []byte) {
 	}
 	ns := db + "\x00" + coll
 	l.mu.Lock()
+	if len(l.pending) == 0 {
+		l.pendingSince = time.Now()
+	}
 	m := l.pending[ns]
 	if m == nil {
 		m = &marks{}
@@ -463,7 +471,7 @@ func (l *Log) appendPending(ctx context.Context) error {
 // next makes the event of what is pending, and empties it (under mu).
 func (l *Log) next() *event {
 	l.seq++
-	ev := &event{ID: bson.NewObjectID(), Publisher: l.id, Seq: l.seq, NS: make([]string, 0, len(l.pending))}
+	ev := &event{ID: bson.NewObjectID(), Publisher: l.id, Seq: l.seq, NS: make([]string, 0, len(l.pending)), At: l.pendingSince}
 	for ns := range l.pending {
 		ev.NS = append(ev.NS, ns)
 	}

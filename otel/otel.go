@@ -60,25 +60,41 @@ func WithAttributes(attrs ...attribute.KeyValue) Option {
 	return optionFunc(func(c *config) { c.attrs = append(c.attrs, attrs...) })
 }
 
-// Tracer is a cache.Tracer and cache.WriteTracer that makes OpenTelemetry
-// spans and span events (see the package documentation). Set it in
-// cache.Config.Tracer. The Source's losses and recoveries have no span of
-// their own: they are measured (RegisterMetrics: databridge.cache.resyncs,
+// Tracer is a cache.Tracer, cache.WriteTracer and cache.SourceTracer that
+// makes OpenTelemetry spans and span events (see the package
+// documentation), and records how long other processes' events took to
+// arrive in the histogram databridge.cache.propagation (seconds; with a
+// coherence.Log, whose events say when their writes were published). Set
+// it in cache.Config.Tracer. The Source's losses and recoveries have no
+// span: they are measured (RegisterMetrics: databridge.cache.resyncs,
 // databridge.cache.synced).
 type Tracer struct {
 	t     trace.Tracer
 	attrs []attribute.KeyValue
+	lag   metric.Float64Histogram
+	opt   metric.RecordOption
 }
 
 var (
-	_ cache.Tracer      = (*Tracer)(nil)
-	_ cache.WriteTracer = (*Tracer)(nil)
+	_ cache.Tracer       = (*Tracer)(nil)
+	_ cache.WriteTracer  = (*Tracer)(nil)
+	_ cache.SourceTracer = (*Tracer)(nil)
 )
 
-// NewTracer returns a Tracer.
+// NewTracer returns a Tracer. Its spans go to WithTracerProvider's
+// provider, its propagation histogram to WithMeterProvider's (default:
+// the global ones).
 func NewTracer(opts ...Option) *Tracer {
 	c := newConfig(opts)
-	return &Tracer{t: c.tp.Tracer(ScopeName), attrs: c.attrs}
+	t := &Tracer{t: c.tp.Tracer(ScopeName), attrs: c.attrs, opt: metric.WithAttributes(c.attrs...)}
+	// On an error (none for this valid name) no lag is recorded.
+	lag, err := c.mp.Meter(ScopeName).Float64Histogram("databridge.cache.propagation", metric.WithUnit("s"),
+		metric.WithDescription("From a write's publication by another process to its event's delivery here."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	if err == nil {
+		t.lag = lag
+	}
+	return t
 }
 
 // Attribute keys: the semantic conventions' for databases, and
@@ -174,4 +190,12 @@ func (t *Tracer) TraceWrite(ctx context.Context, w cache.WriteApplied) {
 		attribute.Bool("databridge.cache.remote", w.Remote),
 	}
 	span.AddEvent("databridge.cache.invalidate", trace.WithAttributes(append(attrs, t.attrs...)...))
+}
+
+// TraceSource implements cache.SourceTracer: it records each delivered
+// event's lag in databridge.cache.propagation.
+func (t *Tracer) TraceSource(ctx context.Context, e cache.SourceEvent) {
+	if e.Kind == cache.SourceDelivered && t.lag != nil {
+		t.lag.Record(ctx, e.Lag.Seconds(), t.opt)
+	}
 }

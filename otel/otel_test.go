@@ -284,3 +284,25 @@ func sum(t *testing.T, rm metricdata.ResourceMetrics, name string) map[string]in
 	t.Fatalf("no metric %s", name)
 	return nil
 }
+
+// TestPropagationHistogram: each delivered event's lag is recorded in
+// databridge.cache.propagation (seconds). Pure: the record is made here.
+func TestPropagationHistogram(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	tr := dbotel.NewTracer(dbotel.WithMeterProvider(mp))
+	tr.TraceSource(context.Background(), cache.SourceEvent{Kind: cache.SourceDelivered, Lag: 30 * time.Millisecond})
+	tr.TraceSource(context.Background(), cache.SourceEvent{Kind: cache.SourceSynced})
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	require.Len(t, rm.ScopeMetrics, 1)
+	require.Len(t, rm.ScopeMetrics[0].Metrics, 1)
+	m := rm.ScopeMetrics[0].Metrics[0]
+	assert.Equal(t, "databridge.cache.propagation", m.Name)
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	require.True(t, ok)
+	require.Len(t, h.DataPoints, 1)
+	assert.EqualValues(t, 1, h.DataPoints[0].Count, "one delivered event; Synced is not a lag")
+	assert.InDelta(t, 0.030, h.DataPoints[0].Sum, 1e-9)
+}

@@ -270,6 +270,13 @@ func (s sink) Lost(reason error) {
 	}
 }
 
+// Delayed reports an event's propagation delay (cache.DelaySink).
+func (s sink) Delayed(d time.Duration) {
+	if s.c.tracer != nil {
+		s.c.tracer.Source(context.Background(), &SourceTrace{Kind: SourceDelivered, Lag: d})
+	}
+}
+
 func (s sink) Synced() {
 	s.c.synced.Store(true)
 	var down time.Duration

@@ -106,8 +106,9 @@ type SourceKind uint8
 
 // The source events.
 const (
-	SourceLost   SourceKind = iota + 1 // the Source may have missed writes: everything invalidated
-	SourceSynced                       // the Source follows again
+	SourceLost      SourceKind = iota + 1 // the Source may have missed writes: everything invalidated
+	SourceSynced                          // the Source follows again
+	SourceDelivered                       // an event arrived, Lag after its write was published
 )
 
 // SourceTrace is a change in the Source's state.
@@ -117,6 +118,9 @@ type SourceTrace struct {
 	// SourceSynced: how long the cache was not following (zero the first
 	// time).
 	Down time.Duration
+	// SourceDelivered: from the write's publication to the event's
+	// delivery here.
+	Lag time.Duration
 }
 
 // tally counts what one write did to one cache's entries, for its trace.
