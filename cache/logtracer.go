@@ -10,10 +10,12 @@ import (
 // outcome, and, when it was not cached or is under the collection-wide
 // rule, why), each write applied at debug level (what it invalidated, by
 // rule), a write of unknown outcome and a Source that lost its place at
-// warn level, and the Source following again at info level. Records hold
-// database, collection and operation names and counts, never filter values
-// or documents. Nothing is formatted for a level the logger does not
-// enable.
+// warn level, the Source following again at info level, and each event of
+// another process with its lag at debug level. Records hold database,
+// collection and operation names and counts, never filter values or
+// documents: a read's error is logged by its class (ReadEnd.ErrClass), not
+// its message, which a server may fill with the query's values. Nothing is
+// formatted for a level the logger does not enable.
 type LogTracer struct {
 	l *slog.Logger
 }
@@ -50,7 +52,7 @@ func (t *LogTracer) TraceReadEnd(ctx context.Context, r ReadEnd) {
 	}
 	attrs = append(attrs, slog.Int("docs", r.Docs), slog.Int("bytes", r.Bytes), slog.Duration("decode", r.Decode))
 	if r.Err != nil {
-		attrs = append(attrs, slog.Any("error", r.Err))
+		attrs = append(attrs, slog.String("error_class", r.ErrClass)) // not the message: it may quote values
 	}
 	t.l.LogAttrs(ctx, slog.LevelDebug, "databridge: cached read", attrs...)
 }

@@ -2,9 +2,14 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/databridge-go/databridge/cursor"
 	"github.com/databridge-go/databridge/internal/cachecore"
+	"github.com/databridge-go/databridge/query"
 )
 
 // Tracer sees every cached read (a find, count or aggregation with
@@ -76,8 +81,16 @@ type ReadEnd struct {
 	// copying the memoized ones).
 	Docs, Bytes int
 	Decode      time.Duration
-	// Err is the read's error, if any.
+	// Err is the read's error, if any. Its message may quote the query's
+	// values (a server error can); ErrClass is what may be recorded
+	// instead.
 	Err error
+	// ErrClass names Err's kind without its message, safe to log and
+	// record: the server's error code name ("BadValue", …, or
+	// "server_error"), "canceled", "deadline_exceeded", "network",
+	// "decode" (a document did not decode into the type), "uncacheable",
+	// or "error"; "" without an error.
+	ErrClass string
 	// Leader is, for a joined read (Outcome Joined), the context of the
 	// read that ran the load it waited for: a tracer links its record to
 	// that read's, which owns the driver's command.
@@ -247,8 +260,34 @@ func (a *tracer) ReadEnd(ctx context.Context, r *cachecore.ReadTrace) {
 	a.t.TraceReadEnd(ctx, ReadEnd{
 		Database: r.DB, Collection: r.Coll, Op: r.Op,
 		Outcome: Outcome(r.Outcome), Reason: Reason(r.Why), Stored: r.Stored, Wide: WideReason(r.Wide),
-		Docs: r.Docs, Bytes: r.Bytes, Decode: r.Decode, Err: r.Err, Leader: r.Leader,
+		Docs: r.Docs, Bytes: r.Bytes, Decode: r.Decode, Err: r.Err, ErrClass: errClass(r.Err), Leader: r.Leader,
 	})
+}
+
+// errClass names err's kind without its message (see ReadEnd.ErrClass).
+func errClass(err error) string {
+	var ce mongo.CommandError
+	var se mongo.ServerError
+	var de *cursor.DocumentError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err):
+		return "deadline_exceeded"
+	case errors.As(err, &ce) && ce.Name != "":
+		return ce.Name
+	case errors.As(err, &se):
+		return "server_error"
+	case mongo.IsNetworkError(err):
+		return "network"
+	case errors.As(err, &de):
+		return "decode"
+	case errors.Is(err, query.ErrUncacheable):
+		return "uncacheable"
+	}
+	return "error"
 }
 
 func (a *tracer) Write(ctx context.Context, w *cachecore.WriteTrace) {

@@ -185,6 +185,15 @@ func TestLogTracer(t *testing.T) {
 	assert.Contains(t, out, "collection=logged op=find outcome=miss stored=true collection_wide=sort_not_total docs=1")
 	assert.NotContains(t, out, u.Name, "no document values in the log")
 
+	// A failed read: logged by its error's class, never its message, which
+	// quotes the value here (the server: "Unknown type name alias: secret").
+	buf.Reset()
+	_, err = h.FindMany(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$type", Value: "secret"}}}}, query.Cached(time.Hour))
+	require.ErrorContains(t, err, "secret", "the server's message quotes the value")
+	out = buf.String()
+	assert.Contains(t, out, "error_class=BadValue")
+	assert.NotContains(t, out, "secret", "no filter value in the log, even from an error")
+
 	buf.Reset()
 	level.Set(slog.LevelInfo)
 	_, err = h.FindMany(ctx, nil, query.Cached(time.Hour), query.Limit(1), query.Sort(bson.D{{Key: "age", Value: 1}}))

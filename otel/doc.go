@@ -25,7 +25,10 @@
 // to the cache is an event "databridge.cache.invalidate" on the writer's
 // current span (the caller's, for odm writes and raw driver writes alike),
 // with the entries it invalidated by rule, kept and held. Spans and events
-// carry names and counts only: never filter values or documents.
+// carry names and counts only: never filter values or documents; a failed
+// read's span has status Error and error.type set to the error's class
+// (cache.ReadEnd.ErrClass: the server's code name, "canceled", …), not its
+// message, which a server may fill with the query's values.
 //
 // Metrics: RegisterMetrics observes cache.Stats as instruments named
 // databridge.cache.* (see RegisterMetrics).

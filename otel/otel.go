@@ -105,6 +105,7 @@ const (
 	keyCollection = attribute.Key("db.collection.name")
 	keyOperation  = attribute.Key("db.operation.name")
 	keyRows       = attribute.Key("db.response.returned_rows")
+	keyErrorType  = attribute.Key("error.type")
 
 	KeyOutcome    = attribute.Key("databridge.cache.outcome")     // hit, miss, joined, bypassed
 	KeyReason     = attribute.Key("databridge.cache.reason")      // why bypassed or not stored (cache.Reason)
@@ -160,8 +161,10 @@ func (t *Tracer) TraceReadEnd(ctx context.Context, r cache.ReadEnd) {
 		}
 	}
 	if r.Err != nil {
-		span.RecordError(r.Err)
-		span.SetStatus(codes.Error, r.Err.Error())
+		// Its class, never its message: a server error can quote the
+		// query's values.
+		span.SetAttributes(keyErrorType.String(r.ErrClass))
+		span.SetStatus(codes.Error, r.ErrClass)
 	}
 	span.End()
 }

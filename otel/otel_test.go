@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -178,6 +179,21 @@ func TestSpansAndMetrics(t *testing.T) {
 	assert.EqualValues(t, 1, byRule["rule=id"]+byRule["rule=match"]+byRule["rule=path"])
 	reads := sum(t, rm, "databridge.cache.reads")
 	assert.Positive(t, reads["outcome=hit"])
+
+	// A failed read: status Error and error.type, never the message, which
+	// quotes the value here.
+	exp.Reset()
+	_, err = users.FindMany(ctx, bson.D{{Key: "team", Value: bson.D{{Key: "$type", Value: "secret-team"}}}}, cached)
+	require.ErrorContains(t, err, "secret-team")
+	failed := exp.GetSpans()[len(exp.GetSpans())-1]
+	assert.Equal(t, "cached find users", failed.Name)
+	assert.Equal(t, codes.Error, failed.Status.Code)
+	assert.Equal(t, "BadValue", attr(failed, "error.type").AsString())
+	assert.NotContains(t, failed.Status.Description, "secret-team")
+	for _, a := range failed.Attributes {
+		assert.NotContains(t, a.Value.Emit(), "secret-team")
+	}
+	assert.Empty(t, failed.Events, "no exception event with the message")
 }
 
 // TestJoinedReadLinksToTheLoad: a read that waited for another's load has
