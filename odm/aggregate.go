@@ -55,17 +55,33 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		}
 		return cur.AppendAll(ctx, nil)
 	}
+	k, sent, err := c.aggregateKey(pipeline, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return fetchAll[R](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
+		cur, err := c.coll.Aggregate(ctx, sent, aggregateOptions(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("odm: aggregate on %s: %w", c.name, err)
+		}
+		return cur, nil
+	})
+}
+
+// aggregateKey returns the cache key of a cached aggregation, and the
+// pipeline it sends.
+func (c *Collection[T]) aggregateKey(pipeline any, cfg *opt.Config) (cachecore.Key, any, error) {
 	if c.cache == nil {
-		return nil, errNoCache
+		return cachecore.Key{}, nil, errNoCache
 	}
 	reg, bo := c.codecs.bson()
 	sent, pinned := pinPipeline(pipeline, reg, bo) // the bytes the rules read are the bytes sent
 	deps, err := dependencies(c.db, sent)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", query.ErrUncacheable, err)
+		return cachecore.Key{}, nil, fmt.Errorf("%w: %w", query.ErrUncacheable, err)
 	}
 	if deps.Target != "" {
-		return nil, fmt.Errorf("%w: it writes to %s", query.ErrUncacheable, deps.Target)
+		return cachecore.Key{}, nil, fmt.Errorf("%w: it writes to %s", query.ErrUncacheable, deps.Target)
 	}
 	k := cachecore.Key{
 		Scope: c.scope, Client: c.coll.Database().Client(), Op: "aggregate", Database: c.db, Collection: c.name, Also: deps.Reads,
@@ -75,13 +91,7 @@ func Aggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, op
 		k.Sent = func() any { return sent }
 	}
 	c.describe(&k, cfg)
-	return fetchAll[R](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
-		cur, err := c.coll.Aggregate(ctx, sent, aggregateOptions(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("odm: aggregate on %s: %w", c.name, err)
-		}
-		return cur, nil
-	})
+	return k, sent, nil
 }
 
 // AggregateCursor runs pipeline and returns a streaming cursor of its

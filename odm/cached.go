@@ -50,57 +50,94 @@ var errNoCache = fmt.Errorf("%w: the collection handle has no cache (give it one
 // the cache and never written, so it is decoded with zero-copy strings
 // (immutable, hence safe to keep) into values the caller owns.
 func (c *Collection[T]) cachedMany(ctx context.Context, filter any, cfg *opt.Config) ([]T, error) {
-	if c.cache == nil {
-		return nil, errNoCache
-	}
-	f, err := readFilter(filter)
+	k, f, pinned, err := c.findKey(filter, cfg)
 	if err != nil {
 		return nil, err
 	}
-	reg, bo := c.codecs.bson()
-	k := c.key("", f, cfg) // maps sorted: equal filters share an entry
-	pinned := pinLater(f, reg, bo)
-	k.Sent = pinned // the bytes the rules read are the bytes sent
+	// A literal here (not returned by findKey): it stays on the stack.
 	return fetchAll[T](ctx, c.cache, c.codecs, k, cfg.TTL, func(ctx context.Context) (*mongo.Cursor, error) {
-		cur, err := c.coll.Find(ctx, sending(f, pinned), findOptions(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("odm: find in %s: %w", c.name, err)
-		}
-		return cur, nil
+		return c.openFind(ctx, f, pinned, cfg)
 	})
+}
+
+// findKey returns the cache key of a find, and the filter it sends, pinned
+// (see pinLater).
+func (c *Collection[T]) findKey(filter any, cfg *opt.Config) (k cachecore.Key, f any, pinned func() any, err error) {
+	if c.cache == nil {
+		return cachecore.Key{}, nil, nil, errNoCache
+	}
+	if f, err = readFilter(filter); err != nil {
+		return cachecore.Key{}, nil, nil, err
+	}
+	reg, bo := c.codecs.bson()
+	k = c.key("", f, cfg) // maps sorted: equal filters share an entry
+	pinned = pinLater(f, reg, bo)
+	k.Sent = pinned // the bytes the rules read are the bytes sent
+	return k, f, pinned, nil
+}
+
+// openFind sends a cached find's query.
+func (c *Collection[T]) openFind(ctx context.Context, f any, pinned func() any, cfg *opt.Config) (*mongo.Cursor, error) {
+	cur, err := c.coll.Find(ctx, sending(f, pinned), findOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("odm: find in %s: %w", c.name, err)
+	}
+	return cur, nil
 }
 
 // cachedCount serves a Count from the cache: its result is one document
 // {n: count}, under a key of its own (Op "count").
 func (c *Collection[T]) cachedCount(ctx context.Context, f any, cfg *opt.Config, o *options.CountOptionsBuilder) (int64, error) {
+	k, pinned, err := c.countKey(f, cfg)
+	if err != nil {
+		return 0, err
+	}
+	tr, ctx, t := traceRead(ctx, c.cache, &k)
+	if tr != nil {
+		defer func() { t.ReadEnd(ctx, tr) }()
+	}
+	res, err := c.cache.FetchTraced(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
+		return c.loadCount(ctx, f, pinned, o)
+	}, nil, tr)
+	if err != nil {
+		return 0, tr.Fail(err)
+	}
+	n, err := countOf(res)
+	return n, tr.Fail(err)
+}
+
+// countKey returns the cache key of a count, and its filter pinned (see
+// pinLater).
+func (c *Collection[T]) countKey(f any, cfg *opt.Config) (cachecore.Key, func() any, error) {
 	if c.cache == nil {
-		return 0, errNoCache
+		return cachecore.Key{}, nil, errNoCache
 	}
 	reg, bo := c.codecs.bson()
 	k := c.key("count", f, cfg) // maps sorted: equal filters share an entry
 	k.Sort, k.Projection = nil, nil
 	pinned := pinLater(f, reg, bo)
 	k.Sent = pinned // the bytes the rules read are the bytes sent
-	tr, ctx, t := traceRead(ctx, c.cache, &k)
-	if tr != nil {
-		defer func() { t.ReadEnd(ctx, tr) }()
-	}
-	res, err := c.cache.FetchTraced(ctx, k, cfg.TTL, func(ctx context.Context) ([]bson.Raw, error) {
-		n, err := c.coll.CountDocuments(ctx, sending(f, pinned), o)
-		if err != nil {
-			return nil, fmt.Errorf("odm: count in %s: %w", c.name, err)
-		}
-		doc, err := bson.Marshal(bson.D{{Key: "n", Value: n}})
-		return []bson.Raw{doc}, err
-	}, nil, tr)
+	return k, pinned, nil
+}
+
+// loadCount is a cached count's load: one document {n: count}.
+func (c *Collection[T]) loadCount(ctx context.Context, f any, pinned func() any, o *options.CountOptionsBuilder) ([]bson.Raw, error) {
+	n, err := c.coll.CountDocuments(ctx, sending(f, pinned), o)
 	if err != nil {
-		return 0, tr.Fail(err)
+		return nil, fmt.Errorf("odm: count in %s: %w", c.name, err)
 	}
-	n, ok := res.Docs[0].Lookup("n").AsInt64OK()
-	if !ok {
-		return 0, tr.Fail(errors.New("odm: malformed cached count"))
+	doc, err := bson.Marshal(bson.D{{Key: "n", Value: n}})
+	return []bson.Raw{doc}, err
+}
+
+// countOf reads a cached count's result.
+func countOf(res *cachecore.Result) (int64, error) {
+	if len(res.Docs) == 1 {
+		if n, ok := res.Docs[0].Lookup("n").AsInt64OK(); ok {
+			return n, nil
+		}
 	}
-	return n, nil
+	return 0, errors.New("odm: malformed cached count")
 }
 
 // readTrace is a traced cached read (nil when the cache has no tracer).
@@ -136,20 +173,7 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 	if tr != nil {
 		defer func() { t.ReadEnd(ctx, tr) }()
 	}
-	res, err := rc.FetchTraced(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) {
-		cur, err := open(ctx)
-		if err != nil {
-			return nil, err
-		}
-		// Bounded like cursor.Cursor's close: a cancelled load still frees
-		// the server cursor.
-		defer closecur.Close(ctx, cur, cursor.DefaultCloseTimeout)
-		var docs []bson.Raw
-		for cur.Next(ctx) {
-			docs = append(docs, cur.Current)
-		}
-		return docs, cur.Err()
-	}, r.memo, tr)
+	res, err := rc.FetchTraced(ctx, k, ttl, func(ctx context.Context) ([]bson.Raw, error) { return loadCursor(ctx, open) }, r.memo, tr)
 	if err != nil {
 		return nil, tr.Fail(err)
 	}
@@ -167,6 +191,25 @@ func fetchAll[R any](ctx context.Context, rc *cachecore.Cache, cc *codecs, k cac
 	}
 	vals, err := r.decodeAll(res.Docs)
 	return vals, tr.Fail(err)
+}
+
+// loadCursor is the load of a cached find or aggregation: all the
+// documents of the cursor open returns. (Called from a function literal
+// at each use: a closure returned from here would be allocated on every
+// read, hits included.)
+func loadCursor(ctx context.Context, open func(context.Context) (*mongo.Cursor, error)) ([]bson.Raw, error) {
+	cur, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Bounded like cursor.Cursor's close: a cancelled load still frees
+	// the server cursor.
+	defer closecur.Close(ctx, cur, cursor.DefaultCloseTimeout)
+	var docs []bson.Raw
+	for cur.Next(ctx) {
+		docs = append(docs, cur.Current)
+	}
+	return docs, cur.Err()
 }
 
 // cachedReader turns cached raw results into values of R; one per type,

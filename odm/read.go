@@ -232,14 +232,7 @@ func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Rea
 	if err != nil {
 		return 0, err
 	}
-	o := options.Count()
-	if cfg.Skip != 0 {
-		o.SetSkip(cfg.Skip)
-	}
-	if cfg.Limit != 0 {
-		o.SetLimit(cfg.Limit)
-	}
-	opt.SetHintCollation(o, cfg)
+	o := countOptions(cfg)
 	if cfg.Cached && !inTransaction(ctx) {
 		return c.cachedCount(ctx, f, cfg, o)
 	}
@@ -248,6 +241,18 @@ func (c *Collection[T]) Count(ctx context.Context, filter any, opts ...query.Rea
 		return 0, fmt.Errorf("odm: count in %s: %w", c.name, err)
 	}
 	return n, nil
+}
+
+func countOptions(cfg *opt.Config) *options.CountOptionsBuilder {
+	o := options.Count()
+	if cfg.Skip != 0 {
+		o.SetSkip(cfg.Skip)
+	}
+	if cfg.Limit != 0 {
+		o.SetLimit(cfg.Limit)
+	}
+	opt.SetHintCollation(o, cfg)
+	return o
 }
 
 // EstimatedCount returns the collection's document count from its metadata

@@ -204,3 +204,18 @@ func CursorOptions(opts ...cursor.Option) ReadOption {
 func Cached(ttl time.Duration) ReadOption {
 	return opt.ReadFunc(func(c *opt.Config) { c.Cached, c.TTL = true, ttl })
 }
+
+// MinInterval sets the shortest time between two reads of a live query
+// (odm's Live, LiveCount, LiveAggregate): writes that come faster are
+// coalesced into one read, whose result reflects all of them. Default 0:
+// a read as soon as a write may have changed the result (a burst still
+// coalesces while a read runs). Other reads ignore it.
+func MinInterval(d time.Duration) ReadOption {
+	return opt.ReadFunc(func(c *opt.Config) {
+		if d < 0 {
+			c.Fail(fmt.Errorf("query: MinInterval: %w: %v is negative; want 0 (no minimum) or more", ErrInvalidValue, d))
+			return
+		}
+		c.MinInterval = d
+	})
+}

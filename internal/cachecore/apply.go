@@ -92,6 +92,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change, t *tally) {
 	sp.seq.Add(1)
 	sp.forgetImages()
 	if sp.inflight == 0 && len(sp.deps) == 0 {
+		sp.notify(c)
 		sp.mu.Unlock() // nothing to invalidate, no load to tell
 		c.invalidations.Add(1)
 		return
@@ -103,6 +104,7 @@ func (c *Cache) applyStmts(sp *space, ch *Change, t *tally) {
 		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
 	}
 	stale = c.decideAll(sp, ch.Stmts, t)
+	sp.notify(c)
 	sp.mu.Unlock()
 	c.invalidations.Add(1)
 	c.ristretto(func() {
@@ -223,6 +225,7 @@ func (c *Cache) invalidateWide(sp *space, drop bool, t *tally) {
 	if sp.inflight > 0 {
 		sp.keep(applied{seq: sp.seq.Load()})
 	}
+	sp.notify(c)
 	sp.mu.Unlock()
 	c.invalidations.Add(1)
 }
@@ -242,6 +245,7 @@ func (c *Cache) invalidateAll() {
 		sp.mu.Lock()
 		sp.reset()
 		sp.forgetImages() // taken before the flush: any document may have changed
+		sp.notify(c)
 		sp.mu.Unlock()
 	})
 }

@@ -176,6 +176,10 @@ func New(cfg Config) (*Cache, error) {
 				sp := e.dep.sp
 				sp.mu.Lock()
 				sp.unregister(e.dep)
+				// Out of the indexes, no write would mark it: a live
+				// query tracking it reads again (watch.go).
+				e.dep.invalid.Store(true)
+				sp.notify(c)
 				sp.mu.Unlock()
 			}
 		},
@@ -279,6 +283,7 @@ func (s sink) Delayed(d time.Duration) {
 
 func (s sink) Synced() {
 	s.c.synced.Store(true)
+	s.c.wakeAll() // writes may have been missed while not following
 	var down time.Duration
 	if at := s.c.lostAt.Swap(0); at != 0 {
 		down = time.Duration(time.Now().UnixNano() - at)

@@ -49,7 +49,7 @@ func (c *Cache) FetchTraced(ctx context.Context, q Key, ttl time.Duration, load 
 	if e, ok := c.rc.Get(key); ok && e.key == key && e.dep.valid(c) {
 		c.hits.Add(1)
 		if tr != nil {
-			tr.Outcome, tr.Wide = OutcomeHit, e.dep.why
+			tr.Outcome, tr.Wide, tr.dep = OutcomeHit, e.dep.why, e.dep
 			tr.Docs, tr.Bytes = len(e.res.Docs), e.res.bytes
 		}
 		return e.res, nil
@@ -174,6 +174,9 @@ func (c *Cache) loadShared(ctx context.Context, q Key, sp *space, key string, tt
 				tr.setResult(f.res)
 				if f.dep != nil {
 					tr.Wide = f.dep.why
+					if f.ok {
+						tr.dep = f.dep
+					}
 				}
 			}
 			return f.res, f.err
@@ -209,6 +212,9 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 		defer func() {
 			tr.Outcome, tr.Why, tr.Stored, tr.Wide = OutcomeMiss, why, ok, d.why
 			tr.setResult(res)
+			if ok {
+				tr.dep = d
+			}
 		}()
 	}
 	d = c.beginLoad(q, sp, key)

@@ -51,9 +51,12 @@ func TestHeldEntries(t *testing.T) {
 		assert.True(t, fetchDocs(t, c, count), "served again")
 		s := c.Stats()
 		// The entry Begin held, and the one the read while it flew stored
-		// and the write held too.
+		// and the write held too; only the second is served again: it
+		// replaced the first in ristretto, whose entry left the cache
+		// (and whose dep is invalid from then on: a live query tracking it
+		// reads again, watch.go).
 		assert.Equal(t, uint64(2), s.Held)
-		assert.Equal(t, uint64(2), s.Released)
+		assert.Equal(t, uint64(1), s.Released)
 		assert.Equal(t, uint64(1), s.PreImages)
 	})
 	t.Run("dropped by a pre-image inside the filter", func(t *testing.T) {

@@ -48,6 +48,8 @@ type space struct {
 	opaque   set                       // results without known ids, or outputs of whole documents
 	wild     set                       // unanalysable: every write invalidates them
 	visited  map[*dep]uint64           // stamp of the last write that looked at each
+
+	watchers map[*Watch]struct{} // live queries of the collection (watch.go)
 }
 
 // shapeAt is a collection's shape as known after a number of Drop changes.

@@ -81,6 +81,8 @@ type ReadTrace struct {
 	// Leader is the context of the read whose load a joined read waited
 	// for (nil otherwise): a tracer links to its span.
 	Leader context.Context
+
+	dep *dep // the entry the result was served from or stored in (FetchLive)
 }
 
 // WriteTrace is one write applied to the cache: this process's (Remote

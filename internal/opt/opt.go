@@ -27,6 +27,7 @@ type Config struct {
 	Cursor                 []any // cursor.Option values: this package imports no public one
 	Cached                 bool
 	TTL                    time.Duration
+	MinInterval            time.Duration // live reads: the shortest time between two reads
 
 	// Writes.
 	SkipValidation, SkipHooks, Unordered, Upsert, ReturnAfter bool

@@ -1,0 +1,223 @@
+package odm_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/databridge-go/databridge/cache"
+	"github.com/databridge-go/databridge/internal/leakcheck"
+	"github.com/databridge-go/databridge/internal/testdb"
+	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
+)
+
+type LiveMember struct {
+	ID    int    `bson:"_id"`
+	Team  string `bson:"team"`
+	Score int    `bson:"score"`
+}
+
+// liveEnv is a collection of members behind a cache, on a client with the
+// write observer (raw driver writes reach the cache).
+type liveEnv struct {
+	c       *cache.Cache
+	coll    *mongo.Collection
+	members *odm.Collection[LiveMember]
+}
+
+func newLiveEnv(t *testing.T) liveEnv {
+	t.Helper()
+	c, err := cache.New(cache.Config{})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
+	coll := testdb.DBOn(t, cl).Collection("members")
+	members, err := odm.New[LiveMember](coll, odm.WithCache(c))
+	require.NoError(t, err)
+	ctx := context.Background()
+	for i := range 6 {
+		team := "a"
+		if i%2 == 1 {
+			team = "b"
+		}
+		require.NoError(t, members.Save(ctx, &LiveMember{ID: i, Team: team, Score: i}))
+	}
+	return liveEnv{c: c, coll: coll, members: members}
+}
+
+// next receives the next snapshot, or fails after d.
+func next[V any](t *testing.T, ch <-chan odm.Snapshot[V], d time.Duration) odm.Snapshot[V] {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(d):
+		t.Fatalf("no snapshot within %v", d)
+		return odm.Snapshot[V]{}
+	}
+}
+
+// run starts a live query's loop in a goroutine; its snapshots arrive on
+// the returned channel; errors fail the test.
+func run[V any](t *testing.T, ctx context.Context, seq func(yield func(odm.Snapshot[V], error) bool)) <-chan odm.Snapshot[V] {
+	ch := make(chan odm.Snapshot[V])
+	go func() {
+		for s, err := range seq {
+			if err != nil {
+				t.Errorf("live query: %v", err)
+				return
+			}
+			select {
+			case ch <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+func ids(ms []LiveMember) []int {
+	out := []int{}
+	for _, m := range ms {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// TestLiveYieldsWhenTheResultChanges: the first snapshot at once; a write
+// that changes the result yields the new one; a write the rules say
+// cannot change it reads nothing and yields nothing; odm writes and raw
+// driver writes alike.
+func TestLiveYieldsWhenTheResultChanges(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	e := newLiveEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	snaps := run(t, ctx, e.members.Live(ctx, query.Eq("team", "a"), query.Sort(bson.D{{Key: "_id", Value: 1}})))
+	s := next(t, snaps, 10*time.Second)
+	assert.Equal(t, []int{0, 2, 4}, ids(s.Value))
+	assert.True(t, s.Tracked)
+
+	// A write the result cannot show: no read, no yield.
+	loads := e.c.Stats().Loads
+	_, err := e.members.UpdateOne(ctx, query.Eq("_id", 1), bson.D{{Key: "$set", Value: bson.D{{Key: "score", Value: 100}}}})
+	require.NoError(t, err)
+	select {
+	case s := <-snaps:
+		t.Fatalf("a write to team b yielded %v", ids(s.Value))
+	case <-time.After(200 * time.Millisecond):
+	}
+	assert.Equal(t, loads, e.c.Stats().Loads, "a write the rules rule out reads nothing")
+
+	// odm: a member joins team a.
+	_, err = e.members.UpdateOne(ctx, query.Eq("_id", 3), bson.D{{Key: "$set", Value: bson.D{{Key: "team", Value: "a"}}}})
+	require.NoError(t, err)
+	assert.Equal(t, []int{0, 2, 3, 4}, ids(next(t, snaps, 10*time.Second).Value))
+
+	// A raw driver write: a member's score changes.
+	_, err = e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 2}}, bson.D{{Key: "$set", Value: bson.D{{Key: "score", Value: 7}}}})
+	require.NoError(t, err)
+	s = next(t, snaps, 10*time.Second)
+	require.Len(t, s.Value, 4)
+	assert.Equal(t, 7, s.Value[1].Score)
+
+	// A delete.
+	_, err = e.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: 0}})
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 3, 4}, ids(next(t, snaps, 10*time.Second).Value))
+}
+
+// TestLiveCountAndAggregate: counts and $match-first aggregations, live.
+func TestLiveCountAndAggregate(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	e := newLiveEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	counts := run(t, ctx, e.members.LiveCount(ctx, query.Eq("team", "b")))
+	type total struct {
+		Sum int `bson:"sum"`
+	}
+	pipeline := bson.A{
+		bson.D{{Key: "$match", Value: bson.D{{Key: "team", Value: "b"}}}},
+		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "sum", Value: bson.D{{Key: "$sum", Value: "$score"}}}}}},
+	}
+	sums := run(t, ctx, odm.LiveAggregate[total](ctx, e.members, pipeline))
+	assert.EqualValues(t, 3, next(t, counts, 10*time.Second).Value)
+	assert.Equal(t, []total{{Sum: 1 + 3 + 5}}, next(t, sums, 10*time.Second).Value)
+
+	require.NoError(t, e.members.Save(ctx, &LiveMember{ID: 7, Team: "b", Score: 10}))
+	assert.EqualValues(t, 4, next(t, counts, 10*time.Second).Value)
+	assert.Equal(t, []total{{Sum: 19}}, next(t, sums, 10*time.Second).Value)
+}
+
+// TestLiveCoalescesAndReleases: a burst of writes while the consumer is
+// away yields the latest result, not one per write; a break and a cancel
+// release everything (leak-checked); MinInterval spaces the reads.
+func TestLiveCoalescesAndReleases(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	e := newLiveEnv(t)
+	ctx := context.Background()
+	n := 0
+	for s, err := range e.members.Live(ctx, query.Eq("team", "a"), query.MinInterval(50*time.Millisecond)) {
+		require.NoError(t, err)
+		n++
+		if n == 1 {
+			// The consumer is busy: ten writes land meanwhile.
+			for i := range 10 {
+				_, err := e.members.UpdateOne(ctx, query.Eq("_id", 0), bson.D{{Key: "$set", Value: bson.D{{Key: "score", Value: 1000 + i}}}})
+				require.NoError(t, err)
+			}
+			continue
+		}
+		require.Len(t, s.Value, 3)
+		assert.Equal(t, 1009, s.Value[0].Score, "the latest result, in one yield")
+		break // releases the watch
+	}
+	assert.Equal(t, 2, n)
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, err := range e.members.Live(cctx, query.Eq("team", "a")) {
+			require.NoError(t, err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancel did not end the live query")
+	}
+}
+
+// TestLiveNeedsACache: a handle without a cache fails at once, as a cached
+// read does; a negative MinInterval is refused by name.
+func TestLiveNeedsACache(t *testing.T) {
+	coll := testdb.DB(t).Collection("members")
+	members, err := odm.New[LiveMember](coll)
+	require.NoError(t, err)
+	for _, err := range members.Live(context.Background(), nil) {
+		assert.ErrorIs(t, err, query.ErrUncacheable)
+	}
+	e := newLiveEnv(t)
+	for _, err := range e.members.Live(context.Background(), nil, query.MinInterval(-time.Second)) {
+		assert.ErrorIs(t, err, query.ErrInvalidValue)
+		assert.ErrorContains(t, err, "MinInterval")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, err := range e.members.Live(ctx, nil) {
+		assert.True(t, err == nil || errors.Is(err, context.Canceled), "%v", err)
+	}
+}
