@@ -147,7 +147,8 @@ func (t *Tracer) TraceReadEnd(ctx context.Context, r cache.ReadEnd) {
 	if r.Outcome == cache.OutcomeMiss {
 		attrs = append(attrs, KeyStored.Bool(r.Stored))
 	}
-	if r.Outcome != cache.OutcomeBypassed && r.Outcome != cache.OutcomeNone {
+	if r.Outcome != cache.OutcomeBypassed && r.Outcome != cache.OutcomeNone && r.Err == nil {
+		// (A failed read has no result: no rule to name.)
 		if r.Wide == cache.WideNone {
 			attrs = append(attrs, KeyRule.String("precise"))
 		} else {

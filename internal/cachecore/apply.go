@@ -43,7 +43,7 @@ func (c *Cache) publish(ch *Change) (described bool) {
 func (c *Cache) apply(ch Change, t *tally) {
 	switch {
 	case ch.Unknown:
-		c.unsettled(ch.DB, ch.Coll, ch.Deadline)
+		c.unsettled(ch.DB, ch.Coll, ch.Deadline, t)
 	case ch.Coll == "":
 		c.invalidateAll()
 	case ch.Wide || ch.Drop || len(ch.Stmts) == 0 || c.wideOnly:

@@ -131,8 +131,15 @@ func TestTraceRecords(t *testing.T) {
 	assert.Equal(t, WhyUnobserved, r.Why)
 	assert.False(t, r.Stored)
 
+	// A write of unknown outcome invalidates the collection: its trace
+	// counts what Stats counts (a stranger found it counted none).
+	assert.Equal(t, OutcomeMiss, traced(t, c, byV, load).Outcome)
+	before := c.Stats().InvalidatedWide
 	Apply(Change{DB: "db", Coll: "c", Unknown: true, Deadline: time.Now().Add(time.Hour)})
-	assert.True(t, rec.lastWrite(t).Unknown)
+	w = rec.lastWrite(t)
+	assert.True(t, w.Unknown)
+	assert.Equal(t, int(c.Stats().InvalidatedWide-before), w.ByWide)
+	assert.Positive(t, w.ByWide)
 	r = traced(t, c, byV, load)
 	assert.Equal(t, OutcomeBypassed, r.Outcome)
 	assert.Equal(t, WhyUnsettled, r.Why)

@@ -32,7 +32,7 @@ func (c *Cache) unsettledAll() bool {
 // was valid when the reply was lost has expired by its end; a result
 // stored after it that the write changes later still is served for at
 // most its own TTL, the bound docs/caching.md states for such a write.
-func (c *Cache) unsettled(db, coll string, deadline time.Time) {
+func (c *Cache) unsettled(db, coll string, deadline time.Time, t *tally) {
 	if deadline.IsZero() {
 		c.unsettledNoDeadline.Add(1)
 		deadline = time.Now().Add(max(c.defaultTTL, time.Duration(c.maxTTL.Load())))
@@ -47,7 +47,7 @@ func (c *Cache) unsettled(db, coll string, deadline time.Time) {
 	// invalidation sees the window too.
 	raise(&sp.settle, until)
 	c.unsettledWrites.Add(1)
-	c.invalidateWide(sp, false, nil)
+	c.invalidateWide(sp, false, t)
 	c.settleLater(sp)
 }
 
