@@ -266,12 +266,13 @@ func (a *tracer) ReadEnd(ctx context.Context, r *cachecore.ReadTrace) {
 
 // errClass names err's kind without its message (see ReadEnd.ErrClass).
 func errClass(err error) string {
+	if err == nil {
+		return "" // before the targets of errors.As, which escape: a read without error allocates nothing here
+	}
 	var ce mongo.CommandError
 	var se mongo.ServerError
 	var de *cursor.DocumentError
 	switch {
-	case err == nil:
-		return ""
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	case errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err):
