@@ -205,7 +205,7 @@ func TestLogTracer(t *testing.T) {
 type nopTracer struct{}
 
 func (nopTracer) TraceReadStart(ctx context.Context, _ cache.ReadStart) context.Context { return ctx }
-func (nopTracer) TraceReadEnd(context.Context, cache.ReadEnd)                            {}
+func (nopTracer) TraceReadEnd(context.Context, cache.ReadEnd)                           {}
 
 // tracedHitAllocs is what a traced hit allocates beyond an untraced one:
 // the read's record. (7a5a730 made it 4: the targets of errors.As in the
