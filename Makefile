@@ -1,4 +1,4 @@
-.PHONY: test soak devserver bench bench-quick bench-readme bench-precision fuzz
+.PHONY: test soak devserver bench bench-quick bench-readme bench-precision fuzz browser-test
 
 # Everything CI runs: modules, dev server, gofmt, go mod tidy, vet, test -race.
 test:
@@ -37,6 +37,14 @@ bench-readme:
 # minutes), written into the README's "Cache precision" section.
 bench-precision:
 	cd bench && go run ./cmd/precision -readme ../README.md
+
+# The live example's page in a real browser: installs Debian's chromium
+# (as root, with apt-get) unless it is there, then runs the browser test
+# against the dev server (started by the test command when MONGODB_URI is
+# not set). make test runs the same test, NOT RUN without chromium.
+browser-test:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	./scripts/test.sh browser
 
 # Fuzz the decoder against the driver, its delegation paths, the encoder,
 # the matcher and Sanitize, each for FUZZTIME (FUZZTIME=15m for the long

@@ -2,6 +2,7 @@ package coherence
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/databridge-go/databridge/internal/cachecore"
 	"github.com/databridge-go/databridge/internal/testdb"
 	"github.com/databridge-go/databridge/odm"
+	"github.com/databridge-go/databridge/query"
 )
 
 // BenchmarkWriteOverhead measures what the Log adds to odm writes: the same
@@ -187,4 +189,56 @@ func BenchmarkPublishCost(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkLiveAcrossTheLog is the delay from a write's return in one
+// process to the yield of a live query in another, through the Log: the
+// writer (peer a) replaces document 1 and publishes the write as odm
+// would, off this binary's invalidation bus (a process of its own, as the
+// other coherence tests do); the reader's (peer b) live query of document
+// 1 yields the new version. Each op is one write and the wait for its
+// yield; the delay's p50 and p99 are reported (the Log's propagation plus
+// one read).
+//
+//	go test ./coherence -run '^$' -bench BenchmarkLiveAcrossTheLog -count 6
+func BenchmarkLiveAcrossTheLog(b *testing.B) {
+	db := testdb.DB(b).Name()
+	a := newPeer(b, observedClient(b), db)
+	r := newPeer(b, observedClient(b), db)
+	a.replace(b, 1, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	versions := make(chan int, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s, err := range r.reader.Live(ctx, query.Eq("_id", 1)) {
+			if err != nil || len(s.Value) != 1 {
+				return
+			}
+			versions <- s.Value[0].V
+		}
+	}()
+	for <-versions != 0 {
+	}
+	var delays []time.Duration
+	v := 0
+	for b.Loop() {
+		v++
+		a.replace(b, 1, v)
+		wrote := time.Now()
+		for got := -1; got != v; {
+			select {
+			case got = <-versions:
+			case <-time.After(30 * time.Second):
+				b.Fatalf("version %d never reached the other process's live query", v)
+			}
+		}
+		delays = append(delays, time.Since(wrote))
+	}
+	cancel()
+	<-done
+	slices.Sort(delays)
+	b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "p99-µs")
 }

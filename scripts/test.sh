@@ -2,10 +2,13 @@
 # The one test command (make test): on a fresh clone it downloads modules,
 # starts the embedded dev server on a free port unless MONGODB_URI is set,
 # checks gofmt and go mod tidy, and runs go vet and go test -race for the
-# three modules (the library, bench, otel) against that server, ending
+# four modules (the library, bench, otel, examples/live/browser: NOT RUN
+# without Chromium) against that server, ending
 # with a summary: tests passed, skipped and failed per package, and each
 # skipped test with its reason. The server is stopped on exit, also on
 # failure.
+#
+# `scripts/test.sh browser` (make browser-test) runs only the browser test.
 #
 # `scripts/test.sh soak` (make soak) runs the long load tests instead: the
 # cache under 64 goroutines for $SOAK (default 10m), the stale-read checker
@@ -15,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-modules=(. bench otel)
+modules=(. bench otel examples/live/browser)
 mode=${1:-test}
 
 # Each step prints the time since the start, so a slow step shows.
@@ -66,6 +69,12 @@ if [ -z "${MONGODB_URI:-}" ]; then
 fi
 step "testing against $MONGODB_URI"
 
+if [ "$mode" = browser ]; then
+	step "the live example's page in a real browser (make browser-test)"
+	(cd examples/live/browser && go test -count=1 -v ./...)
+	exit 0
+fi
+
 if [ "$mode" = soak ]; then
 	step "soak: cache load for ${SOAK:-10m}, the stale-read checker for 20,000 reads, the differential fuzzer for 20,000 writes, then a 1,000,000-document stream"
 	DATABRIDGE_SOAK=${SOAK:-10m} DATABRIDGE_STREAM_DOCS=1000000 DATABRIDGE_STALE_READS=20000 DATABRIDGE_DIFF_STEPS=20000 DATABRIDGE_DIFF_SEED=random \
@@ -87,6 +96,7 @@ embeds=github.com/databridge-go/databridge/bench/cmd/compare
 	(cd bench && go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} $(go list ./... | grep -vx "$embeds")) || echo "bench" >>"$tmp/status"
 	(cd bench && go test -json -count=1 -timeout 15m ${GOTESTFLAGS:-} "$embeds") || echo "bench (no -race)" >>"$tmp/status"
 	(cd otel && go test -json -race -count=1 -timeout 15m ${GOTESTFLAGS:-} ./...) || echo "otel" >>"$tmp/status"
+	(cd examples/live/browser && go test -json -count=1 -timeout 5m ${GOTESTFLAGS:-} ./...) || echo "browser" >>"$tmp/status"
 } | "$tmp/testsum"
 step "allocation tests, without -race (whose instrumentation allocates too)"
 go test -count=1 -run 'Allocations$' ./odm || echo "allocations" >>"$tmp/status"

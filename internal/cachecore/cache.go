@@ -177,9 +177,13 @@ func New(cfg Config) (*Cache, error) {
 				sp.mu.Lock()
 				sp.unregister(e.dep)
 				// Out of the indexes, no write would mark it: a live
-				// query tracking it reads again (watch.go).
-				e.dep.invalid.Store(true)
-				sp.notify(c)
+				// query tracking it reads again (watch.go). One that
+				// a write invalidated (and deleted) was woken, or will
+				// be, when that write is applied: waking it here, at
+				// the write's Begin, would read before the write ran.
+				if !e.dep.invalid.Swap(true) {
+					sp.notify(c)
+				}
 				sp.mu.Unlock()
 			}
 		},
