@@ -232,3 +232,31 @@ func TestLiveNeedsACache(t *testing.T) {
 		assert.True(t, err == nil || errors.Is(err, context.Canceled), "%v", err)
 	}
 }
+
+// TestLiveRereadsOnlyOnWrites: a result the cache refuses to store (here
+// larger than the whole cache) is not tracked; the live query reads again
+// on each write to the collection, never on its own.
+func TestLiveRereadsOnlyOnWrites(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	c, err := cache.New(cache.Config{MaxCost: 64, NumCounters: 100})
+	require.NoError(t, err)
+	defer c.Close()
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
+	coll := testdb.DBOn(t, cl).Collection("members")
+	members, err := odm.New[LiveMember](coll, odm.WithCache(c))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 5 {
+		require.NoError(t, members.Save(ctx, &LiveMember{ID: i, Team: "a"}))
+	}
+	snaps := run(t, ctx, members.Live(ctx, nil))
+	s := next(t, snaps, 10*time.Second)
+	require.Len(t, s.Value, 5)
+	assert.False(t, s.Tracked, "not stored: larger than the cache")
+	loads := c.Stats().Loads
+	time.Sleep(300 * time.Millisecond)
+	assert.Equal(t, loads, c.Stats().Loads, "no write, no read")
+	require.NoError(t, members.Save(ctx, &LiveMember{ID: 9, Team: "b"}))
+	assert.Len(t, next(t, snaps, 10*time.Second).Value, 6)
+}

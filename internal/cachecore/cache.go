@@ -181,8 +181,11 @@ func New(cfg Config) (*Cache, error) {
 				// a write invalidated (and deleted) was woken, or will
 				// be, when that write is applied: waking it here, at
 				// the write's Begin, would read before the write ran.
+				// Only the queries tracking this entry wake: one whose
+				// read is storing it (refused by ristretto) would read
+				// again at once, and again (TestLiveRereadsOnlyOnWrites).
 				if !e.dep.invalid.Swap(true) {
-					sp.notify(c)
+					sp.notifyDep(e.dep)
 				}
 				sp.mu.Unlock()
 			}

@@ -159,6 +159,19 @@ func (sp *space) notify(c *Cache) {
 	}
 }
 
+// notifyDep wakes the watchers tracking d, which left the cache (under
+// sp.mu).
+func (sp *space) notifyDep(d *dep) {
+	for w := range sp.watchers {
+		w.mu.Lock()
+		wake := w.d == d
+		w.mu.Unlock()
+		if wake {
+			w.signal()
+		}
+	}
+}
+
 // wakeAll wakes every watcher: the Source follows again after it may have
 // missed writes, which no later write would show.
 func (c *Cache) wakeAll() {
