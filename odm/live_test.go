@@ -260,3 +260,51 @@ func TestLiveRereadsOnlyOnWrites(t *testing.T) {
 	require.NoError(t, members.Save(ctx, &LiveMember{ID: 9, Team: "b"}))
 	assert.Len(t, next(t, snaps, 10*time.Second).Value, 6)
 }
+
+// TestLiveLeavesNoCursor: live queries over results of several batches,
+// cancelled at random moments (mid-read included) and broken out of,
+// leave no server cursor open and no goroutine running.
+func TestLiveLeavesNoCursor(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	tracker := testdb.NewCursorTracker()
+	c, err := cache.New(cache.Config{})
+	require.NoError(t, err)
+	defer c.Close()
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(tracker.Monitor())))
+	coll := testdb.DBOn(t, cl).Collection("many")
+	members, err := odm.New[LiveMember](coll, odm.WithCache(c))
+	require.NoError(t, err)
+	ctx := context.Background()
+	many := make([]LiveMember, 300) // three batches: the first of 101, getMores of the rest
+	for i := range many {
+		many[i] = LiveMember{ID: i, Team: "a"}
+	}
+	require.NoError(t, members.InsertMany(ctx, many))
+	for i := range 20 {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(i)*time.Millisecond)
+		for _, err := range members.Live(cctx, nil, query.BatchSize(50), query.Sort(bson.D{{Key: "_id", Value: 1}})) {
+			if err != nil {
+				break
+			}
+			if i%2 == 0 {
+				break
+			}
+			// A write, so that the next read runs while the deadline
+			// may pass.
+			_, err := members.UpdateOne(ctx, query.Eq("_id", i), bson.D{{Key: "$inc", Value: bson.D{{Key: "score", Value: 1}}}})
+			if err != nil {
+				break
+			}
+		}
+		cancel()
+		c.InvalidateAll() // the next live query reads from the server
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(leakcheck.Leaked()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // kills after a deadline run in the background, bounded
+	}
+	open, err := tracker.LeftOpen(ctx, testdb.Client(t).Database(coll.Database().Name()), coll.Name())
+	require.NoError(t, err)
+	assert.Empty(t, open, "server cursors left open; %d opened, %d killCursors", tracker.Opened(), tracker.Kills())
+	t.Logf("%d server cursors opened, %d killCursors sent", tracker.Opened(), tracker.Kills())
+}
