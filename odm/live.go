@@ -40,8 +40,11 @@ type Snapshot[V any] struct {
 //
 // Writes that land while a read runs, or while the loop's body runs,
 // coalesce into the next read: a slow consumer gets the latest result,
-// never a queue. query.MinInterval spaces reads further. The query ends
-// when ctx is done (no error is yielded) or the loop breaks; an error of a
+// never a queue. query.MinInterval spaces reads further. The result is
+// also read again when its cached entry expires (query.Cached's TTL, if
+// given, else the cache's DefaultTTL), which bounds how long a write that
+// reaches no cache goes unseen. The query ends when ctx is done or its
+// deadline comes (no error is yielded) or the loop breaks; an error of a
 // read is yielded once, last. The handle needs a cache (odm.WithCache);
 // without one the error is query.ErrUncacheable. query.Cached's TTL, if
 // given, is the TTL of the cached reads; it is not required.
@@ -104,10 +107,11 @@ func (c *Collection[T]) LiveCount(ctx context.Context, filter any, opts ...query
 
 // LiveAggregate is Live for an aggregation (as Aggregate takes it): it
 // yields its results, then the new results each time they change. A
-// pipeline that starts with $match on fields of c's documents is tracked
-// by the rules like a find; any other, and one that reads other
-// collections ($lookup, $unionWith), is read again after every write to
-// each collection it reads.
+// pipeline in the forms the invalidation rules read (docs/caching.md:
+// a leading $match, or none, then the stages listed there) is tracked
+// like a find; any other, and one that reads other collections ($lookup,
+// $unionWith), is read again after every write to each collection it
+// reads (Snapshot.Tracked is false).
 func LiveAggregate[R, T any](ctx context.Context, c *Collection[T], pipeline any, opts ...query.ReadOption) iter.Seq2[Snapshot[[]R], error] {
 	return func(yield func(Snapshot[[]R], error) bool) {
 		cfg, err := c.liveConfig(opts)
@@ -174,7 +178,7 @@ func live[V any](ctx context.Context, rc *cachecore.Cache, k cachecore.Key, cfg 
 		w.Begin()
 		res, h, err := rc.FetchLive(ctx, k, cfg.TTL, load, memo, nil)
 		if err != nil {
-			if ctx.Err() == nil {
+			if !ended(ctx, err) {
 				yield(Snapshot[V]{}, err)
 			}
 			return
@@ -192,11 +196,26 @@ func live[V any](ctx context.Context, rc *cachecore.Cache, k cachecore.Key, cfg 
 			last, first = res.Docs, false // immutable: the cache's, or this read's own
 		}
 		read := time.Now()
+		// Read again when a write may have changed the result, or when
+		// its entry expires (a write that reaches no cache is then seen:
+		// the TTL bounds it), whichever comes first.
+		expires := h.Expires()
+		if expires.IsZero() {
+			ttl := cfg.TTL
+			if ttl <= 0 {
+				ttl = rc.DefaultTTL()
+			}
+			expires = read.Add(ttl)
+		}
+		ttl := time.NewTimer(time.Until(expires))
 		select {
 		case <-ctx.Done():
+			ttl.Stop()
 			return
 		case <-w.C():
+		case <-ttl.C:
 		}
+		ttl.Stop()
 		if wait := cfg.MinInterval - time.Since(read); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -207,6 +226,19 @@ func live[V any](ctx context.Context, rc *cachecore.Cache, k cachecore.Key, cfg 
 			}
 		}
 	}
+}
+
+// ended reports whether a read's error is the live query's end: its
+// context is done, or the driver cut the read short at the context's
+// deadline (a timeout within a second of it: the server's
+// MaxTimeMSExpired, or "operation not sent, as Timeout would be
+// exceeded", come just before the context itself is done).
+func ended(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && mongo.IsTimeout(err) && time.Until(dl) < time.Second
 }
 
 // sameDocs reports whether two results are the same documents, byte for

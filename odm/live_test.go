@@ -3,6 +3,7 @@ package odm_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +163,8 @@ func TestLiveCountAndAggregate(t *testing.T) {
 		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "sum", Value: bson.D{{Key: "$sum", Value: "$score"}}}}}},
 	}
 	sums := run(t, ctx, odm.LiveAggregate[total](ctx, e.members, pipeline))
+	skipped := run(t, ctx, e.members.Live(ctx, nil, query.Skip(1)))
+	assert.False(t, next(t, skipped, 10*time.Second).Tracked, "a skip is outside the rules: read again on every write")
 	assert.EqualValues(t, 3, next(t, counts, 10*time.Second).Value)
 	assert.Equal(t, []total{{Sum: 1 + 3 + 5}}, next(t, sums, 10*time.Second).Value)
 
@@ -307,4 +310,91 @@ func TestLiveLeavesNoCursor(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, open, "server cursors left open; %d opened, %d killCursors", tracker.Opened(), tracker.Kills())
 	t.Logf("%d server cursors opened, %d killCursors sent", tracker.Opened(), tracker.Kills())
+}
+
+// TestLiveQueriesDoNotEvictEachOther: two live queries whose results do
+// not both fit in the cache evict each other's entries; an eviction is not
+// a write, and reads nothing (a stranger session found 1,400 reads a
+// second between two such queries on 9af79ab, with no write at all).
+func TestLiveQueriesDoNotEvictEachOther(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	c, err := cache.New(cache.Config{MaxCost: 300, NumCounters: 100})
+	require.NoError(t, err)
+	defer c.Close()
+	cl := testdb.NewClient(t, options.Client().SetMonitor(cache.Observer(nil)))
+	coll := testdb.DBOn(t, cl).Collection("small")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 8 {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "g", Value: int32(i % 4)}, {Key: "pad", Value: "0123456789012345678901234567890123456789"}})
+		require.NoError(t, err)
+	}
+	h, err := odm.New[bson.Raw](coll, odm.WithCache(c))
+	require.NoError(t, err)
+	var chans []<-chan odm.Snapshot[[]bson.Raw]
+	for g := range 2 {
+		chans = append(chans, run(t, ctx, h.Live(ctx, bson.D{{Key: "g", Value: int32(g)}}, query.Sort(bson.D{{Key: "_id", Value: 1}}))))
+	}
+	for _, ch := range chans {
+		require.Len(t, next(t, ch, 10*time.Second).Value, 2)
+	}
+	time.Sleep(100 * time.Millisecond) // the first reads' evictions settle
+	loads := c.Stats().Loads
+	t.Logf("after the first reads: %+v", c.Stats())
+	time.Sleep(500 * time.Millisecond)
+	assert.LessOrEqual(t, c.Stats().Loads-loads, uint64(2), "no write, no reads (evictions: %d)", c.Stats().Evictions)
+	// A write still reaches both: they are untracked once evicted.
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 8}, {Key: "g", Value: int32(0)}})
+	require.NoError(t, err)
+	assert.Len(t, next(t, chans[0], 10*time.Second).Value, 3)
+}
+
+// TestLiveTTLBoundsUnseenWrites: a write that reaches no cache (a client
+// without the observer) is seen once the live query's entry expires: its
+// TTL bounds it (on 9af79ab the query waited for ristretto's expiry sweep,
+// 2.5 to 5 s, for a TTL of 300 ms).
+func TestLiveTTLBoundsUnseenWrites(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	e := newLiveEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = 50 * time.Millisecond
+	snaps := run(t, ctx, e.members.Live(ctx, query.Eq("team", "a"), query.Sort(bson.D{{Key: "_id", Value: 1}}), query.Cached(ttl)))
+	counts := run(t, ctx, e.members.LiveCount(ctx, query.Eq("team", "a"), query.Cached(ttl)))
+	require.Len(t, next(t, snaps, 10*time.Second).Value, 3)
+	require.EqualValues(t, 3, next(t, counts, 10*time.Second).Value)
+	// Another client, without the observer: its write reaches no cache.
+	unobserved := testdb.NewClient(t).Database(e.coll.Database().Name()).Collection(e.coll.Name())
+	_, err := unobserved.InsertOne(ctx, LiveMember{ID: 10, Team: "a"})
+	require.NoError(t, err)
+	wrote := time.Now()
+	assert.Len(t, next(t, snaps, 10*time.Second).Value, 4)
+	assert.EqualValues(t, 4, next(t, counts, 10*time.Second).Value)
+	t.Logf("seen %v after the write", time.Since(wrote))
+	assert.Less(t, time.Since(wrote), 2*time.Second, "seen within the TTL (%v) and a read", ttl)
+}
+
+// TestLiveDeadlineEndsQuietly: a context that reaches its deadline during
+// a read ends the live query without an error, as a cancelled one does
+// (on 9af79ab, 4 in 15 such runs yielded the driver's timeout error).
+func TestLiveDeadlineEndsQuietly(t *testing.T) {
+	leakcheck.Check(t, 10*time.Second)
+	e := newLiveEnv(t)
+	ctx := context.Background()
+	big := make([]LiveMember, 200)
+	for i := range big {
+		big[i] = LiveMember{ID: 100 + i, Team: strings.Repeat("x", 2000)}
+	}
+	require.NoError(t, e.members.InsertMany(ctx, big))
+	for i := range 15 {
+		dctx, cancel := context.WithTimeout(ctx, time.Duration(i)*time.Millisecond)
+		for _, err := range e.members.Live(dctx, nil) {
+			assert.NoError(t, err, "deadline of %d ms", i)
+		}
+		for _, err := range e.members.LiveCount(dctx, nil) {
+			assert.NoError(t, err, "deadline of %d ms", i)
+		}
+		cancel()
+		e.c.InvalidateAll()
+	}
 }

@@ -176,17 +176,15 @@ func New(cfg Config) (*Cache, error) {
 				sp := e.dep.sp
 				sp.mu.Lock()
 				sp.unregister(e.dep)
-				// Out of the indexes, no write would mark it: a live
-				// query tracking it reads again (watch.go). One that
-				// a write invalidated (and deleted) was woken, or will
-				// be, when that write is applied: waking it here, at
-				// the write's Begin, would read before the write ran.
-				// Only the queries tracking this entry wake: one whose
-				// read is storing it (refused by ristretto) would read
-				// again at once, and again (TestLiveRereadsOnlyOnWrites).
-				if !e.dep.invalid.Swap(true) {
-					sp.notifyDep(e.dep)
-				}
+				// Out of the indexes, no write would mark it: it is
+				// invalid from now on, and a live query tracking it is
+				// untracked (watch.go: the next write of the collection
+				// wakes it, whatever it changes). Leaving is not a
+				// change: waking here would read again at once, and live
+				// queries that evict each other would read in a loop
+				// (TestLiveQueriesDoNotEvictEachOther); an expiry is
+				// the live query's own timer's business (Handle.Expires).
+				e.dep.invalid.Store(true)
 				sp.mu.Unlock()
 			}
 		},

@@ -2,6 +2,7 @@ package cachecore
 
 import (
 	"sync/atomic"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -63,7 +64,8 @@ type dep struct {
 
 	indexed uint64 // the space's index generation it was registered in (0: not registered)
 
-	why Wide // why it is under the collection-wide rule (filter nil), for Stats and traces
+	why     Wide      // why it is under the collection-wide rule (filter nil), for Stats and traces
+	expires time.Time // when its entry's TTL runs out (set when stored)
 }
 
 // alsoDep is another collection an entry reads ($lookup, $unionWith, …):

@@ -260,6 +260,7 @@ func (c *Cache) loadStore(ctx context.Context, q Key, sp *space, key string, ttl
 	// path, where a few µs are nothing next to the round trip, makes the
 	// next read of the key a hit (unless its admission policy refuses it).
 	raise(&c.maxTTL, int64(ttl)) // the longest an entry may live (see unsettled)
+	d.expires = time.Now().Add(ttl)
 	stored := false
 	open := c.ristretto(func() {
 		if stored = c.rc.SetWithTTL(key, &entry{key: key, res: res, dep: d}, cost, ttl); stored {

@@ -15,9 +15,10 @@ import (
 // reads again (through the cache's single flight) and compares. A Watch
 // never patches a result.
 //
-// Woken means "may have changed": spurious wake-ups are allowed (an entry
-// evicted, its TTL run out, a write the rules cannot decide), missed ones
-// are not. The owner calls Begin before each read, Track after it with the
+// Woken means "may have changed": spurious wake-ups are allowed (a write
+// the rules cannot decide, any write once the entry was evicted), missed
+// ones are not. An entry leaving the cache wakes nothing by itself: the
+// owner reads again when the entry expires (Handle.Expires). The owner calls Begin before each read, Track after it with the
 // read's Handle; a write applied between the two is seen by Track.
 
 // Watch is one live query's registration in its collections.
@@ -39,9 +40,21 @@ type Watch struct {
 // it was served from or stored in, or nothing.
 type Handle struct{ d *dep }
 
-// Tracked reports whether the result is tracked by the rules (stored in
-// the cache); an untracked one is woken by any write of its collection.
-func (h Handle) Tracked() bool { return h.d != nil }
+// Expires returns when the tracked result's entry expires (its TTL), or
+// the zero time when no entry holds it. A live query reads again then:
+// the TTL bounds how long it can miss a write that reaches no cache.
+func (h Handle) Expires() time.Time {
+	if h.d == nil {
+		return time.Time{}
+	}
+	return h.d.expires
+}
+
+// Tracked reports whether the result is tracked by the rules: stored in
+// the cache, in a shape they read. An untracked one is woken by any write
+// of its collection (a stored result under the collection-wide rule is
+// invalidated by any write; one not stored has no entry to decide).
+func (h Handle) Tracked() bool { return h.d != nil && h.d.why == WideNone }
 
 // Watch registers a live query of q's collections (and those q.Also
 // names). Close it when done.
@@ -159,19 +172,6 @@ func (sp *space) notify(c *Cache) {
 	}
 }
 
-// notifyDep wakes the watchers tracking d, which left the cache (under
-// sp.mu).
-func (sp *space) notifyDep(d *dep) {
-	for w := range sp.watchers {
-		w.mu.Lock()
-		wake := w.d == d
-		w.mu.Unlock()
-		if wake {
-			w.signal()
-		}
-	}
-}
-
 // wakeAll wakes every watcher: the Source follows again after it may have
 // missed writes, which no later write would show.
 func (c *Cache) wakeAll() {
@@ -183,6 +183,9 @@ func (c *Cache) wakeAll() {
 		sp.mu.Unlock()
 	})
 }
+
+// DefaultTTL is the TTL of entries stored without one of their own.
+func (c *Cache) DefaultTTL() time.Duration { return c.defaultTTL }
 
 // FetchLive is FetchTraced that also returns what the result's validity
 // can be tracked by (see Watch.Track).

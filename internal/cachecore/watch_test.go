@@ -78,11 +78,15 @@ func TestWatchWakes(t *testing.T) {
 	c.InvalidateAll()
 	assert.True(t, woken(w))
 
-	read()
+	h = read()
+	require.False(t, h.Expires().IsZero(), "a stored result's entry expires")
 	key, err := q.canonical()
 	require.NoError(t, err)
 	c.ristretto(func() { c.rc.Del(key); c.rc.Wait() }) // as an eviction
-	assert.Eventually(t, func() bool { return woken(w) }, 5*time.Second, time.Millisecond, "its entry left the cache")
+	time.Sleep(10 * time.Millisecond)
+	assert.False(t, woken(w), "an entry leaving the cache is not a write")
+	Apply(set(4, "z")) // a write the rules would rule out for a tracked entry
+	assert.True(t, woken(w), "out of the cache, the result is untracked: any write wakes it")
 
 	// A write applied between the read and Track is seen by Track.
 	w.Begin()
