@@ -11,7 +11,8 @@ type Stats struct {
 	// process (once per write, whatever it invalidated), each event of
 	// another process, each Invalidate and InvalidateAll.
 	Applied uint64
-	// Evictions counts entries ristretto evicted to make room.
+	// Evictions counts entries ristretto evicted: to make room, and, in
+	// its periodic sweep, those whose TTL ran out.
 	Evictions uint64
 	// UsedBytes is the bytes of results held now (ristretto applies sets
 	// asynchronously); MaxBytes is Config.MaxCost.

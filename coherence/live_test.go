@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -64,13 +62,7 @@ func TestLiveAcrossProcesses(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(yields) > 0 }, 20*time.Second, time.Millisecond)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s", writerEnv, testdb.URI(), db, writes, modeDescriptors))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := startWriter(t, db, writes, modeDescriptors)
 	var seq []int // seq[v-1]: the document write v set
 	var wrote []time.Time
 	sc := bufio.NewScanner(out)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -240,6 +241,20 @@ func runWriter() int {
 	return 0
 }
 
+// startWriter starts runWriter in another OS process, writing to db; its
+// lines come on out, and cmd.Wait ends it (the test's cleanup kills it).
+func startWriter(t *testing.T, db string, writes int, mode string) (cmd *exec.Cmd, out io.Reader) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s", writerEnv, testdb.URI(), db, writes, mode))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, out
+}
+
 // TestPropagationAcrossProcesses runs the writer as a separate OS process
 // with a cache of its own, while this process keeps documents 1..10 and a
 // list of them cached and re-reads them: every write reaches this
@@ -284,13 +299,7 @@ func testPropagation(t *testing.T, mode string, writes int) {
 	}
 	unchanged := query.Gt("_id", 100) // no write of the writer can change it
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d %s", writerEnv, testdb.URI(), db, writes, mode))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := startWriter(t, db, writes, mode)
 
 	var delays []time.Duration
 	survived, flushed := 0, 0

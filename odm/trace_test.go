@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/databridge-go/databridge/cache"
@@ -31,13 +32,28 @@ func TestCachedHitAllocations(t *testing.T) {
 	if raceDetector {
 		t.Skip("NOT RUN under -race (its instrumentation allocates, 6-7 times here); make test runs it without -race")
 	}
+	allocs := hitAllocations(t, hitsColl(t), nil)
+	assert.LessOrEqual(t, allocs, float64(hitAllocs), "a hit with no tracer allocates what it did before tracers")
+	t.Logf("a hit allocates %v times", allocs)
+}
+
+// hitsColl is a collection of 10 small documents.
+func hitsColl(t *testing.T) *mongo.Collection {
+	t.Helper()
 	coll := testdb.DB(t).Collection("hits")
-	ctx := context.Background()
 	for i := range 10 {
-		_, err := coll.InsertOne(ctx, benchdata.NewSmall(i))
+		_, err := coll.InsertOne(context.Background(), benchdata.NewSmall(i))
 		require.NoError(t, err)
 	}
-	c, err := cache.New(cache.Config{})
+	return coll
+}
+
+// hitAllocations is what a cached FindMany hit of coll's documents
+// allocates through a cache with tracer tr (AllocsPerRun).
+func hitAllocations(t *testing.T, coll *mongo.Collection, tr cache.Tracer) float64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cache.New(cache.Config{Tracer: tr})
 	require.NoError(t, err)
 	defer c.Close()
 	h, err := odm.New[benchdata.Small](coll, odm.WithCache(c))
@@ -55,8 +71,7 @@ func TestCachedHitAllocations(t *testing.T) {
 		}
 	})
 	require.Equal(t, hits+101, c.Stats().Hits, "every read measured was a hit")
-	assert.LessOrEqual(t, allocs, float64(hitAllocs), "a hit with no tracer allocates what it did before tracers")
-	t.Logf("a hit allocates %v times", allocs)
+	return allocs
 }
 
 // recorder is a cache.Tracer, WriteTracer and SourceTracer that keeps
@@ -218,29 +233,7 @@ func TestTracedHitAllocations(t *testing.T) {
 	if raceDetector {
 		t.Skip("NOT RUN under -race (its instrumentation allocates); make test runs it without -race")
 	}
-	coll := testdb.DB(t).Collection("hits")
-	ctx := context.Background()
-	for i := range 10 {
-		_, err := coll.InsertOne(ctx, benchdata.NewSmall(i))
-		require.NoError(t, err)
-	}
-	measure := func(tr cache.Tracer) float64 {
-		c, err := cache.New(cache.Config{Tracer: tr})
-		require.NoError(t, err)
-		defer c.Close()
-		h, err := odm.New[benchdata.Small](coll, odm.WithCache(c))
-		require.NoError(t, err)
-		filter := bson.D{{Key: "age", Value: bson.D{{Key: "$gte", Value: 0}}}}
-		for c.Stats().Hits == 0 {
-			_, err := h.FindMany(ctx, filter, query.Cached(time.Hour))
-			require.NoError(t, err)
-		}
-		return testing.AllocsPerRun(100, func() {
-			if _, err := h.FindMany(ctx, filter, query.Cached(time.Hour)); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	without, with := measure(nil), measure(nopTracer{})
+	coll := hitsColl(t)
+	without, with := hitAllocations(t, coll, nil), hitAllocations(t, coll, nopTracer{})
 	assert.LessOrEqual(t, with-without, float64(tracedHitAllocs), "%v allocations traced, %v not", with, without)
 }

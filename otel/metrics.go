@@ -57,7 +57,7 @@ func RegisterMetrics(c *cache.Cache, opts ...Option) (metric.Registration, error
 	loads := counter("databridge.cache.loads", "{query}", "Queries sent to the server on misses.")
 	usage := gauge("databridge.cache.usage", "By", "Bytes of results held.")
 	limit := gauge("databridge.cache.limit", "By", "The cache's byte budget (Config.MaxCost).")
-	evictions := counter("databridge.cache.evictions", "{entry}", "Entries evicted to make room.")
+	evictions := counter("databridge.cache.evictions", "{entry}", "Entries evicted: to make room, or in the periodic sweep of expired entries.")
 	applied := counter("databridge.cache.applied", "{change}", "Writes of this process, events of others, Invalidate and InvalidateAll calls applied.")
 	invalidations := counter("databridge.cache.invalidations", "{entry}", "Entries invalidated, by rule.")
 	kept := counter("databridge.cache.kept", "{entry}", "Entries a write was checked against and left valid.")

@@ -101,6 +101,10 @@ func (c *Cache) applyStmts(sp *space, ch *Change, t *tally) {
 		for i := range ch.Stmts {
 			ch.Stmts[i].doc() // the caller's value may change once it returns
 		}
+		// Kept for the loads in flight, which read its statements only:
+		// not the writer's context or flight (apply's own copy; Apply's
+		// trace reads its own), which the ring would hold alive.
+		ch.Ctx, ch.flight = nil, nil
 		sp.keep(applied{seq: sp.seq.Load(), ch: ch})
 	}
 	stale = c.decideAll(sp, ch.Stmts, t)
